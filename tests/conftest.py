@@ -1,0 +1,39 @@
+"""Test configuration: 8 fake CPU devices (set before JAX starts) and shared-data fixtures."""
+import os
+
+# Must happen before jax is imported anywhere: sharding tests use 8 CPU devices.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+_flags = os.environ.get("XLA_FLAGS", "")
+if "xla_force_host_platform_device_count" not in _flags:
+    os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
+
+import pathlib  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# ../shared next to the checkout (the project's reference material); VOSJAX_SHARED overrides.
+SHARED = pathlib.Path(os.environ.get("VOSJAX_SHARED", REPO.parent / "shared"))
+GOLDEN = SHARED / "golden" / "stm_training"
+DAVIS_MINI = SHARED / "data" / "davis2016-mini"
+
+
+def _require(path: pathlib.Path, what: str) -> pathlib.Path:
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} missing at {path}: CI must have ../shared")
+        pytest.skip(f"{what} not found at {path} (a clone without ../shared; "
+                    "set VOSJAX_SHARED to its location)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> pathlib.Path:
+    """../shared/golden/stm_training (skips when absent outside CI)."""
+    return _require(GOLDEN / "outputs.npz", "golden STM-Training data").parent
+
+
+@pytest.fixture(scope="session")
+def davis_mini() -> pathlib.Path:
+    """../shared/data/davis2016-mini (skips when absent outside CI)."""
+    return _require(DAVIS_MINI / "ImageSets", "davis2016-mini").parent

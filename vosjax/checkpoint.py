@@ -1,0 +1,103 @@
+"""Model checkpoints on disk: an orbax checkpoint of the variables plus ``model.json``.
+
+Layout of a model directory (written by ``python -m vosjax.convert`` and exported by
+``train.py``)::
+
+    DIR/model.json      {"model": "stm", "fields": {"arch": "resnet50", "keydim": 128, ...}}
+    DIR/variables/      orbax StandardCheckpointer tree {"params": ..., "batch_stats": ...}
+
+Writes go to a temporary sibling directory that is renamed into place at the end, so an
+interrupted write never leaves a half-written ``DIR``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+def _registry():
+    from vosjax.models.stm import STM  # noqa: PLC0415
+    models = {"stm": STM}
+    try:
+        from vosjax.models.gcseg import GCSeg  # noqa: PLC0415
+        models["gcseg"] = GCSeg
+    except ImportError:
+        pass
+    return models
+
+
+# Module fields that describe the architecture (stored); precision/dtype are runtime choices.
+RUNTIME_FIELDS = ("precision", "dtype", "parent", "name")
+
+
+def model_spec(model) -> dict:
+    """``{"model": kind, "fields": {...}}`` for a registered model instance."""
+    import dataclasses  # noqa: PLC0415
+
+    for kind, cls in _registry().items():
+        if type(model) is cls:
+            fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)
+                      if f.name not in RUNTIME_FIELDS}
+            return {"model": kind, "fields": fields, "format": FORMAT_VERSION}
+    raise TypeError(f"cannot save a {type(model).__name__}: not a registered vosjax model")
+
+
+def model_from_spec(spec: dict, **overrides: Any):
+    """Instantiate the model described by ``spec`` (``overrides``: e.g. ``precision``)."""
+    kind = spec.get("model")
+    registry = _registry()
+    if kind not in registry:
+        raise ValueError(f"model.json: unknown model {kind!r} (known: {sorted(registry)})")
+    return registry[kind](**spec.get("fields", {}), **overrides)
+
+
+def save_model(directory: str | os.PathLike, model, variables) -> None:
+    """Write ``model`` and ``variables`` to ``directory`` (which must not exist or be empty)."""
+    import orbax.checkpoint as ocp  # noqa: PLC0415
+
+    directory = os.path.abspath(os.fspath(directory))
+    if os.path.exists(directory) and os.listdir(directory):
+        raise FileExistsError(f"{directory}: exists and is not empty; choose a new --out")
+    spec = model_spec(model)
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(directory) + "-", dir=parent)
+    try:
+        ckptr = ocp.StandardCheckpointer()
+        ckptr.save(os.path.join(tmp, "variables"), variables)
+        ckptr.wait_until_finished()
+        with open(os.path.join(tmp, "model.json"), "w") as f:
+            json.dump(spec, f, indent=2)
+        if os.path.exists(directory):
+            os.rmdir(directory)
+        os.rename(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_model(directory: str | os.PathLike, **overrides: Any):
+    """Read a model directory written by :func:`save_model` -> ``(model, variables)``."""
+    import orbax.checkpoint as ocp  # noqa: PLC0415
+
+    directory = os.path.abspath(os.fspath(directory))
+    spec_path = os.path.join(directory, "model.json")
+    if not os.path.isfile(spec_path):
+        raise FileNotFoundError(f"{spec_path}: not found; --checkpoint must be a directory "
+                                "written by `python -m vosjax.convert` or by train.py")
+    with open(spec_path) as f:
+        try:
+            spec = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{spec_path}: not valid JSON ({e})") from None
+    model = model_from_spec(spec, **overrides)
+    var_dir = os.path.join(directory, "variables")
+    if not os.path.isdir(var_dir):
+        raise FileNotFoundError(f"{var_dir}: missing variables checkpoint")
+    variables = ocp.StandardCheckpointer().restore(var_dir)
+    return model, variables

@@ -1,0 +1,1 @@
+"""Flax linen models: ResNet trunks, STM (and GCSeg)."""
