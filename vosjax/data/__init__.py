@@ -1,0 +1,1 @@
+"""Datasets, readers, label PNG I/O, synthetic videos and the training clip sampler."""
