@@ -234,7 +234,7 @@ def infer_stm_config(state_dict: Mapping[str, np.ndarray], where: str = "state d
         valdim = int(state_dict["KV_M_r4.Value.weight"].shape[0])
     except KeyError as e:
         raise CheckpointError(f"{where}: not an STM-Training state dict (missing key {e})") from None
-    table = {(False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50",
+    table = {(False, 1): "resnet10", (False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50",
              (True, 23): "resnet101"}
     arch = table.get((bottleneck, n4))
     if arch is None:
