@@ -120,6 +120,14 @@ def _render(s: _Shape, xx: np.ndarray, yy: np.ndarray):
     return inside, colour
 
 
+def _visible(layers, n: int, min_pixels: int = 4) -> bool:
+    """Whether every target 1..n keeps ``min_pixels`` in frame 0 after back-to-front layering."""
+    lab0 = np.zeros(layers[0][0].shape[1:], np.uint8)
+    for inside, _, lab in layers:
+        lab0 = np.where(inside[0], np.uint8(lab), lab0)
+    return bool((np.bincount(lab0.reshape(-1), minlength=n + 1)[1:] >= min_pixels).all())
+
+
 def synthetic_video(seed=0, height: int = 64, width: int = 96, num_frames: int = 10,
                     num_objects: int | None = None, distractors: bool = True,
                     leave_prob: float = 0.5, name: str | None = None) -> Video:
@@ -160,24 +168,27 @@ def synthetic_video(seed=0, height: int = 64, width: int = 96, num_frames: int =
         if n >= 2:   # the last target crosses the first: mutual occlusion
             cross = _crossing(rng, targets[0], t, height, width)
             targets[-1].cx, targets[-1].cy = cross.cx, cross.cy
-        layers = [(s, i + 1) for i, s in enumerate(targets)]
-        if distractors:
-            layers += [(_crossing(rng, targets[i], t, height, width), 0)
-                       for i in range(min(n, 2))]
-        order = rng.permutation(len(layers))
-        frames = bg_frames.copy()
-        labels = np.zeros((num_frames, height, width), np.uint8)
-        for j in order:
-            s, lab = layers[j]
-            inside, colour = _render(s, xx, yy)
-            frames = np.where(inside[..., None], colour, frames)
-            labels = np.where(inside, np.uint8(lab), labels)
-        counts = np.bincount(labels[0].reshape(-1), minlength=n + 1)[1:]
-        if (counts >= 4).all():
+        distractor_seed = int(rng.integers(2**63))   # drawn either way: same targets
+        layers = [(*_render(targets[j], xx, yy), j + 1) for j in rng.permutation(n)]
+        if _visible(layers, n):
             break
     else:
         raise ValueError(f"synthetic_video: could not place {n} visible targets in a "
                          f"{height}x{width} frame")
+    if distractors:
+        # Look-alikes of the first (up to) two targets, at a random depth; one that would
+        # hide a target in frame 0 goes behind all targets.
+        drng = np.random.default_rng(distractor_seed)
+        for i in range(min(n, 2)):
+            lay = (*_render(_crossing(drng, targets[i], t, height, width), xx, yy), 0)
+            pos = int(drng.integers(0, len(layers) + 1))
+            trial = layers[:pos] + [lay] + layers[pos:]
+            layers = trial if _visible(trial, n) else [lay] + layers
+    frames = bg_frames
+    labels = np.zeros((num_frames, height, width), np.uint8)
+    for inside, colour, lab in layers:     # back to front
+        frames = np.where(inside[..., None], colour, frames)
+        labels = np.where(inside, np.uint8(lab), labels)
     frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
     seed_name = seed if isinstance(seed, (int, np.integer)) else "gen"
     return video_from_arrays(name or f"synthetic-{seed_name}", frames, labels)

@@ -93,7 +93,10 @@ class TfdsVideos(Sequence):
         return len(self.data_source)
 
     def __getitem__(self, i: int) -> Video:
-        return self.adapter(self.data_source[i])
+        n = len(self.data_source)
+        if not -n <= i < n:
+            raise IndexError(f"video index {i} out of range for {n} videos")
+        return self.adapter(self.data_source[i % n])
 
 
 def host_split(split: str, process_index: int | None = None,
