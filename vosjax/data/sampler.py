@@ -181,6 +181,8 @@ class ClipSampler:
         video = self._video(int(d), int(v))
         rng = np.random.default_rng([self.seed, 0, int(index)])
         ann = np.asarray(video.annotated_frames)
+        if not len(ann):
+            raise ValueError(f"{video.name}: no annotated frame to sample a training clip from")
         gap = cfg.max_gap(epoch)
         for attempt in range(cfg.max_retries + 1):
             picks = ann[pick_frames(rng, len(ann), cfg.num_frames, gap)]
