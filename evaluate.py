@@ -57,14 +57,16 @@ def run_score() -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    # One function per mode; each reports bad input as FileNotFoundError / ValueError.
     if FLAGS.score:
-        try:
-            run_score()
-        except (FileNotFoundError, ValueError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(1)
-        return
-    raise app.UsageError("choose a mode: --score (score an existing results folder)")
+        mode = run_score
+    else:
+        raise app.UsageError("choose a mode: --score (score an existing results folder)")
+    try:
+        mode()
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

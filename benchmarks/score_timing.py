@@ -14,10 +14,10 @@ The toolkit is never vendored: pass a checkout of it and a Python that has its r
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -27,7 +27,12 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from toolkit import (csv_max_diff, ours_cli, raw_max_diff, run_toolkit_cli,  # noqa: E402
+                     run_toolkit_raw, toolkit_command)
+
+from vosjax.evaluation.davis import score_davis  # noqa: E402
 from vosjax.evaluation.synthetic import (  # noqa: E402
     blob_video, perturb_video, write_davis_layout, write_label_folder)
 
@@ -35,20 +40,6 @@ from vosjax.evaluation.synthetic import (  # noqa: E402
 OBJECTS = [1] * 10 + [2] * 12 + [3] * 6 + [4] * 2
 TOTAL_FRAMES = 1999  # DAVIS-2017 val
 HEIGHT, WIDTH = 480, 854
-
-# Dumps the toolkit's unrounded per-object statistics (run with the toolkit's Python).
-TOOLKIT_DUMP = """
-import json, sys
-sys.path.insert(0, sys.argv[1])
-from davis2017.evaluation import DAVISEvaluation
-res = DAVISEvaluation(davis_root=sys.argv[2], task='semi-supervised', gt_set='val')
-res = res.evaluate(sys.argv[3])
-out = {m: {'names': list(res[m]['M_per_object']), 'M': [float(v) for v in res[m]['M']],
-           'R': [float(v) for v in res[m]['R']], 'D': [float(v) for v in res[m]['D']]}
-       for m in ('J', 'F')}
-json.dump(out, open(sys.argv[4], 'w'))
-"""
-
 
 def make_benchmark_set(workdir: str, seed: int = 0) -> tuple[str, str]:
     """Write ``workdir/davis`` (ground truth) and ``workdir/results`` (predictions) unless
@@ -72,31 +63,20 @@ def make_benchmark_set(workdir: str, seed: int = 0) -> tuple[str, str]:
     return davis, results
 
 
-def _read_csv(path: str) -> list[list[str]]:
-    with open(path, newline="") as f:
-        return list(csv.reader(f))
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
-def _csv_diff(a: str, b: str) -> float:
-    """Max abs difference between the numbers of two CSVs of the same layout."""
-    ra, rb = _read_csv(a), _read_csv(b)
-    if len(ra) != len(rb) or ra[0] != rb[0]:
-        raise SystemExit(f"CSV layouts differ: {a} vs {b}")
-    diff = 0.0
-    for la, lb in zip(ra[1:], rb[1:]):
-        for va, vb in zip(la, lb):
-            try:
-                diff = max(diff, abs(float(va) - float(vb)))
-            except ValueError:
-                if va != vb:
-                    raise SystemExit(f"CSV rows differ: {la} vs {lb}") from None
-    return diff
+def _timed(fn, *args) -> tuple[float, float]:
+    """(wall seconds, user + system CPU seconds of the child process) of ``fn(*args)``."""
+    cpu, start = _children_cpu(), time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start, _children_cpu() - cpu
 
 
-def _timed(cmd: list[str], cwd: str) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+def _run_ours(cmd: list[str]) -> None:
+    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
 
 
 def _cpu_name() -> str:
@@ -120,40 +100,26 @@ def main() -> None:
 
     davis, results = make_benchmark_set(args.workdir)
     ours_dir, tk_dir = os.path.join(args.workdir, "ours"), os.path.join(args.workdir, "toolkit")
-    ours_cmd = [sys.executable, os.path.join(REPO, "evaluate.py"), "--score",
-                f"--davis-root={davis}", "--year=2017", "--split=val", f"--results={ours_dir}"]
-    tk_cmd = [args.toolkit_python, os.path.join(args.toolkit, "evaluation_method.py"),
-              "--task", "semi-supervised", "--set", "val", "--davis_path", davis,
-              "--results_path", tk_dir]
     times = {"ours": [], "toolkit": []}
+    cpu = {"ours": [], "toolkit": []}
+    load = [os.getloadavg()[0]]
     for _ in range(args.repeats):
-        for name, folder, cmd, cwd in (("ours", ours_dir, ours_cmd, REPO),
-                                       ("toolkit", tk_dir, tk_cmd, args.toolkit)):
-            # Fresh copies: the toolkit reuses CSVs it finds in the results folder.
+        # Fresh copies each time: the toolkit reuses CSVs it finds in the results folder.
+        for folder in (ours_dir, tk_dir):
             shutil.rmtree(folder, ignore_errors=True)
             shutil.copytree(results, folder)
-            times[name].append(_timed(cmd, cwd))
-            print(f"{name}: {times[name][-1]:.2f} s", flush=True)
+        for name, fn, fargs in (
+                ("ours", _run_ours, (ours_cli(davis, ours_dir),)),
+                ("toolkit", run_toolkit_cli, (args.toolkit, args.toolkit_python, davis, tk_dir))):
+            wall, used = _timed(fn, *fargs)
+            times[name].append(wall)
+            cpu[name].append(used)
+            print(f"{name}: {wall:.2f} s wall, {used:.2f} s CPU", flush=True)
+    load.append(os.getloadavg()[0])
 
-    csv_diff = max(_csv_diff(os.path.join(ours_dir, f"{kind}_results-val.csv"),
-                             os.path.join(tk_dir, f"{kind}_results-val.csv"))
-                   for kind in ("global", "per-sequence"))
-
-    # Unrounded per-object statistics of both.
-    dump = os.path.join(args.workdir, "toolkit_raw.json")
-    subprocess.run([args.toolkit_python, "-c", TOOLKIT_DUMP, args.toolkit, davis, results,
-                    dump], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    with open(dump) as f:
-        tk = json.load(f)
-    from vosjax.evaluation.davis import score_davis  # noqa: PLC0415
-    ours = score_davis(davis, results, year=2017, split="val")
-    raw_diff = 0.0
-    for metric in ("J", "F"):
-        if tk[metric]["names"] != ours.object_names:
-            raise SystemExit("object rows differ between the toolkit and vosjax")
-        for stat in ("M", "R", "D"):
-            ref = np.asarray(tk[metric][stat])
-            raw_diff = max(raw_diff, float(np.abs(ref - ours.stat(metric, stat)).max()))
+    csv_diff = csv_max_diff(ours_dir, tk_dir)
+    raw = raw_max_diff(run_toolkit_raw(args.toolkit, args.toolkit_python, davis, results),
+                       score_davis(davis, results, year=2017, split="val"))
 
     t_ours, t_tk = min(times["ours"]), min(times["toolkit"])
     record = {
@@ -161,14 +127,17 @@ def main() -> None:
                     "python": platform.python_version(), "numpy": np.__version__},
         "dataset": {"sequences": len(OBJECTS), "frames": TOTAL_FRAMES, "objects": sum(OBJECTS),
                     "height": HEIGHT, "width": WIDTH, "seed": 0},
-        "command_ours": " ".join(ours_cmd),
-        "command_toolkit": " ".join(tk_cmd),
+        "command_ours": " ".join(ours_cli(davis, ours_dir)),
+        "command_toolkit": toolkit_command(args.toolkit, args.toolkit_python, davis, tk_dir),
         "seconds_ours": round(t_ours, 3),
         "seconds_toolkit": round(t_tk, 3),
         "all_runs_seconds": {k: [round(v, 3) for v in vs] for k, vs in times.items()},
+        "all_runs_cpu_seconds": {k: [round(v, 3) for v in vs] for k, vs in cpu.items()},
         "speedup": round(t_tk / t_ours, 2),
+        "speedup_cpu_time": round(min(cpu["toolkit"]) / min(cpu["ours"]), 2),
+        "load_average_1min_before_after": [round(v, 2) for v in load],
         "max_abs_diff_csv": csv_diff,
-        "max_abs_diff_unrounded_per_object": raw_diff,
+        **{f"max_abs_diff_{k}": v for k, v in raw.items()},
     }
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     tmp = args.output + ".tmp"

@@ -77,11 +77,6 @@ def check_results_complete(results_dir: str | os.PathLike,
         raise FileNotFoundError("incomplete results:\n  " + "\n  ".join(problems))
 
 
-def _submit_all(paths: Sequence[str], read: Callable[[str], np.ndarray],
-                pool: concurrent.futures.Executor) -> list[concurrent.futures.Future]:
-    return [pool.submit(read, p) for p in paths]
-
-
 def _load_sequence(gt_futures, pred_futures, gt_paths, pred_paths) -> tuple[np.ndarray, np.ndarray]:
     """Stack decoded frames; the prediction's first and last frames are left empty."""
     gts = [f.result() for f in gt_futures]
@@ -121,6 +116,8 @@ def score_davis(davis_root: str | os.PathLike, results_dir: str | os.PathLike, *
         raise ValueError(f"year={year}: must be one of {YEARS}")
     names = list(sequences) if sequences is not None else read_sequence_list(
         davis_root, year, split)
+    if not names:
+        raise ValueError("no sequences to score")
     frames = {seq: annotation_frames(davis_root, seq) for seq in names}
     check_results_complete(results_dir, frames)
 
@@ -140,8 +137,8 @@ def score_davis(davis_root: str | os.PathLike, results_dir: str | os.PathLike, *
     def submit(seq: str):
         gt_paths = [os.path.join(ann, seq, f"{n}.png") for n in frames[seq]]
         pred_paths = [os.path.join(res, seq, f"{n}.png") for n in frames[seq][1:-1]]
-        return (_submit_all(gt_paths, read_gt, pool), _submit_all(pred_paths, read_pred, pool),
-                gt_paths, pred_paths)
+        return ([pool.submit(read_gt, p) for p in gt_paths],
+                [pool.submit(read_pred, p) for p in pred_paths], gt_paths, pred_paths)
 
     try:
         pending = submit(names[0])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,7 +32,9 @@ def decay_bin_edges(num_frames: int) -> np.ndarray:
     """Start indices of the toolkit's 4 decay bins, ``[5]``: bin i is frames
     ``[edges[i], edges[i + 1]]`` (inclusive, so neighbouring bins share a frame).
 
-    Kept as the toolkit computes it, including its cast to uint8 (indices wrap past 255)."""
+    Kept exactly as the toolkit computes it, including its cast to uint8: with more than 256
+    scored frames the indices wrap, the last bin can come out empty and that object's Decay
+    is NaN, as in the toolkit (DAVIS sequences have at most 104 frames)."""
     edges = np.round(np.linspace(1, num_frames, DECAY_BINS + 1) + 1e-10) - 1
     return edges.astype(np.uint8)
 
@@ -42,11 +45,13 @@ def object_statistics(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     values = np.asarray(values, np.float64)
     if values.ndim != 2 or values.shape[1] == 0:
         raise ValueError(f"per-frame scores must be [objects, frames>0], got {values.shape}")
-    mean = np.nanmean(values, axis=1)
-    recall = np.nanmean(values > 0.5, axis=1)
     e = decay_bin_edges(values.shape[1])
-    first = np.nanmean(values[:, e[0]:e[1] + 1], axis=1)
-    last = np.nanmean(values[:, e[3]:e[4] + 1], axis=1)
+    with warnings.catch_warnings():  # an empty last bin (see decay_bin_edges) gives NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(values, axis=1)
+        recall = np.nanmean(values > 0.5, axis=1)
+        first = np.nanmean(values[:, e[0]:e[1] + 1], axis=1)
+        last = np.nanmean(values[:, e[3]:e[4] + 1], axis=1)
     return mean, recall, first - last
 
 
