@@ -173,15 +173,21 @@ class MemoryEncoder(ResNet):
         self.conv1_m = conv(64, 7, 2, 3, **kw)
         self.conv1_bg = conv(64, 7, 2, 3, **kw)
 
-    def encode(self, frame, masks):
+    def encode(self, frame, masks, frame_conv=None):
         """``frame`` ``[1, H, W, 3]``, ``masks`` ``[O, H, W]`` -> features of the O objects.
 
-        ``conv1(frame)`` is computed once and broadcast over objects.
+        ``conv1(frame)`` is computed once and broadcast over objects; pass it as ``frame_conv``
+        ``[1, H/2, W/2, 64]`` (from :meth:`frame_stem`) to reuse it across many masks.
         """
         m = masks[..., None]
-        y = self.conv1(frame) + self.conv1_m(m) + self.conv1_bg(clamp01(1.0 - m))
+        fc = self.conv1(frame) if frame_conv is None else frame_conv
+        y = fc + self.conv1_m(m) + self.conv1_bg(clamp01(1.0 - m))
         c1 = nn.relu(self.bn1(y))
         return self.stages_from_stem(c1)
+
+    def frame_stem(self, frame):
+        """The mask-independent ``conv1(frame)`` ``[1, H/2, W/2, 64]`` of :meth:`encode`."""
+        return self.conv1(frame)
 
 
 def memory_read(mem_keys, mem_values, q_key, valid=None, precision=None):
@@ -241,15 +247,24 @@ class STM(nn.Module):
         self.Decoder = Decoder(256, **kw)
 
     # -- memory side ---------------------------------------------------------------------------
-    def encode_memory(self, frame, masks):
+    def encode_memory(self, frame, masks, frame_conv=None):
         """``r4`` ``[O, H/16, W/16, C4]`` of the memory encoder for each object's mask."""
         _check_frame(frame)
         _check_masks(masks, frame)
-        return self.Encoder_M.encode(frame[None], masks)[3]
+        return self.Encoder_M.encode(frame[None], masks, frame_conv)[3]
 
-    def memorize(self, frame, masks):
-        """Memory keys ``[O, h*w, keydim]`` and values ``[O, h*w, valdim]`` of one frame."""
-        r4 = self.encode_memory(frame, masks)
+    def memory_stem(self, frame):
+        """``conv1(frame)`` of the memory encoder (mask-independent): pass it to
+        :meth:`memorize` as ``frame_conv`` when memorizing one frame with many masks."""
+        _check_frame(frame)
+        return self.Encoder_M.frame_stem(frame[None])
+
+    def memorize(self, frame, masks, frame_conv=None):
+        """Memory keys ``[O, h*w, keydim]`` and values ``[O, h*w, valdim]`` of one frame.
+
+        ``frame_conv``: optional precomputed :meth:`memory_stem` of ``frame`` (same result).
+        """
+        r4 = self.encode_memory(frame, masks, frame_conv)
         k, v = self.KV_M_r4(r4)
         o = masks.shape[0]
         return k.reshape(o, -1, self.keydim), v.reshape(o, -1, self.valdim)

@@ -1,0 +1,11 @@
+"""Video inference with STM: propagation (official test loop), streaming, video I/O wrappers.
+
+``propagate`` / ``Propagator`` live in :mod:`vosjax.inference.propagation`; the memory bank in
+:mod:`vosjax.inference.memory`; gradient correction and cycle-ERF in :mod:`vosjax.correction`.
+"""
+from vosjax.inference.memory import MemoryBank
+from vosjax.inference.propagation import (PropagationResult, PropagationState, Propagator,
+                                        StepConfig, propagate)
+
+__all__ = ["propagate", "Propagator", "PropagationResult", "PropagationState", "StepConfig",
+           "MemoryBank"]

@@ -1,0 +1,169 @@
+"""Cycle-ERF heatmaps (eq. 6) for a video: ``python -m vosjax.inference.erf_cli``.
+
+For each chosen reference frame ``l`` the cycle-ERF of every object of the first-frame mask is
+computed (an empty mask on frame ``l`` updated toward reconstructing the first frame's mask), all
+reference frames in one ``jax.vmap``. Writes, at the working size with the padding cropped:
+
+* ``erf_<l>_obj<id>.png``: the heatmap (normalised per map) blended over frame ``l``;
+* ``erf.npz``: ``erf`` ``[L, O, h, w]`` float32, ``ref_frames`` ``[L]``, ``ids`` ``[O]``.
+
+Example::
+
+    python -m vosjax.inference.erf_cli --frames JPEGImages/480p/blackswan \\
+        --mask Annotations/480p/blackswan/00000.png --checkpoint ckpt/stm_cycle_r50 --out erf/
+
+The output directory is written next to its final place and renamed at the end, so a failed run
+leaves nothing half-written.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+FRAME_EXTS = (".jpg", ".jpeg", ".png")
+
+
+def read_frames(directory: str, max_frames: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """uint8 ``[T, H, W, 3]`` RGB frames of a folder (sorted file names) and the names."""
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{directory}: frame folder not found")
+    names = sorted(n for n in os.listdir(directory) if n.lower().endswith(FRAME_EXTS))
+    if not names:
+        raise FileNotFoundError(f"{directory}: no {'/'.join(FRAME_EXTS)} frames")
+    names = names[:max_frames] if max_frames else names
+    frames = []
+    for n in names:
+        path = os.path.join(directory, n)
+        try:
+            with Image.open(path) as im:
+                frames.append(np.asarray(im.convert("RGB")))
+        except (OSError, UnidentifiedImageError) as e:
+            raise ValueError(f"{path}: unreadable image ({e})") from None
+        if frames[-1].shape != frames[0].shape:
+            raise ValueError(f"{path}: size {frames[-1].shape[:2]} differs from the first "
+                             f"frame's {frames[0].shape[:2]}")
+    return np.stack(frames), names
+
+
+def heat_overlay(frame_rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend a ``[h, w]`` map (scaled by its max) as a blue-green-red ramp over uint8 RGB."""
+    x = heat / heat.max() if heat.max() > 0 else np.zeros_like(heat)
+    ramp = np.stack([np.clip(1.5 - np.abs(4 * x - c), 0, 1) for c in (3, 2, 1)], axis=-1)
+    out = (1 - alpha) * frame_rgb.astype(np.float32) + alpha * 255 * ramp
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size must be HxW (e.g. 240x427), got {text!r}") from None
+    if h < 16 or w < 16:
+        raise argparse.ArgumentTypeError(f"--size must be at least 16x16, got {text!r}")
+    return h, w
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m vosjax.inference.erf_cli",
+                                description="Cycle-ERF heatmap overlays (STM-Cycle eq. 6).")
+    p.add_argument("--frames", required=True, help="folder of video frames (jpg/png, sorted)")
+    p.add_argument("--mask", required=True, help="label PNG of the first (target) frame")
+    p.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="model directory (vosjax.checkpoint.load_model)")
+    src.add_argument("--random-weights", action="store_true", help="random STM weights (a demo)")
+    p.add_argument("--arch", default="resnet50", help="backbone with --random-weights")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ref-frames", default=None,
+                   help="comma-separated reference frame indices (default: 5, 10, 15, 20 that exist)")
+    p.add_argument("--n-iter", type=int, default=50)
+    p.add_argument("--rate", type=float, default=180.0)
+    p.add_argument("--size", type=parse_size, default=(240, 427), help="working size HxW")
+    p.add_argument("--overwrite", action="store_true")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+    from PIL import Image  # noqa: PLC0415
+
+    from vosjax.correction import cycle_erf  # noqa: PLC0415
+    from vosjax.data.masks import read_label_png  # noqa: PLC0415
+    from vosjax.data.transforms import (denormalize, resize_pad_frames,  # noqa: PLC0415
+                                        resize_pad_labels)
+
+    out = os.path.abspath(args.out)
+    if os.path.exists(out) and os.listdir(out) and not args.overwrite:
+        raise SystemExit(f"{out}: exists and is not empty (pass --overwrite)")
+    if args.n_iter < 1:
+        raise SystemExit(f"--n-iter must be >= 1, got {args.n_iter}")
+    frames, _ = read_frames(args.frames)
+    labels = read_label_png(args.mask)
+    if labels.shape != frames.shape[1:3]:
+        raise SystemExit(f"{args.mask}: size {labels.shape} differs from the frames' "
+                         f"{frames.shape[1:3]}")
+    ids = [int(i) for i in np.unique(labels) if i not in (0, 255)]
+    if not ids:
+        raise SystemExit(f"{args.mask}: no object in the mask")
+    t = frames.shape[0]
+    if args.ref_frames:
+        try:
+            refs = [int(v) for v in args.ref_frames.split(",")]
+        except ValueError:
+            raise SystemExit(f"--ref-frames must be comma-separated ints, got {args.ref_frames!r}")
+        bad = [r for r in refs if not 0 <= r < t]
+        if bad:
+            raise SystemExit(f"--ref-frames {bad} outside the video's {t} frames")
+    else:
+        refs = [r for r in (5, 10, 15, 20) if r < t] or [t - 1]
+
+    if args.checkpoint:
+        from vosjax.checkpoint import load_model  # noqa: PLC0415
+        model, variables = load_model(args.checkpoint)
+    else:
+        from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+        model = STM(args.arch)
+        variables = init_stm(model, jax.random.PRNGKey(args.seed))
+
+    x, info = resize_pad_frames(frames, args.size)
+    masks, _ = resize_pad_labels(np.stack([labels == i for i in ids]).astype(np.uint8), args.size)
+    erf_fn = jax.jit(jax.vmap(
+        lambda ref: cycle_erf(model, variables, ref, jnp.asarray(x[0]),
+                              jnp.asarray(masks, jnp.float32), n_iter=args.n_iter,
+                              rate=args.rate)))
+    erf = np.asarray(erf_fn(jnp.asarray(x[refs])))            # [L, O, H, W]
+    (top, left), (h, w) = info.offsets, info.resized_hw
+    erf = erf[..., top:top + h, left:left + w]
+    shown = denormalize(x[refs][:, top:top + h, left:left + w])
+
+    parent = os.path.dirname(out) or "."
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".erf-", dir=parent)
+    try:
+        for i, r in enumerate(refs):
+            for j, obj in enumerate(ids):
+                Image.fromarray(heat_overlay(shown[i], erf[i, j])).save(
+                    os.path.join(tmp, f"erf_{r:05d}_obj{obj}.png"))
+        np.savez(os.path.join(tmp, "erf.npz"), erf=erf.astype(np.float32),
+                 ref_frames=np.array(refs), ids=np.array(ids))
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(f"wrote {len(refs) * len(ids)} overlays to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
