@@ -8,6 +8,17 @@ numbers, same CSV files)::
 writes ``DIR/global_results-<split>.csv`` and ``DIR/per-sequence_results-<split>.csv`` and
 prints the tables. ``--bar-chart`` also draws ``DIR/jf_per_sequence-<split>.png``.
 
+Run a model on a dataset, write palette PNGs at the original resolution, score when ground
+truth exists and report frames/s::
+
+    python evaluate.py --config configs/stm_cycle.py --checkpoint DIR \
+        --dataset davis2017:ROOT --split val --output OUT [--overlays]
+
+``--checkpoint`` is a directory written by ``python -m vosjax.convert`` or a ``train.py``
+workdir; ``--dataset`` is ``davis2017:ROOT | davis2016:ROOT | youtubevos:ROOT |
+tfds:davis/480p | folder:FRAMES_DIR`` (with ``--first_mask``). Gradient correction runs when
+the config says so (``--config.eval.correction=True``).
+
 This file only parses flags; the work is in :mod:`vosjax.evaluation`.
 """
 from __future__ import annotations
@@ -17,6 +28,7 @@ import sys
 import time
 
 from absl import app, flags
+from ml_collections import config_flags
 
 flags.DEFINE_boolean("score", False, "Score an existing results folder (no inference).")
 flags.DEFINE_string("davis-root", None, "DAVIS folder with ImageSets/ and Annotations/480p/.")
@@ -27,6 +39,17 @@ flags.DEFINE_string("results", None, "Folder of <sequence>/<frame>.png predictio
                     "are written here.")
 flags.DEFINE_integer("workers", None, "PNG decoding threads (default: CPUs, at most 8).")
 flags.DEFINE_boolean("bar-chart", False, "Also draw a J&F-per-sequence bar chart PNG.")
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config (configs/*.py[:arg]): "
+                                          "working size and config.eval inference settings.",
+                                          lock_config=True)
+flags.DEFINE_string("checkpoint", None, "Model directory (vosjax.convert output or a train.py "
+                    "workdir).")
+flags.DEFINE_string("dataset", None, "davis2017:ROOT | davis2016:ROOT | youtubevos:ROOT | "
+                    "tfds:davis/480p | folder:FRAMES_DIR")
+flags.DEFINE_string("output", None, "Output folder: <seq>/<frame>.png, CSVs, overlays.")
+flags.DEFINE_string("first_mask", None, "With --dataset=folder:...: the objects' PNG.")
+flags.DEFINE_boolean("overlays", False, "Also write overlay PNGs and a GIF per sequence.")
 
 FLAGS = flags.FLAGS
 
@@ -54,14 +77,33 @@ def run_score() -> None:
           f"in {time.perf_counter() - start:.2f} s")
 
 
+def run_inference() -> None:
+    """``--config --checkpoint --dataset --output``: segment, write, score, time."""
+    from vosjax.evaluation import inference_cli  # noqa: PLC0415
+
+    for name in ("checkpoint", "dataset", "output"):
+        if not FLAGS[name].value:
+            raise app.UsageError(f"inference needs --{name}")
+    if _CONFIG.value is None:
+        raise app.UsageError("inference needs --config (working size, config.eval settings)")
+    inference_cli.run(_CONFIG.value, checkpoint=FLAGS.checkpoint, dataset=FLAGS.dataset,
+                      split=FLAGS.split, output=FLAGS.output, first_mask=FLAGS.first_mask,
+                      overlays=FLAGS.overlays, bar_chart=FLAGS["bar-chart"].value)
+
+
 def main(argv: list[str]) -> None:
+    from absl import logging  # noqa: PLC0415
+    logging.set_verbosity(logging.WARNING)  # orbax logs at INFO
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     # One function per mode; each reports bad input as FileNotFoundError / ValueError.
     if FLAGS.score:
         mode = run_score
+    elif FLAGS.checkpoint or FLAGS.dataset:
+        mode = run_inference
     else:
-        raise app.UsageError("choose a mode: --score (score an existing results folder)")
+        raise app.UsageError("choose a mode: --score (score an existing results folder) or "
+                             "--config/--checkpoint/--dataset/--output (inference + scoring)")
     try:
         mode()
     except (FileNotFoundError, ValueError) as e:

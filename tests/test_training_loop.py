@@ -16,12 +16,12 @@ from vosjax.training.step import jit_init_state, jit_train_step
 H, W, SLOTS, T = 32, 48, 2, 3
 
 
-def tiny_config(**train_overrides):
+def tiny_config(clip_len=T, **train_overrides):
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.model = dict(name="stm", arch="resnet10", keydim=16, valdim=32, precision="highest",
                    dtype="float32")
-    c.data = dict(size=(H, W), num_slots=SLOTS, clip_len=T)
+    c.data = dict(size=(H, W), num_slots=SLOTS, clip_len=clip_len)
     c.train = dict(batch_size=8, num_train_steps=3, checkpoint_every=1, keep_checkpoints=10,
                    log_every=1, learning_rate=1e-3, schedule="constant", warmup_steps=0,
                    milestones=(), gamma=0.1, optimizer="adam", b1=0.9, b2=0.999,
@@ -34,15 +34,15 @@ def tiny_config(**train_overrides):
 class RandomClips:
     """Deterministic per-step batches of blob clips (a stand-in sampler)."""
 
-    def __init__(self, batch_size, poison_step=None):
-        self.batch_size, self.poison_step = batch_size, poison_step
+    def __init__(self, batch_size, poison_step=None, clip_len=T):
+        self.batch_size, self.poison_step, self.clip_len = batch_size, poison_step, clip_len
 
     def batch(self, step):
         rng = np.random.default_rng([7, step])
-        frames = rng.normal(size=(self.batch_size, T, H, W, 3)).astype(np.float32)
-        labels = np.zeros((self.batch_size, T, H, W), np.int64)
+        frames = rng.normal(size=(self.batch_size, self.clip_len, H, W, 3)).astype(np.float32)
+        labels = np.zeros((self.batch_size, self.clip_len, H, W), np.int64)
         for b in range(self.batch_size):
-            for t in range(T):
+            for t in range(self.clip_len):
                 y, x = rng.integers(0, H - 12), rng.integers(0, W - 12)
                 labels[b, t, y:y + 12, x:x + 12] = 1
                 labels[b, t, :6, :6] = 2
@@ -98,13 +98,22 @@ def test_fsdp_shards_params_and_matches():
         shd.make_mesh(3)
 
 
+# The loop tests below use 2-frame clips without the cycle term: a smaller program to compile,
+# the same loop.
+def loop_config(**kw):
+    return tiny_config(clip_len=2, cycle=False, **kw)
+
+
+def clips(**kw):
+    return RandomClips(8, clip_len=2, **kw)
+
+
 def test_resume_is_bit_exact(tmp_path):
-    straight = train(tiny_config(num_train_steps=6), str(tmp_path / "a"),
-                     sampler=RandomClips(8), progress=False)
-    train(tiny_config(num_train_steps=3), str(tmp_path / "b"), sampler=RandomClips(8),
-          progress=False)
-    resumed = train(tiny_config(num_train_steps=6), str(tmp_path / "b"),
-                    sampler=RandomClips(8), progress=False)
+    straight = train(loop_config(num_train_steps=6), str(tmp_path / "a"), sampler=clips(),
+                     progress=False)
+    train(loop_config(num_train_steps=3), str(tmp_path / "b"), sampler=clips(), progress=False)
+    resumed = train(loop_config(num_train_steps=6), str(tmp_path / "b"), sampler=clips(),
+                    progress=False)
     for a, b in zip(jax.tree_util.tree_leaves(straight["variables"]),
                     jax.tree_util.tree_leaves(resumed["variables"])):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -121,26 +130,26 @@ def test_resume_is_bit_exact(tmp_path):
 
 def test_interrupted_checkpoint_write_leaves_previous_loadable(tmp_path):
     wd = tmp_path / "w"
-    train(tiny_config(num_train_steps=2), str(wd), sampler=RandomClips(8), progress=False)
+    train(loop_config(num_train_steps=2), str(wd), sampler=clips(), progress=False)
     # What a kill during the write of step 3 leaves: orbax's temporary directory, half full.
     partial = wd / "checkpoints" / "3.orbax-checkpoint-tmp-1234"
     (partial / "state").mkdir(parents=True)
     (partial / "state" / "junk").write_bytes(b"\0" * 100)
     model, variables = load_model(wd)
     assert model.arch == "resnet10"
-    out = train(tiny_config(num_train_steps=3), str(wd), sampler=RandomClips(8), progress=False)
+    out = train(loop_config(num_train_steps=3), str(wd), sampler=clips(), progress=False)
     assert out["step"] == 3
 
 
 def test_nan_guard_stops_with_step_and_last_checkpoint(tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"step 3 .*last good checkpoint: step 2"):
-        train(tiny_config(num_train_steps=5), str(tmp_path / "n"),
-              sampler=RandomClips(8, poison_step=2), progress=False)
+        train(loop_config(num_train_steps=5), str(tmp_path / "n"),
+              sampler=clips(poison_step=2), progress=False)
 
 
 def test_bad_config_values_are_named(tmp_path):
     with pytest.raises(ValueError, match="config.train.batch_size=6"):
-        train(tiny_config(batch_size=6), str(tmp_path), sampler=RandomClips(6), progress=False)
+        train(loop_config(batch_size=6), str(tmp_path), sampler=clips(), progress=False)
     cfg = tiny_config()
     cfg.model.dtype = "float8"
     with pytest.raises(ValueError, match="config.model.dtype='float8'"):

@@ -37,7 +37,7 @@ def build_model(model_cfg):
         raise ValueError(f"config.model.dtype={model_cfg.dtype!r}: expected one of {list(DTYPES)}")
     dtype = None if model_cfg.dtype == "float32" else DTYPES[model_cfg.dtype]
     return STM(arch=model_cfg.arch, keydim=model_cfg.keydim, valdim=model_cfg.valdim,
-               precision=model_cfg.precision, dtype=dtype)
+               mdim=model_cfg.get("mdim", 256), precision=model_cfg.precision, dtype=dtype)
 
 
 def build_optimizer(train_cfg):

@@ -14,7 +14,9 @@ def learning_rate_schedule(base_lr: float, kind: str = "constant", *, total_step
         sched = optax.constant_schedule(base_lr)
     elif kind == "cosine":
         if total_steps <= warmup_steps:
-            raise ValueError("schedule=cosine needs num_train_steps > warmup_steps")
+            raise ValueError(f"schedule=cosine needs more steps ({total_steps}) than warm-up "
+                             f"steps ({warmup_steps}): check config.train.num_train_steps "
+                             "and config.train.warmup_steps")
         sched = optax.cosine_decay_schedule(base_lr, total_steps - warmup_steps)
     elif kind == "step":
         sched = optax.piecewise_constant_schedule(

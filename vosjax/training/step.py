@@ -53,12 +53,18 @@ def train_step(state: TrainState, batch, *, model, tx, cycle: bool = True,
     return new_state, metrics
 
 
-def init_state(model, tx, rng, example_frame_hw, num_slots: int) -> TrainState:
-    """Fresh :class:`TrainState` (random init; ``rng`` seeds both init and the state's rng)."""
+def initial_variables(model, rng, example_frame_hw, num_slots: int):
+    """The random variables a run seeded with ``rng`` starts from (see :func:`init_state`)."""
     from vosjax.models.stm import init_stm  # noqa: PLC0415
 
-    init_rng, state_rng = jax.random.split(rng)
-    variables = init_stm(model, init_rng, *example_frame_hw, num_objects=num_slots)
+    init_rng, _ = jax.random.split(rng)
+    return init_stm(model, init_rng, *example_frame_hw, num_objects=num_slots)
+
+
+def init_state(model, tx, rng, example_frame_hw, num_slots: int) -> TrainState:
+    """Fresh :class:`TrainState` (random init; ``rng`` seeds both init and the state's rng)."""
+    _, state_rng = jax.random.split(rng)
+    variables = initial_variables(model, rng, example_frame_hw, num_slots)
     params = variables["params"]
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       batch_stats=variables.get("batch_stats", {}),
