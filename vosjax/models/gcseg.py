@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from vosjax.models.resnet import ResNet, conv, resolve_precision, stage_channels
-from vosjax.models.roi import box_pool, mask_box, pyramid_roi_pool
+from vosjax.models.roi import area_downsample, box_pool, mask_box, pyramid_roi_pool
 from vosjax.models.stm import resize_bilinear
 
 MODES = ("both", "reference", "coseg", "baseline")
@@ -117,13 +117,6 @@ def judge_mask(feat0, mask0, feat_t, prev_mask, *, threshold: float = 0.7,
     return sim, sim > threshold
 
 
-def downsample_mask(mask, hw):
-    """``[N, H, W]`` -> ``[N, h, w]`` by anti-aliased linear resampling (area-like)."""
-    n = mask.shape[0]
-    return jax.image.resize(mask.astype(jnp.float32), (n, hw[0], hw[1]), method="linear",
-                            antialias=True)
-
-
 # ----------------------------------------------------------------------------- modules
 
 
@@ -204,7 +197,8 @@ class CoSegmentation(nn.Module):
 class MaskEncoder(nn.Module):
     """Mask encoder (Fig. 3): ``r_{t-n}`` from ``F_{t-n}`` and ``M_{t-n}``.
 
-    1. ``F_{t-n} * M_{t-n}`` (mask resampled to the feature grid) zeroes the background;
+    1. ``F_{t-n} * M_{t-n}`` zeroes the background (the mask is area-averaged onto the feature
+       grid, :func:`vosjax.models.roi.area_downsample`);
     2. pyramid ROI pooling over the bounding box of ``M_{t-n} > box_threshold``: the ``grid x
        grid`` cells and the whole box (10 vectors for ``grid=3``), see
        :func:`vosjax.models.roi.pyramid_roi_pool`;
@@ -228,7 +222,7 @@ class MaskEncoder(nn.Module):
     def __call__(self, feats, mask):
         if self.fuse not in ("weighted", "full"):
             raise ValueError(f"roi_fuse={self.fuse!r}: expected 'weighted' or 'full'")
-        m = downsample_mask(mask, feats.shape[1:3]).astype(feats.dtype)
+        m = area_downsample(mask, feats.shape[1:3]).astype(feats.dtype)
         masked = feats * m[..., None]
         box, valid = jax.vmap(lambda x: mask_box(x, self.box_threshold))(mask)
         pooled = jax.vmap(lambda f, b, v: pyramid_roi_pool(
@@ -425,6 +419,12 @@ class GCSeg(nn.Module):
     precision: Any = None
     dtype: Any = None
 
+    def __post_init__(self):
+        # JSON checkpoints give lists; tuples keep the module hashable (a static jit argument).
+        for name in ("levels", "aspp_rates"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        super().__post_init__()
+
     def setup(self):
         if self.mode not in MODES:
             raise ValueError(f"mode={self.mode!r}: expected one of {MODES}")
@@ -564,4 +564,4 @@ __all__ = ["GCSeg", "GCSegOutput", "FeatureExtractor", "CoSegmentation", "MaskEn
            "ReferenceModule", "Decoder", "GlobalConvBlock", "ResidualBlockNoBN", "ASPP",
            "LevelFusion", "ConvBlock", "coseg_product", "similarity_map", "spatial_softmax",
            "attend", "reference_upper_output", "cosine_similarity", "judge_mask",
-           "downsample_mask", "init_gcseg", "MODES"]
+           "init_gcseg", "MODES"]

@@ -104,9 +104,26 @@ def pyramid_roi_pool(feats, box, valid, *, grid: int = 3, mode: str = "avg"):
     return jnp.where(valid, regions, 0.0).astype(feats.dtype)
 
 
+def area_resize_matrix(src: int, dst: int):
+    """``[dst, src]`` weights averaging ``src`` pixels onto ``dst`` cells by exact area overlap
+    (same half-open fractional convention as the boxes); rows sum to 1."""
+    edges = jnp.arange(src + 1, dtype=jnp.float32) * (dst / src)  # src pixel edges, dst units
+    k = jnp.arange(dst, dtype=jnp.float32)[:, None]
+    ov = jnp.clip(jnp.minimum(edges[None, 1:], k + 1) - jnp.maximum(edges[None, :-1], k), 0.0)
+    return ov / ov.sum(axis=1, keepdims=True)
+
+
+def area_downsample(masks, hw):
+    """Exact area-average resampling of ``masks [N, H, W]`` to ``[N, *hw]``: a feature pixel
+    gets the fraction of its area covered by the mask (for masks that are 0/1)."""
+    ay = area_resize_matrix(masks.shape[1], hw[0])  # [h, H]
+    ax = area_resize_matrix(masks.shape[2], hw[1])  # [w, W]
+    return jnp.einsum("hy,nyx,wx->nhw", ay, masks.astype(jnp.float32), ax)
+
+
 def box_pool(feats, box, valid, *, mode: str = "avg"):
     """ROI pooling over the whole ``box`` only: ``[Hf, Wf, C] -> [C]`` (zeros when invalid)."""
     return pyramid_roi_pool(feats, box, valid, grid=1, mode=mode)[-1]
 
 
-__all__ = ["mask_box", "pyramid_roi_pool", "box_pool"]
+__all__ = ["mask_box", "pyramid_roi_pool", "box_pool", "area_downsample", "area_resize_matrix"]
