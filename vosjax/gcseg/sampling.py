@@ -74,12 +74,15 @@ def sample_pairs(num_frames: Sequence[int], seed: int, gaps: GapRanges = GapRang
     return out
 
 
-def gather_pair_batch(frames, masks, pairs):
+def gather_pair_batch(frames, masks, pairs, object_ids=None):
     """Build the training batch of :func:`vosjax.gcseg.objective.make_loss_fn`.
 
     Args:
-      frames: ``[B, T, H, W, 3]`` normalised clips; masks: ``[B, T, H, W]`` binary GT.
+      frames: ``[B, T, H, W, 3]`` normalised clips; masks: ``[B, T, H, W]`` binary GT, or
+        label ids when ``object_ids`` is given.
       pairs: output of :func:`sample_pairs` (indices into ``T``).
+      object_ids: optional ``[B]`` ints; clip ``b``'s binary problem is ``masks == id_b``
+        (GCSeg segments one object at a time).
 
     Returns:
       dict ``target_frame``, ``target_mask``, ``prev_mask``, ``ref_frame``, ``ref_mask``
@@ -89,6 +92,11 @@ def gather_pair_batch(frames, masks, pairs):
     if frames.ndim != 5 or masks.shape != frames.shape[:4]:
         raise ValueError(f"frames must be [B, T, H, W, 3] and masks [B, T, H, W]; got "
                          f"{frames.shape} and {masks.shape}")
+    if object_ids is not None:
+        ids = np.asarray(object_ids).reshape(-1)
+        if ids.shape != frames.shape[:1]:
+            raise ValueError(f"object_ids must be [B] = [{frames.shape[0]}], got {ids.shape}")
+        masks = masks == ids[:, None, None, None]
     b = np.arange(frames.shape[0])
     for k in ("reference", "target", "previous"):
         if np.any(pairs[k] >= frames.shape[1]) or np.any(pairs[k] < 0):
