@@ -282,3 +282,24 @@ def test_checkpoint_round_trip(tiny, tmp_path):
     assert model2 == model and hash(model2) == hash(model)
     for a, b in zip(jax.tree_util.tree_leaves(variables), jax.tree_util.tree_leaves(variables2)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_inference_head_equals_training_forward(tiny):
+    """extract + reference_vector + segment_target (the inference path, no reference-stream
+    decoding) gives the training forward's M_t."""
+    model, variables = tiny
+    rng = np.random.default_rng(8)
+    tf, rf = (jnp.asarray(rng.normal(size=(2, 32, 32, 3)), jnp.float32) for _ in range(2))
+    pm = jnp.zeros((2, 32, 32)).at[:, 6:20, 8:24].set(1.0)
+    rm = jnp.zeros((2, 32, 32)).at[:, 4:18, 10:26].set(1.0)
+    full = jax.jit(model.apply)(variables, tf, pm, rf, rm)
+
+    @jax.jit
+    def infer(v):
+        ft = model.apply(v, tf, pm, method=model.extract)
+        fr = model.apply(v, rf, rm, method=model.extract)
+        r = model.apply(v, fr, rm, method=model.reference_vector)
+        return model.apply(v, ft, fr, r, (32, 32), method=model.segment_target)
+
+    np.testing.assert_allclose(np.asarray(infer(variables)), np.asarray(full.target),
+                               rtol=1e-4, atol=1e-4)

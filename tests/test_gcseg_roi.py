@@ -24,8 +24,8 @@ def np_pyramid(feats, box, grid=3, mode="avg"):
     regions = []
     for i in range(grid):
         for j in range(grid):
-            regions.append((top + (bot - top) * i / grid, top + (bot - top) * (i + 1) / grid,
-                            left + (right - left) * j / grid, left + (right - left) * (j + 1) / grid))
+            dy, dx = (bot - top) / grid, (right - left) / grid
+            regions.append((top + dy * i, top + dy * (i + 1), left + dx * j, left + dx * (j + 1)))
     regions.append((top, bot, left, right))
     out = []
     for (a, b, l, r) in regions:

@@ -217,3 +217,26 @@ def test_recurrent_loss_fn_runs_and_differentiates(tiny):
     with pytest.raises(ValueError, match="L>=2"):
         loss_fn(variables["params"], {"frames": frames[:, :1], "masks": masks[:, :1]},
                 jax.random.PRNGKey(0))
+
+
+def test_loss_fn_sharded_over_clips_matches_single_device(tiny):
+    """The pure loss shards over the clip axis (8 fake CPU devices) with the same value."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    model, variables = tiny
+    if len(jax.devices()) < 4:
+        pytest.skip("needs the conftest's fake CPU devices")
+    devices = np.array(jax.devices()[:4])
+    pair = square_pair()
+    rng = np.random.default_rng(0)
+    batch = {k: np.concatenate([v] * 4) for k, v in pair.items()}
+    batch["target_frame"] = batch["target_frame"] + rng.normal(0, 0.1, batch["target_frame"].shape
+                                                               ).astype(np.float32)
+    loss_fn = jax.jit(O.make_loss_fn(model, variables["batch_stats"], zero_prev_prob=0.5))
+    key = jax.random.PRNGKey(3)
+    single, m_single = loss_fn(variables["params"], batch, key)
+    mesh = Mesh(devices, ("data",))
+    sharded = {k: jax.device_put(v, NamedSharding(mesh, P("data"))) for k, v in batch.items()}
+    params = jax.device_put(variables["params"], NamedSharding(mesh, P()))
+    multi, m_multi = loss_fn(params, sharded, key)
+    assert float(multi) == pytest.approx(float(single), rel=1e-4)
+    assert float(m_multi["prev_dropped"]) == float(m_single["prev_dropped"])

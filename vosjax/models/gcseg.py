@@ -168,7 +168,8 @@ class CoSegmentation(nn.Module):
     keeps the raw FC output), then :func:`coseg_product` with the *other* stream's ``f``.
     The levels are fused by :class:`LevelFusion` into ``G``.
 
-    ``__call__(F1 levels, F2 levels, out_hw) -> (G1, G2)``, each ``[N, *out_hw, L*channels]``.
+    ``__call__(F1 levels, F2 levels, out_hw) -> (G1, G2)``, each ``[N, *out_hw, L*channels]``;
+    with ``need_g2=False`` (inference) ``G2`` is not fused and None is returned for it.
     """
     channels: Optional[int] = 256
     gate: str = "sigmoid"
@@ -176,7 +177,7 @@ class CoSegmentation(nn.Module):
     dtype: Any = None
 
     @nn.compact
-    def __call__(self, f1_levels, f2_levels, out_hw):
+    def __call__(self, f1_levels, f2_levels, out_hw, need_g2: bool = True):
         if self.gate not in ("sigmoid", "none"):
             raise ValueError(f"coseg_gate={self.gate!r}: expected 'sigmoid' or 'none'")
         g1, g2 = [], []
@@ -188,6 +189,8 @@ class CoSegmentation(nn.Module):
             g1.append(coseg_product(a, vb))
             g2.append(coseg_product(b, va))
         fuse = LevelFusion(self.channels, self.precision, self.dtype, name="fuse")
+        if not need_g2:
+            return fuse(g1, out_hw), None
         n = g1[0].shape[0]
         # Both streams through the same fusion weights in one batch.
         g = fuse([jnp.concatenate([x, y], axis=0) for x, y in zip(g1, g2)], out_hw)
@@ -500,7 +503,8 @@ class GCSeg(nn.Module):
 
         parts = []
         if self.mode in ("both", "coseg"):
-            g1, g2 = self.coseg([feats_t[v] for v in lv], [feats_ref[v] for v in lv], hw)
+            g1, g2 = self.coseg([feats_t[v] for v in lv], [feats_ref[v] for v in lv], hw,
+                                need_g2=reference_stream)
             parts.append(both(g1, g2))
         if self.mode == "baseline":
             parts.append(self.fusion([both(feats_t[v], feats_ref[v]) for v in lv], hw))
