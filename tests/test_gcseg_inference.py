@@ -4,12 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from gcseg_tiny import tiny_model
 
 from vosjax.gcseg import inference as I
-from vosjax.models.gcseg import GCSeg, init_gcseg
 
-TINY = dict(arch="resnet18", levels=(3, 4), ref_level=4, coseg_channels=8, ref_channels=8,
-            decoder_channels=8, aspp_rates=(1, 2), gcn_kernel=3)
 
 
 def test_reference_indices():
@@ -51,9 +49,7 @@ def test_merge_objects_hand_values():
 
 @pytest.fixture(scope="module")
 def tiny():
-    model = GCSeg(**TINY)
-    variables = jax.jit(lambda k: init_gcseg(model, k, 32, 32))(jax.random.key(0, impl="rbg"))
-    return model, variables
+    return tiny_model(32, 32)
 
 
 def video(t, h, w, o):

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from gcseg_tiny import tiny_model
 
 from vosjax.models import gcseg as G
 from vosjax.models.resnet import ResNet
@@ -241,10 +242,7 @@ def test_decoder_blocks():
 
 @pytest.fixture(scope="module")
 def tiny():
-    model = G.GCSeg(**{**TINY, "levels": (3, 4), "ref_level": 4})
-    variables = jax.jit(lambda k: G.init_gcseg(model, k, 32, 32))(
-        jax.random.key(0, impl="rbg"))
-    return model, variables
+    return tiny_model(32, 32)
 
 
 def test_freeze_backbone_stops_extractor_gradients(tiny):

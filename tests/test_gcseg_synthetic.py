@@ -2,23 +2,19 @@
 import jax
 import numpy as np
 import pytest
+from gcseg_tiny import tiny_model
 
 from vosjax.data.synthetic import static_image_clip, synthetic_video
 from vosjax.data.transforms import normalize
 from vosjax.gcseg import inference as I
 from vosjax.gcseg.objective import make_loss_fn
 from vosjax.gcseg.sampling import gather_pair_batch, sample_pairs
-from vosjax.models.gcseg import GCSeg, init_gcseg
 
-TINY = dict(arch="resnet18", levels=(3, 4), ref_level=4, coseg_channels=8, ref_channels=8,
-            decoder_channels=8, aspp_rates=(1, 2), gcn_kernel=3)
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    model = GCSeg(**TINY)
-    variables = jax.jit(lambda k: init_gcseg(model, k, 32, 48))(jax.random.key(0, impl="rbg"))
-    return model, variables
+    return tiny_model(32, 48)
 
 
 def test_way1_way2_pairs_feed_the_loss(tiny):

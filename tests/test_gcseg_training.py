@@ -7,11 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from gcseg_tiny import tiny_model
 
 from vosjax.gcseg import loss as L
 from vosjax.gcseg import objective as O
 from vosjax.gcseg import sampling as S
-from vosjax.models.gcseg import GCSeg, GCSegOutput, init_gcseg
+from vosjax.models.gcseg import GCSegOutput
 
 
 def logits_for(p):
@@ -125,8 +126,6 @@ def test_zero_previous_mask():
 
 # ----------------------------------------------------------------------------- objectives
 
-TINY = dict(arch="resnet18", levels=(3, 4), ref_level=4, coseg_channels=8, ref_channels=8,
-            decoder_channels=8, aspp_rates=(1, 2), gcn_kernel=3)
 
 
 def square_pair(h=32, w=32, shift=2):
@@ -147,9 +146,7 @@ def square_pair(h=32, w=32, shift=2):
 
 @pytest.fixture(scope="module")
 def tiny():
-    model = GCSeg(**TINY)
-    variables = jax.jit(lambda k: init_gcseg(model, k, 32, 32))(jax.random.key(0, impl="rbg"))
-    return model, variables
+    return tiny_model(32, 32)
 
 
 def test_loss_fn_weights_and_batch_checks(tiny):
