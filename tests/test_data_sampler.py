@@ -205,3 +205,23 @@ def test_photometric_contrast_and_noise():
     assert 0 <= noisy.min() and noisy.max() <= 1 and np.abs(noisy - x).mean() > 0.01
     with pytest.raises(ValueError, match="AugmentConfig.scale"):
         AugmentConfig(scale=(1.2, 1.0))
+
+
+def test_reference_frame_found_when_objects_are_mostly_off_screen():
+    """A video whose object is visible in 1 of 60 frames still yields clips (reference = a frame
+    with the object), deterministically; a video with no object at all raises, naming it."""
+    lab = np.zeros((60, 16, 24), np.uint8)
+    lab[40, 4:8, 4:8] = 1
+    v = video_from_arrays("sparse", np.zeros((60, 16, 24, 3), np.uint8), lab)
+    cfg = SamplerConfig(size=(16, 24), augment=None, max_retries=2)
+    s = ClipSampler([v], cfg, seed=0, global_batch_size=2, process_index=0, process_count=1)
+    for i in range(6):
+        c = s.clip(i)
+        assert c.frame_indices[0] == 40 and c.num_objects == 1
+        assert list(c.frame_indices) == sorted(c.frame_indices)
+    np.testing.assert_array_equal(s.batch(1)["masks"], s.batch(1)["masks"])
+    empty = video_from_arrays("empty", np.zeros((5, 16, 24, 3), np.uint8),
+                              np.zeros((5, 16, 24), np.uint8))
+    s = ClipSampler([empty], cfg, seed=0, global_batch_size=1, process_index=0, process_count=1)
+    with pytest.raises(ValueError, match="empty"):
+        s.clip(0)

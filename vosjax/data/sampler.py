@@ -192,8 +192,17 @@ class ClipSampler:
             if len(present):
                 break
         if not len(present):
-            raise ValueError(f"{video.name}: no object in any sampled reference frame after "
-                             f"{cfg.max_retries + 1} tries")
+            # Rare (objects off screen in most frames): start the clip at a frame known to hold
+            # an object. Reads every annotation of this video once.
+            has = np.flatnonzero(video.load_labels(ann).reshape(len(ann), -1).max(axis=1) > 0)
+            if not len(has):
+                raise ValueError(f"{video.name}: no annotated frame holds an object")
+            start = int(rng.choice(has))
+            sub = pick_frames(rng, len(ann) - start, cfg.num_frames, gap)
+            picks = ann[start + sub - sub[0]]
+            labels = video.load_labels(picks)
+            present = np.flatnonzero(np.bincount(labels[0].reshape(-1),
+                                                 minlength=video.num_objects + 1)[1:]) + 1
         frames = video.load_frames(picks)
         for attempt in range(cfg.max_retries + 1):
             keep = rng.permutation(present)[:cfg.max_objects]
