@@ -21,6 +21,8 @@ def get_config(arg: str = "r50"):
         raise ValueError(f"configs/stm_cycle.py:{arg}: expected one of {sorted(ARCHS)}")
     c = ml_collections.ConfigDict()
     c.seed = 0
+    # Multi-host runs: jax.distributed.initialize() (coordinator from the environment).
+    c.distributed = False
 
     c.model = ml_collections.ConfigDict(dict(
         name="stm", arch=ARCHS[arg], keydim=128, valdim=512, mdim=256, precision="highest",

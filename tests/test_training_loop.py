@@ -56,13 +56,13 @@ class RandomClips:
         return {"step": int(step)}
 
 
-def run_steps(config, devices, n):
-    mesh = shd.make_mesh(1, devices)
+def run_steps(config, devices, n, fsdp=1):
+    mesh = shd.make_mesh(fsdp, devices)
     model, tx = build_model(config.model), build_optimizer(config.train)
     init_fn, st_sh, abstract = jit_init_state(model, tx, mesh, (H, W), SLOTS)
-    step_fn, _ = jit_train_step(model, tx, mesh, abstract)
+    step_fn, _ = jit_train_step(model, tx, mesh, abstract, cycle=config.train.cycle)
     state = init_fn(jax.random.PRNGKey(0))
-    src = RandomClips(config.train.batch_size)
+    src = RandomClips(config.train.batch_size, clip_len=config.data.clip_len)
     for s in range(n):
         state, m = step_fn(state, shd.global_batch(src.batch(s), shd.batch_sharding(mesh)))
     return jax.device_get(state.params), m
@@ -87,13 +87,28 @@ def test_sharded_equals_unsharded():
     assert np.abs(a - b).max() <= 1e-4 * np.abs(b).max()
 
 
+def test_bf16_compute_keeps_float32_master_weights():
+    cfg = tiny_config(clip_len=2, cycle=False)
+    cfg.model.dtype = "bfloat16"
+    params, m = run_steps(cfg, jax.devices()[:1], 1)
+    assert np.isfinite(float(m["loss"]))
+    assert {np.asarray(x).dtype for x in jax.tree_util.tree_leaves(params)} == {np.dtype("float32")}
+
+
 def test_fsdp_shards_params_and_matches():
-    cfg = tiny_config(fsdp=4)
+    """A (data=2, fsdp=4) mesh splits parameters and optimizer state; 2 steps equal 1 device."""
+    cfg = tiny_config(clip_len=2, cycle=False, learning_rate=1e-5)
     mesh = shd.make_mesh(4)
     model, tx = build_model(cfg.model), build_optimizer(cfg.train)
     _, st_sh, abstract = jit_init_state(model, tx, mesh, (H, W), SLOTS)
-    spec = st_sh.params["Decoder"]["convFM"]["kernel"].spec
-    assert "fsdp" in tuple(spec), spec
+    assert "fsdp" in tuple(st_sh.params["Decoder"]["convFM"]["kernel"].spec)
+    mu = st_sh.opt_state[1].mu["Decoder"]["convFM"]["kernel"].spec   # Adam first moment
+    assert "fsdp" in tuple(mu), mu
+    pf, mf = run_steps(cfg, jax.devices(), 2, fsdp=4)
+    p1, m1 = run_steps(cfg, jax.devices()[:1], 2)
+    np.testing.assert_allclose(mf["loss"], m1["loss"], rtol=1e-5)
+    a, b = flat(pf), flat(p1)
+    assert np.linalg.norm(a - b) <= 1e-5 * np.linalg.norm(b)
     with pytest.raises(ValueError, match="fsdp=3"):
         shd.make_mesh(3)
 
