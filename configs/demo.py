@@ -16,8 +16,8 @@ average 6-13 during the run; 600 steps, 21m46s wall, 9m13s user CPU, ~0.5 steps/
       trained    J&F 0.165  J 0.163  F 0.166
 
 The model learns from scratch (no ImageNet weights can be downloaded here) with the official
-frozen BatchNorm, so the absolute score is low; on a quiet 2-core machine the run takes about
-10 minutes.
+frozen BatchNorm, so the absolute score is low. The wall time above was taken with other jobs
+on the machine; it has not been measured on an idle one yet.
 """
 import ml_collections
 
