@@ -12,6 +12,7 @@ from vosjax.checkpoint import load_model
 from vosjax.training import sharding as shd
 from vosjax.training.loop import NonFiniteLossError, build_model, build_optimizer, train
 from vosjax.training.step import jit_init_state, jit_train_step
+from vosjax.training.tasks import get_task
 
 H, W, SLOTS, T = 32, 48, 2, 3
 
@@ -59,8 +60,9 @@ class RandomClips:
 def run_steps(config, devices, n):
     mesh = shd.make_mesh(1, devices)
     model, tx = build_model(config.model), build_optimizer(config.train)
-    init_fn, st_sh, abstract = jit_init_state(model, tx, mesh, (H, W), SLOTS)
-    step_fn, _ = jit_train_step(model, tx, mesh, abstract)
+    task = get_task(config.model)
+    init_fn, st_sh, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
+    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract)
     state = init_fn(jax.random.PRNGKey(0))
     src = RandomClips(config.train.batch_size)
     for s in range(n):
@@ -91,7 +93,8 @@ def test_fsdp_shards_params_and_matches():
     cfg = tiny_config(fsdp=4)
     mesh = shd.make_mesh(4)
     model, tx = build_model(cfg.model), build_optimizer(cfg.train)
-    _, st_sh, abstract = jit_init_state(model, tx, mesh, (H, W), SLOTS)
+    init = get_task(cfg.model).init_variables(model, cfg)
+    _, st_sh, abstract = jit_init_state(init, tx, mesh)
     spec = st_sh.params["Decoder"]["convFM"]["kernel"].spec
     assert "fsdp" in tuple(spec), spec
     with pytest.raises(ValueError, match="fsdp=3"):
