@@ -18,11 +18,32 @@ def run(args, **kw):
                           cwd=REPO, timeout=900, **kw)
 
 
+def check_davis_mini_outputs(r, out, overlays=False):
+    """evaluate.py inference on davis2016-mini succeeded: PNGs per frame at 854x480 (palette),
+    the global CSV, and (``overlays``) overlay PNGs + GIFs."""
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "frames/s" in r.stdout
+    for seq, n in (("blackswan", 50), ("car-shadow", 40), ("motocross-jump", 40)):
+        pngs = sorted(os.listdir(out / seq))
+        assert len(pngs) == n and pngs[0] == "00000.png"
+        if overlays:
+            assert len(os.listdir(out / "overlays" / seq)) == n
+            assert (out / "overlays" / f"{seq}.gif").exists()
+    from PIL import Image
+    im = Image.open(out / "blackswan" / "00010.png")
+    assert im.mode == "P" and im.size == (854, 480)
+    with open(out / "global_results-val.csv") as f:
+        head = next(csv.reader(f))
+    assert head == ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall",
+                    "F-Decay"]
+
+
 def test_train_demo_then_resume_then_evaluate_workdir(tmp_path):
     wd = tmp_path / "w"
     args = ["train.py", "--config", "configs/demo.py", "--workdir", str(wd),
             "--config.train.num_train_steps=2", "--config.train.warmup_steps=1",
-            "--config.train.checkpoint_every=1", "--config.eval.num_videos=1",
+            "--config.train.checkpoint_every=1", "--config.train.log_every=1",
+            "--config.eval.num_videos=1",
             "--config.eval.synthetic.num_frames=6", "--config.data.synthetic.num_videos=4"]
     r = run(args)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -58,20 +79,7 @@ def test_evaluate_inference_mode_on_davis_mini(tmp_path, davis_mini, golden_dir)
     r = run(["evaluate.py", "--config", "configs/stm_cycle.py:r18", "--checkpoint", str(ckpt),
              "--dataset", f"davis2016:{davis_mini}", "--split", "val", "--output", str(out),
              "--overlays", "--config.data.size=(48, 80)"])
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "frames/s" in r.stdout
-    for seq, n in (("blackswan", 50), ("car-shadow", 40), ("motocross-jump", 40)):
-        pngs = sorted(os.listdir(out / seq))
-        assert len(pngs) == n and pngs[0] == "00000.png"
-        assert len(os.listdir(out / "overlays" / seq)) == n
-        assert (out / "overlays" / f"{seq}.gif").exists()
-    from PIL import Image
-    im = Image.open(out / "blackswan" / "00010.png")
-    assert im.mode == "P" and im.size == (854, 480)
-    with open(out / "global_results-val.csv") as f:
-        head = next(csv.reader(f))
-    assert head == ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall",
-                    "F-Decay"]
+    check_davis_mini_outputs(r, out, overlays=True)
     # The written PNGs score to the same numbers with the score-only mode.
     summary = json.loads((out / "summary.json").read_text())
     r = run(["evaluate.py", "--score", "--davis-root", str(davis_mini), "--year", "2016",

@@ -12,6 +12,7 @@ from vosjax.checkpoint import load_model
 from vosjax.training import sharding as shd
 from vosjax.training.loop import NonFiniteLossError, build_model, build_optimizer, train
 from vosjax.training.step import jit_init_state, jit_train_step
+from vosjax.training.tasks import get_task
 
 H, W, SLOTS, T = 32, 48, 2, 3
 
@@ -59,8 +60,9 @@ class RandomClips:
 def run_steps(config, devices, n, fsdp=1):
     mesh = shd.make_mesh(fsdp, devices)
     model, tx = build_model(config.model), build_optimizer(config.train)
-    init_fn, st_sh, abstract = jit_init_state(model, tx, mesh, (H, W), SLOTS)
-    step_fn, _ = jit_train_step(model, tx, mesh, abstract, cycle=config.train.cycle)
+    task = get_task(config.model)
+    init_fn, st_sh, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
+    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract)
     state = init_fn(jax.random.PRNGKey(0))
     src = RandomClips(config.train.batch_size, clip_len=config.data.clip_len)
     for s in range(n):
@@ -100,7 +102,8 @@ def test_fsdp_shards_params_and_matches():
     cfg = tiny_config(clip_len=2, cycle=False, learning_rate=1e-5)
     mesh = shd.make_mesh(4)
     model, tx = build_model(cfg.model), build_optimizer(cfg.train)
-    _, st_sh, abstract = jit_init_state(model, tx, mesh, (H, W), SLOTS)
+    init = get_task(cfg.model).init_variables(model, cfg)
+    _, st_sh, abstract = jit_init_state(init, tx, mesh)
     assert "fsdp" in tuple(st_sh.params["Decoder"]["convFM"]["kernel"].spec)
     mu = st_sh.opt_state[1].mu["Decoder"]["convFM"]["kernel"].spec   # Adam first moment
     assert "fsdp" in tuple(mu), mu

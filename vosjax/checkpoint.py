@@ -37,16 +37,23 @@ def _registry():
 RUNTIME_FIELDS = ("precision", "dtype", "parent", "name")
 
 
+def model_kind(model) -> str:
+    """The registry name (``"stm"``, ``"gcseg"``) of a model instance."""
+    for kind, cls in _registry().items():
+        if type(model) is cls:
+            return kind
+    raise TypeError(f"{type(model).__name__} is not a registered vosjax model "
+                    f"(known: {sorted(_registry())})")
+
+
 def model_spec(model) -> dict:
     """``{"model": kind, "fields": {...}}`` for a registered model instance."""
     import dataclasses  # noqa: PLC0415
 
-    for kind, cls in _registry().items():
-        if type(model) is cls:
-            fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)
-                      if f.name not in RUNTIME_FIELDS}
-            return {"model": kind, "fields": fields, "format": FORMAT_VERSION}
-    raise TypeError(f"cannot save a {type(model).__name__}: not a registered vosjax model")
+    kind = model_kind(model)
+    fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)
+              if f.name not in RUNTIME_FIELDS}
+    return {"model": kind, "fields": fields, "format": FORMAT_VERSION}
 
 
 def model_from_spec(spec: dict, **overrides: Any):

@@ -110,11 +110,13 @@ class ClipSampler:
         ``jax.process_count()``).
       num_workers: threads decoding/augmenting the clips of a batch (PIL and numpy release
         the GIL); the output does not depend on it.
+      pick: ``pick(rng, n, max_gap) -> positions [num_frames]`` (sorted, into the ``n``
+        annotated frames of a video) choosing a clip's frames; default :func:`pick_frames`.
     """
 
     def __init__(self, sources, config: SamplerConfig = SamplerConfig(), seed: int = 0,
                  global_batch_size: int = 4, process_index: int | None = None,
-                 process_count: int | None = None, num_workers: int = 1):
+                 process_count: int | None = None, num_workers: int = 1, pick=None):
         if not (isinstance(sources, list) and sources
                 and all(isinstance(s, tuple) and len(s) == 2 for s in sources)):
             sources = [(sources, 1)]
@@ -138,6 +140,7 @@ class ClipSampler:
         self.local_batch_size = self.global_batch_size // self.process_count
         self.clips_per_epoch = config.clips_per_epoch or len(self._items)
         self.num_workers = int(num_workers)
+        self._pick = pick or (lambda rng, n, gap: pick_frames(rng, n, config.num_frames, gap))
         self._videos: dict[tuple[int, int], Video] = {}
         self._orders: dict[int, np.ndarray] = {}
 
@@ -185,7 +188,7 @@ class ClipSampler:
             raise ValueError(f"{video.name}: no annotated frame to sample a training clip from")
         gap = cfg.max_gap(epoch)
         for attempt in range(cfg.max_retries + 1):
-            picks = ann[pick_frames(rng, len(ann), cfg.num_frames, gap)]
+            picks = ann[self._pick(rng, len(ann), gap)]
             labels = video.load_labels(picks)
             present = np.flatnonzero(np.bincount(labels[0].reshape(-1),
                                                  minlength=video.num_objects + 1)[1:]) + 1
@@ -243,6 +246,35 @@ class ClipSampler:
         while num_steps is None or step < start_step + num_steps:
             yield self.batch(step)
             step += 1
+
+
+class StagedSampler:
+    """Samplers one after another: ``stages = [(sampler, num_steps), ..., (sampler, None)]``
+    (e.g. pre-training on simulated clips, then videos). Step ``s`` of stage ``k`` is its
+    sampler's step ``s - start_k``, so the stream stays a pure function of the step."""
+
+    def __init__(self, stages):
+        if not stages or stages[-1][1] is not None:
+            raise ValueError("StagedSampler: the last stage must be open-ended (num_steps None)")
+        self.stages, self.starts, start = [], [], 0
+        for sampler, steps in stages:
+            if steps is not None and int(steps) < 1:
+                raise ValueError(f"StagedSampler: a stage needs >= 1 step, got {steps}")
+            self.stages.append(sampler)
+            self.starts.append(start)
+            start += int(steps or 0)
+
+    def _locate(self, step: int):
+        k = max(i for i, s in enumerate(self.starts) if s <= step)
+        return k, step - self.starts[k]
+
+    def batch(self, step: int) -> dict[str, np.ndarray]:
+        k, local = self._locate(int(step))
+        return self.stages[k].batch(local)
+
+    def state(self, step: int) -> dict[str, Any]:
+        k, local = self._locate(int(step))
+        return {"step": int(step), "stage": k, "stage_state": self.stages[k].state(local)}
 
 
 def _select(labels: np.ndarray, keep: np.ndarray, num_objects: int) -> np.ndarray:

@@ -295,3 +295,42 @@ def static_image_clip(image: np.ndarray, mask: np.ndarray, seed=0, num_frames: i
         frames.append(np.where(lab[..., None] > 0, fg, bg))
         labels.append(lab)
     return video_from_arrays(name, np.stack(frames), np.stack(labels))
+
+
+class StaticClips(Sequence):
+    """GCSeg pre-training clips simulated from static images (Sec. IV-A, Way-1 / Way-2).
+
+    Item ``i`` is :func:`static_image_clip` of frame 0 (image + label map) of ``base[i]``,
+    seeded by ``[*seed, i]``: Way-2 (pasted onto frame 0 of another base video) with
+    probability ``way2_prob``, otherwise Way-1. ``base`` is any ``Sequence[Video]`` (only
+    frame 0 of each is read), e.g. synthetic videos or a DAVIS training set.
+    """
+
+    def __init__(self, base, num_frames: int = 12, seed: int | tuple[int, ...] = 0,
+                 way2_prob: float = 0.5):
+        if num_frames < 2:
+            raise ValueError(f"StaticClips: num_frames={num_frames}: must be >= 2")
+        if not 0.0 <= way2_prob <= 1.0:
+            raise ValueError(f"StaticClips: way2_prob={way2_prob}: must be in [0, 1]")
+        self.base, self.num_frames, self.way2_prob = base, int(num_frames), float(way2_prob)
+        self.seed = tuple(int(s) for s in (seed if isinstance(seed, tuple) else (seed,)))
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        n = len(self.base)
+        if not -n <= i < n:
+            raise IndexError(i)
+        i %= n
+        rng = np.random.default_rng([*self.seed, i])
+        video = self.base[i]
+        image, labels = video.load_frames([0])[0], video.load_labels([0])[0]
+        way2 = n > 1 and rng.random() < self.way2_prob
+        background = None
+        if way2:
+            other = (i + 1 + int(rng.integers(n - 1))) % n
+            background = self.base[other].load_frames([0])[0]
+        return static_image_clip(image, labels, seed=rng, num_frames=self.num_frames,
+                                 way=2 if way2 else 1, background=background,
+                                 name=f"static{2 if way2 else 1}-{video.name}")

@@ -1,7 +1,8 @@
 """Inference + scoring over a set of videos (behind ``evaluate.py`` and post-training eval).
 
 For each :class:`~vosjax.data.video.Video`: propagate its first-frame masks
-(:func:`vosjax.inference.video.segment_video`, with gradient correction when asked), optionally
+(:func:`vosjax.inference.video.segment_video`: STM, with gradient correction when asked, or
+GCSeg), optionally
 write palette PNGs at the original resolution (original object ids) and overlays, and score
 against the ground truth when the video has dense labels (the DAVIS protocol).
 """
@@ -27,6 +28,10 @@ class InferenceOptions:
     upsample: str = "nearest"
     memory_slots: int | None = None
     correction: object | None = None   # a vosjax.correction.GradientCorrection
+    # GCSeg (vosjax.gcseg.inference.segment_video): references, adaptive search, draw seed.
+    num_fragments: int = 3
+    adaptive_search: bool = True
+    seed: int = 0
 
 
 @dataclasses.dataclass
@@ -61,7 +66,9 @@ def run_videos(model, variables, videos: Sequence, options: InferenceOptions = I
         result = segment_video(model, variables, frames, video.first_masks, size=options.size,
                                upsample=options.upsample, mem_every=options.mem_every,
                                correction=options.correction, reference=options.reference,
-                               memory_slots=options.memory_slots)
+                               memory_slots=options.memory_slots,
+                               num_fragments=options.num_fragments,
+                               adaptive_search=options.adaptive_search, seed=options.seed)
         labels = np.asarray(jax.device_get(result.labels))
         seconds = time.perf_counter() - start
         fps[video.name] = video.num_frames / seconds

@@ -4,7 +4,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-REDUCTIONS = ("sum", "mean")
+REDUCTIONS = ("sum", "mean", "balanced")
 
 
 def bce_two_way(logits, target, reduction: str = "sum"):
@@ -13,11 +13,14 @@ def bce_two_way(logits, target, reduction: str = "sum"):
     Args:
       logits: ``[N, H, W, 2]`` (channel 1 = foreground); ``p = softmax(logits)[..., 1]``.
       target: ``[N, H, W]`` ground truth in [0, 1].
-      reduction: ``"sum"`` over pixels (the paper: "sum of pixel-wise BCE") or ``"mean"``.
+      reduction: ``"sum"`` over pixels (the paper: "sum of pixel-wise BCE"), ``"mean"``, or
+        ``"balanced"``: ``(mean over y > 0.5 + mean over y <= 0.5) / 2`` (class-balanced, as
+        OSVOS; a set with no pixel drops out and the other gets weight 1). Not in the paper:
+        an option against small objects collapsing to background.
 
     Returns:
-      ``[N]``: ``-sum_px [y log p + (1 - y) log(1 - p)]`` (or its mean), computed with
-      ``log_softmax`` so it never takes ``log(0)``.
+      ``[N]``: ``-sum_px [y log p + (1 - y) log(1 - p)]`` (or its mean / balanced mean),
+      computed with ``log_softmax`` so it never takes ``log(0)``.
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction={reduction!r}: expected one of {REDUCTIONS}")
@@ -26,7 +29,22 @@ def bce_two_way(logits, target, reduction: str = "sum"):
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     y = target.astype(jnp.float32)
     px = -(y * logp[..., 1] + (1.0 - y) * logp[..., 0])
-    return px.sum(axis=(1, 2)) if reduction == "sum" else px.mean(axis=(1, 2))
+    if reduction == "sum":
+        return px.sum(axis=(1, 2))
+    if reduction == "mean":
+        return px.mean(axis=(1, 2))
+    return balanced_mean(px, y > 0.5)
+
+
+def balanced_mean(px, fg):
+    """``[N, H, W]`` per-pixel values -> ``[N]``: the mean of the foreground (``fg``) and
+    background means; when one class has no pixel, the other's mean alone."""
+    fg = fg.astype(px.dtype)
+    n_fg, n_bg = fg.sum(axis=(1, 2)), (1.0 - fg).sum(axis=(1, 2))
+    m_fg = (px * fg).sum(axis=(1, 2)) / jnp.maximum(n_fg, 1.0)
+    m_bg = (px * (1.0 - fg)).sum(axis=(1, 2)) / jnp.maximum(n_bg, 1.0)
+    w_fg, w_bg = (n_fg > 0).astype(px.dtype), (n_bg > 0).astype(px.dtype)
+    return (w_fg * m_fg + w_bg * m_bg) / jnp.maximum(w_fg + w_bg, 1.0)
 
 
 def gcseg_loss(outputs, gt_target, gt_reference, reduction: str = "sum"):

@@ -3,7 +3,9 @@
 * :func:`sample_pairs`: one (reference, target) frame pair per clip, the temporal gap drawn
   from a short / middle / long range (numpy, deterministic from a seed);
 * :func:`gather_pair_batch`: the model's training batch from clips and sampled indices;
-* :func:`zero_previous_mask`: the random zeroing of ``M_{t-1}`` with p = 0.5 (pure JAX).
+* :func:`zero_previous_mask`: the random zeroing of ``M_{t-1}`` with p = 0.5 (pure JAX);
+* :func:`pair_picker` and :class:`GCSegBatches`: the trainer's batch stream, built on
+  :class:`vosjax.data.sampler.ClipSampler` (deterministic per step, resumable, host-split).
 """
 from __future__ import annotations
 
@@ -121,4 +123,54 @@ def zero_previous_mask(rng, prev_mask, p: float = 0.5):
     return jnp.where(dropped[:, None, None], 0.0, prev_mask).astype(prev_mask.dtype), dropped
 
 
-__all__ = ["GapRanges", "GAP_KINDS", "sample_pairs", "gather_pair_batch", "zero_previous_mask"]
+def pair_picker(gaps: GapRanges = GapRanges()):
+    """A ``pick(rng, n, max_gap)`` for :class:`~vosjax.data.sampler.ClipSampler`: the
+    positions ``[t - n, t - 1, t]`` (reference, previous, target) of one :func:`sample_pairs`
+    draw over ``n`` annotated frames, seeded from the clip's ``rng``. The sampler's gap
+    schedule (``max_gap``) is not used: ``gaps`` decides the reference gap."""
+    def pick(rng: np.random.Generator, n: int, max_gap: int) -> np.ndarray:
+        del max_gap
+        p = sample_pairs([n], int(rng.integers(2 ** 63)), gaps)
+        return np.array([p["reference"][0], p["previous"][0], p["target"][0]])
+    return pick
+
+
+class GCSegBatches:
+    """GCSeg training batches from a clip sampler with one object per clip.
+
+    ``clips``: a :class:`~vosjax.data.sampler.ClipSampler` (or
+    :class:`~vosjax.data.sampler.StagedSampler`) whose ``batch(step)`` gives ``frames
+    [B, T, H, W, 3]`` and one-hot ``masks [B, T, 2, H, W]`` (``max_objects = num_slots = 1``).
+    ``objective="pairs"`` (clips of 3 frames from :func:`pair_picker`): the pair batch of
+    :func:`vosjax.gcseg.objective.make_loss_fn`; ``"recurrent"``: ``frames`` and binary
+    ``masks [B, T, H, W]`` for :func:`~vosjax.gcseg.objective.make_recurrent_loss_fn`.
+    Same ``batch(step)`` / ``state(step)`` protocol as the clip sampler.
+    """
+
+    def __init__(self, clips, objective: str = "pairs"):
+        if objective not in ("pairs", "recurrent"):
+            raise ValueError(f"objective={objective!r}: expected 'pairs' or 'recurrent'")
+        self.clips, self.objective = clips, objective
+
+    def batch(self, step: int) -> dict[str, np.ndarray]:
+        b = self.clips.batch(step)
+        frames, masks = b["frames"], b["masks"]
+        if masks.ndim != 5 or masks.shape[2] != 2:
+            raise ValueError(f"GCSegBatches needs one-object clips (masks [B, T, 2, H, W]), "
+                             f"got masks {masks.shape}")
+        fg = masks[:, :, 1]
+        if self.objective == "recurrent":
+            return {"frames": frames, "masks": fg}
+        if frames.shape[1] != 3:
+            raise ValueError(f"pair clips must have 3 frames (reference, t-1, t), got "
+                             f"{frames.shape[1]}")
+        idx = {k: np.full(len(frames), i) for i, k in enumerate(("reference", "previous",
+                                                                 "target"))}
+        return gather_pair_batch(frames, fg, idx)
+
+    def state(self, step: int) -> dict:
+        return self.clips.state(step)
+
+
+__all__ = ["GapRanges", "GAP_KINDS", "sample_pairs", "gather_pair_batch", "zero_previous_mask",
+           "pair_picker", "GCSegBatches"]

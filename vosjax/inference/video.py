@@ -1,9 +1,13 @@
-"""Raw-video wrapper around :func:`~vosjax.inference.propagation.propagate`.
+"""Raw-video wrapper around the models' propagation loops.
 
 uint8 frames at their original size and label maps (any object ids, objects may start at later
 frames) in; label maps at the original size out. Resizing is the data pipeline's
 (:mod:`vosjax.data.transforms`): keep-aspect resize + pad to the working size (240x427), and
 back with nearest (the paper) or bilinear-probability upsampling.
+
+The model family picks the loop (:data:`PROPAGATORS`, keyed by the checkpoint registry name):
+STM -> :func:`vosjax.inference.propagation.propagate`, GCSeg ->
+:func:`vosjax.gcseg.inference.segment_video` (objects given in frame 0 only).
 """
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ import numpy as np
 from vosjax.correction import GradientCorrection
 from vosjax.data.transforms import (WORK_SIZE, PadInfo, resize_pad_frames, resize_pad_labels,
                                     unpad_resize_probs)
-from vosjax.inference.propagation import propagate
 
 IGNORE_LABEL = 255
 
@@ -56,21 +59,57 @@ def objects_from_annotations(annotations: Mapping[int, np.ndarray], num_frames: 
     return ids, np.array([starts[i] for i in ids], np.int64), masks
 
 
+def _propagate_stm(model, variables, frames, masks, starts, *, num_slots, mem_every,
+                   correction, reference, memory_slots, **unused):
+    """STM: :func:`~vosjax.inference.propagation.propagate` -> probs ``[T, K, h, w]``."""
+    from vosjax.inference.propagation import propagate  # noqa: PLC0415
+
+    return propagate(model, variables, frames, masks, num_slots=num_slots, mem_every=mem_every,
+                     correction=correction, reference=reference, memory_slots=memory_slots,
+                     start_frames=starts).probs
+
+
+def _propagate_gcseg(model, variables, frames, masks, starts, *, correction, num_fragments,
+                     adaptive_search, seed, **unused):
+    """GCSeg: :func:`vosjax.gcseg.inference.segment_video` -> probs ``[T, O + 1, h, w]``."""
+    from vosjax.gcseg.inference import segment_video as gcseg_segment  # noqa: PLC0415
+
+    if correction is not None:
+        raise ValueError("gradient correction is an STM-cycle feature; set "
+                         "config.eval.correction=False for GCSeg")
+    if np.any(starts != 0):
+        raise ValueError(f"GCSeg segments the objects given in frame 0; objects starting at "
+                         f"frames {sorted(set(starts.tolist()) - {0})} are not supported")
+    return gcseg_segment(model, variables, frames, masks, num_fragments=num_fragments,
+                         seed=seed, adaptive_search=adaptive_search)
+
+
+#: Registry name of the model (:func:`vosjax.checkpoint.model_kind`) -> propagation loop.
+PROPAGATORS = {"stm": _propagate_stm, "gcseg": _propagate_gcseg}
+
+
 def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray], *,
                   size: tuple[int, int] = WORK_SIZE, upsample: str = "nearest",
                   num_slots: int | None = None, mem_every: int = 5,
                   correction: GradientCorrection | None = None, reference: str = "mem",
-                  memory_slots: int | None = None) -> VideoResult:
-    """Segment a raw video.
+                  memory_slots: int | None = None, num_fragments: int = 3,
+                  adaptive_search: bool = True, seed: int = 0) -> VideoResult:
+    """Segment a raw video with an STM or a GCSeg model.
 
     Args:
       frames: uint8 ``[T, H, W, 3]`` RGB at the original size.
       annotations: ``{frame index: label map [H, W]}``; frame 0 normally, plus later frames
-        where new objects appear (YouTube-VOS). Ids need not be contiguous.
+        where new objects appear (YouTube-VOS, STM only). Ids need not be contiguous.
       size: working size (h, w); upsample: ``"nearest"`` (argmax, then nearest) or
         ``"bilinear"`` (bilinear probabilities, then argmax).
-      The rest as :func:`~vosjax.inference.propagation.propagate`.
+      num_slots, mem_every, correction, reference, memory_slots: STM, as
+        :func:`~vosjax.inference.propagation.propagate`.
+      num_fragments, adaptive_search, seed: GCSeg, as
+        :func:`vosjax.gcseg.inference.segment_video`.
     """
+    from vosjax.checkpoint import model_kind  # noqa: PLC0415
+
+    run = PROPAGATORS[model_kind(model)]
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
@@ -81,12 +120,12 @@ def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray
         raise ValueError(f"annotations are {masks.shape[1:]} but frames {frames.shape[1:3]}")
     x, info = resize_pad_frames(frames, size)
     small, _ = resize_pad_labels(masks.astype(np.uint8), size)
-    result = propagate(model, variables, x, small.astype(np.float32),
-                       num_slots=len(ids) if num_slots is None else num_slots,
-                       mem_every=mem_every, correction=correction, reference=reference,
-                       memory_slots=memory_slots, start_frames=starts)
-    channels = unpad_resize_probs(np.asarray(result.probs), info, mode=upsample)
-    k = result.probs.shape[1]
+    probs = run(model, variables, x, small.astype(np.float32), starts,
+                num_slots=len(ids) if num_slots is None else num_slots, mem_every=mem_every,
+                correction=correction, reference=reference, memory_slots=memory_slots,
+                num_fragments=num_fragments, adaptive_search=adaptive_search, seed=seed)
+    channels = unpad_resize_probs(np.asarray(probs), info, mode=upsample)
+    k = probs.shape[1]
     lut = np.array((0,) + ids + (0,) * (k - 1 - len(ids)),
                    np.uint8 if max(ids) <= 255 else np.int32)
-    return VideoResult(labels=lut[channels], probs=result.probs, ids=ids, pad=info)
+    return VideoResult(labels=lut[channels], probs=probs, ids=ids, pad=info)

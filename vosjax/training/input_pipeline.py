@@ -1,4 +1,4 @@
-"""Training clip streams built from ``config.data`` (explicit fields, no config in modules).
+"""Training batch streams built from ``config.data`` (explicit fields, no config in modules).
 
 ``config.data.sources`` is a tuple of ``(dataset, repeat)`` pairs mixed by frequency, e.g. the
 paper's hybrid ``(("davis2017", 5), ("youtubevos", 1))``. Dataset names:
@@ -6,12 +6,18 @@ paper's hybrid ``(("davis2017", 5), ("youtubevos", 1))``. Dataset names:
 * ``davis2017`` / ``davis2016``: a DAVIS folder at ``config.data.davis_root`` (train split);
 * ``youtubevos``: a YouTube-VOS folder at ``config.data.youtubevos_root`` (train split);
 * ``synthetic``: built-in synthetic videos (``config.data.synthetic``), no files needed;
-* ``tfds:DIR``: videos written by :mod:`vosjax.data.tfds_builders` (array_record).
+* ``tfds:DIR``: videos written by :mod:`vosjax.data.tfds_builders` (array_record);
+* ``static:NAME``: clips simulated from frame 0 of each video of ``NAME`` (GCSeg's Way-1 /
+  Way-2 pre-training, :class:`vosjax.data.synthetic.StaticClips`; ``config.data.static``).
+
+Stages: with ``config.data.pretrain_steps = N > 0`` the first ``N`` steps sample from
+``config.data.pretrain_sources`` and the rest from ``config.data.sources``
+(:class:`vosjax.data.sampler.StagedSampler`); one run, one compiled step.
 """
 from __future__ import annotations
 
 from vosjax.data.augment import AugmentConfig
-from vosjax.data.sampler import ClipSampler, SamplerConfig
+from vosjax.data.sampler import ClipSampler, SamplerConfig, StagedSampler
 
 
 def build_videos(name: str, data_cfg):
@@ -29,24 +35,63 @@ def build_videos(name: str, data_cfg):
         from vosjax.data.youtube_vos import YouTubeVOSDataset  # noqa: PLC0415
         return YouTubeVOSDataset(root, split="train")
     if name == "synthetic":
-        from vosjax.data.synthetic import SyntheticVideos  # noqa: PLC0415
-        s = data_cfg.synthetic
-        return SyntheticVideos(s.num_videos, seed=s.seed, height=s.height, width=s.width,
-                               num_frames=s.num_frames, distractors=s.distractors)
+        return _synthetic(data_cfg.synthetic)
     if name.startswith("tfds:"):
         from vosjax.data.tfds_builders import load_videos  # noqa: PLC0415
         return load_videos(name[len("tfds:"):], "train")
+    if name.startswith("static:"):
+        from vosjax.data.synthetic import StaticClips  # noqa: PLC0415
+        base_name, st = name[len("static:"):], data_cfg.get("static")
+        if st is None:
+            raise ValueError(f"config.data.static (num_frames, seed, way2_prob) is required "
+                             f"for source {name!r}")
+        # Only frame 0 of each base video is used: synthetic bases render just that frame.
+        base = (_synthetic(data_cfg.synthetic, num_frames=1) if base_name == "synthetic"
+                else build_videos(base_name, data_cfg))
+        return StaticClips(base, num_frames=st.num_frames, seed=st.seed,
+                           way2_prob=st.way2_prob)
     raise ValueError(f"config.data.sources: unknown dataset {name!r} (davis2017, davis2016, "
-                     "youtubevos, synthetic, tfds:DIR)")
+                     "youtubevos, synthetic, tfds:DIR, static:NAME)")
 
 
-def build_sampler(data_cfg, *, seed: int, global_batch_size: int) -> ClipSampler:
-    """The :class:`~vosjax.data.sampler.ClipSampler` described by ``config.data``."""
-    sources = [(build_videos(name, data_cfg), int(rep)) for name, rep in data_cfg.sources]
+def _synthetic(s, **overrides):
+    from vosjax.data.synthetic import SyntheticVideos  # noqa: PLC0415
+
+    kw = dict(seed=s.seed, height=s.height, width=s.width, num_frames=s.num_frames,
+              distractors=s.distractors)
+    kw.update(overrides)
+    return SyntheticVideos(s.num_videos, **kw)
+
+
+def build_sampler(data_cfg, *, seed: int, global_batch_size: int, sources=None, pick=None,
+                  **overrides) -> ClipSampler:
+    """The :class:`~vosjax.data.sampler.ClipSampler` described by ``config.data``.
+
+    ``sources`` replaces ``config.data.sources``; ``pick`` chooses a clip's frames (see
+    :class:`ClipSampler`); ``overrides`` replace :class:`SamplerConfig` fields (a task's
+    needs, e.g. GCSeg's one object per clip)."""
+    sources = data_cfg.sources if sources is None else sources
+    videos = [(build_videos(name, data_cfg), int(rep)) for name, rep in sources]
     aug = AugmentConfig(**dict(data_cfg.augment)) if data_cfg.get("augment") else None
-    cfg = SamplerConfig(num_frames=data_cfg.clip_len, max_objects=data_cfg.max_objects,
-                        num_slots=data_cfg.num_slots, size=tuple(data_cfg.size),
-                        gap_start=data_cfg.gap_start, gap_increment=data_cfg.gap_increment,
-                        gap_every_epochs=data_cfg.gap_every_epochs, augment=aug)
-    return ClipSampler(sources, cfg, seed=seed, global_batch_size=global_batch_size,
-                       num_workers=data_cfg.get("num_workers", 1))
+    fields = dict(num_frames=data_cfg.clip_len, max_objects=data_cfg.max_objects,
+                  num_slots=data_cfg.num_slots, size=tuple(data_cfg.size),
+                  gap_start=data_cfg.gap_start, gap_increment=data_cfg.gap_increment,
+                  gap_every_epochs=data_cfg.gap_every_epochs, augment=aug)
+    fields.update(overrides)
+    return ClipSampler(videos, SamplerConfig(**fields), seed=seed,
+                       global_batch_size=global_batch_size,
+                       num_workers=data_cfg.get("num_workers", 1), pick=pick)
+
+
+def build_batches(config, **overrides):
+    """The training stream of ``config``: a :class:`ClipSampler`, or a
+    :class:`StagedSampler` when ``config.data.pretrain_steps > 0``. ``overrides`` go to
+    :func:`build_sampler`."""
+    d = config.data
+    kw = dict(seed=config.seed, global_batch_size=config.train.batch_size, **overrides)
+    main = build_sampler(d, **kw)
+    steps = int(d.get("pretrain_steps", 0) or 0)
+    if steps <= 0:
+        return main
+    return StagedSampler([(build_sampler(d, sources=d.pretrain_sources, **kw), steps),
+                          (main, None)])

@@ -11,33 +11,23 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from vosjax.training import sharding as shd
 from vosjax.training.checkpointing import Checkpointer
 from vosjax.training.metrics import MetricWriter
 from vosjax.training.optim import learning_rate_schedule, make_optimizer
 from vosjax.training.step import jit_init_state, jit_train_step
+from vosjax.training.tasks import get_task
 
 
 class NonFiniteLossError(FloatingPointError):
     """Raised by the NaN guard; names the step and the last good checkpoint."""
 
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
-
 def build_model(model_cfg):
-    """The Flax model named by ``config.model`` (explicit fields; no config object inside)."""
-    from vosjax.models.stm import STM  # noqa: PLC0415
-
-    name = model_cfg.get("name", "stm")
-    if name != "stm":
-        raise ValueError(f"config.model.name={name!r}: this trainer supports 'stm'")
-    if model_cfg.dtype not in DTYPES:
-        raise ValueError(f"config.model.dtype={model_cfg.dtype!r}: expected one of {list(DTYPES)}")
-    dtype = None if model_cfg.dtype == "float32" else DTYPES[model_cfg.dtype]
-    return STM(arch=model_cfg.arch, keydim=model_cfg.keydim, valdim=model_cfg.valdim,
-               mdim=model_cfg.get("mdim", 256), precision=model_cfg.precision, dtype=dtype)
+    """The Flax model named by ``config.model`` (its task's builder; explicit fields)."""
+    return get_task(model_cfg).build_model(model_cfg)
 
 
 def build_optimizer(train_cfg):
@@ -59,30 +49,40 @@ def _check_config(config) -> None:
     if t.batch_size % n:
         raise ValueError(f"config.train.batch_size={t.batch_size} must be divisible by the "
                          f"number of devices ({n})")
-    if config.data.clip_len < 2:
+    if config.data.get("clip_len", 2) < 2:
         raise ValueError(f"config.data.clip_len={config.data.clip_len}: must be >= 2")
 
 
-def _load_init(state, init_from: str, model):
-    """Replace params/batch_stats by a converted or exported model directory's variables."""
+def _load_init(state, init_from: str):
+    """Replace params/batch_stats by a converted or exported model directory's variables
+    (any model whose variable tree has the same structure and shapes, e.g. a GCSeg
+    pre-training workdir for fine-tuning with ``freeze_backbone=True``)."""
     from vosjax.checkpoint import load_model  # noqa: PLC0415
 
-    src_model, variables = load_model(init_from)
-    if (src_model.arch, src_model.keydim, src_model.valdim) != (
-            model.arch, model.keydim, model.valdim):
-        raise ValueError(f"config.train.init_from={init_from!r}: model {src_model.arch}/"
-                         f"{src_model.keydim}/{src_model.valdim} does not match the config")
+    _, variables = load_model(init_from)
+    for col in ("params", "batch_stats"):
+        new, old = variables.get(col, {}), getattr(state, col)
+        new_paths = {jax.tree_util.keystr(p): np.shape(x)
+                     for p, x in jax.tree_util.tree_leaves_with_path(new)}
+        old_paths = {jax.tree_util.keystr(p): tuple(x.shape)
+                     for p, x in jax.tree_util.tree_leaves_with_path(old)}
+        if new_paths != old_paths:
+            diff = sorted(set(new_paths.items()) ^ set(old_paths.items()))[:3]
+            raise ValueError(f"config.train.init_from={init_from!r}: its {col} do not match "
+                             f"the configured model (first differences: {diff})")
     cast = lambda new, old: jnp.asarray(new, old.dtype)  # noqa: E731
     return state.replace(
         params=jax.tree_util.tree_map(cast, variables["params"], state.params),
-        batch_stats=jax.tree_util.tree_map(cast, variables["batch_stats"], state.batch_stats))
+        batch_stats=jax.tree_util.tree_map(cast, variables.get("batch_stats", {}),
+                                           state.batch_stats))
 
 
 def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[str, Any]:
     """Train per ``config`` in ``workdir`` (resuming from its latest checkpoint).
 
+    The model family is ``config.model.name`` (:mod:`vosjax.training.tasks`).
     ``sampler``: an object with ``batch(step) -> dict`` and ``state(step) -> dict`` (default:
-    built from ``config.data`` by :func:`vosjax.training.input_pipeline.build_sampler`).
+    the task's stream built from ``config``).
     Returns a summary dict (final step, last metrics, steps/s).
     """
     # -- setup ----------------------------------------------------------------------------------
@@ -90,12 +90,11 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
     mesh = shd.make_mesh(config.train.fsdp)
-    model = build_model(config.model)
+    task = get_task(config.model)
+    model = task.build_model(config.model)
     tx = build_optimizer(config.train)
-    size = tuple(config.data.size)
-    init_fn, st_sh, abstract = jit_init_state(model, tx, mesh, size, config.data.num_slots)
-    step_fn, _ = jit_train_step(model, tx, mesh, abstract, cycle=config.train.cycle,
-                                bootstrap=config.train.bootstrap)
+    init_fn, st_sh, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
+    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract)
     ckpt = Checkpointer(workdir, keep=config.train.keep_checkpoints,
                         save_every=config.train.checkpoint_every)
     _write_model_spec(workdir, model)
@@ -107,15 +106,13 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
     else:
         state = init_fn(jax.random.PRNGKey(config.seed))
         if config.train.init_from:
-            state = _load_init(state, config.train.init_from, model)
+            state = _load_init(state, config.train.init_from)
     start = int(state.step)
     total = int(config.train.num_train_steps)
 
     # -- data -----------------------------------------------------------------------------------
     if sampler is None:
-        from vosjax.training.input_pipeline import build_sampler  # noqa: PLC0415
-        sampler = build_sampler(config.data, seed=config.seed,
-                                global_batch_size=config.train.batch_size)
+        sampler = task.batches(config)
     batch_sh = shd.batch_sharding(mesh)
 
     # -- loop -----------------------------------------------------------------------------------

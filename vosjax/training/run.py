@@ -10,6 +10,7 @@ from vosjax.evaluation.runner import InferenceOptions, RunReport, run_videos
 from vosjax.training.input_pipeline import build_videos
 from vosjax.training.loop import train
 from vosjax.training.step import initial_variables
+from vosjax.training.tasks import get_task
 
 
 def inference_options(config) -> InferenceOptions:
@@ -25,7 +26,10 @@ def inference_options(config) -> InferenceOptions:
     return InferenceOptions(size=tuple(config.data.size), mem_every=e.get("mem_every", 5),
                             reference=e.get("reference", "mem"),
                             upsample=e.get("upsample", "nearest"),
-                            memory_slots=e.get("memory_slots") or None, correction=corr)
+                            memory_slots=e.get("memory_slots") or None, correction=corr,
+                            num_fragments=e.get("num_fragments", 3),
+                            adaptive_search=e.get("adaptive_search", True),
+                            seed=e.get("seed", 0))
 
 
 def heldout_videos(config):
@@ -64,8 +68,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     results = {"step": out["step"], "train_steps_per_s": out["steps_per_s"],
                "trained": _summary(run_videos(model, out["variables"], videos, opts))}
     if config.eval.get("compare_untrained", False):
-        v0 = initial_variables(model, jax.random.PRNGKey(config.seed), tuple(config.data.size),
-                               config.data.num_slots)
+        init = get_task(config.model).init_variables(model, config)
+        v0 = initial_variables(init, jax.random.PRNGKey(config.seed))
         results["untrained"] = _summary(run_videos(model, v0, videos, opts))
     if jax.process_index() == 0:
         path = os.path.join(os.path.abspath(workdir), "eval.json")
