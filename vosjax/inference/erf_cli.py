@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     else:
         from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
         model = STM(args.arch)
-        variables = init_stm(model, jax.random.PRNGKey(args.seed))
+        variables = jax.jit(lambda r: init_stm(model, r))(jax.random.PRNGKey(args.seed))
 
     x, info = resize_pad_frames(frames, args.size)
     masks, _ = resize_pad_labels(np.stack([labels == i for i in ids]).astype(np.uint8), args.size)
