@@ -1,10 +1,12 @@
 """Model checkpoints on disk: an orbax checkpoint of the variables plus ``model.json``.
 
-Layout of a model directory (written by ``python -m vosjax.convert`` and exported by
-``train.py``)::
+Layout of a model directory (written by ``python -m vosjax.convert``)::
 
     DIR/model.json      {"model": "stm", "fields": {"arch": "resnet50", "keydim": 128, ...}}
     DIR/variables/      orbax StandardCheckpointer tree {"params": ..., "batch_stats": ...}
+
+A ``train.py`` workdir loads too: its ``model.json`` plus the latest step under
+``checkpoints/``.
 
 Writes go to a temporary sibling directory that is renamed into place at the end, so an
 interrupted write never leaves a half-written ``DIR``.
@@ -97,7 +99,16 @@ def load_model(directory: str | os.PathLike, **overrides: Any):
             raise ValueError(f"{spec_path}: not valid JSON ({e})") from None
     model = model_from_spec(spec, **overrides)
     var_dir = os.path.join(directory, "variables")
-    if not os.path.isdir(var_dir):
-        raise FileNotFoundError(f"{var_dir}: missing variables checkpoint")
-    variables = ocp.StandardCheckpointer().restore(var_dir)
-    return model, variables
+    if os.path.isdir(var_dir):
+        return model, ocp.StandardCheckpointer().restore(var_dir)
+    ckpt_dir = os.path.join(directory, "checkpoints")
+    if os.path.isdir(ckpt_dir):  # a train.py workdir: the latest complete step
+        with ocp.CheckpointManager(ckpt_dir, item_names=("state", "meta")) as mngr:
+            step = mngr.latest_step()
+            if step is None:
+                raise FileNotFoundError(f"{ckpt_dir}: no complete checkpoint yet")
+            state = mngr.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore())).state
+        return model, {"params": state["params"], "batch_stats": state["batch_stats"]}
+    raise FileNotFoundError(f"{directory}: neither variables/ (converted or exported model) "
+                            "nor checkpoints/ (train.py workdir) found")

@@ -226,21 +226,22 @@ def _torch_name(flat: str) -> str:
 # STM-Training
 # ---------------------------------------------------------------------------------------------
 def infer_stm_config(state_dict: Mapping[str, np.ndarray], where: str = "state dict") -> dict:
-    """``{"arch", "keydim", "valdim"}`` from the shapes of an STM-Training state dict."""
+    """``{"arch", "keydim", "valdim", "mdim"}`` from the shapes of an STM-Training state dict."""
     try:
         bottleneck = "Encoder_Q.res2.0.conv3.weight" in state_dict
         n4 = len({k.split(".")[2] for k in state_dict if k.startswith("Encoder_Q.res4.")})
         keydim = int(state_dict["KV_M_r4.Key.weight"].shape[0])
         valdim = int(state_dict["KV_M_r4.Value.weight"].shape[0])
+        mdim = int(state_dict["Decoder.convFM.weight"].shape[0])
     except KeyError as e:
         raise CheckpointError(f"{where}: not an STM-Training state dict (missing key {e})") from None
-    table = {(False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50",
+    table = {(False, 1): "resnet10", (False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50",
              (True, 23): "resnet101"}
     arch = table.get((bottleneck, n4))
     if arch is None:
         raise CheckpointError(f"{where}: cannot infer the ResNet from {n4} blocks in "
                               f"Encoder_Q.res4 ({'bottleneck' if bottleneck else 'basic'})")
-    return {"arch": arch, "keydim": keydim, "valdim": valdim}
+    return {"arch": arch, "keydim": keydim, "valdim": valdim, "mdim": mdim}
 
 
 def load_stm_training(source, arch: str | None = None, *, precision: Any = "highest"):

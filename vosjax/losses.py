@@ -55,9 +55,11 @@ def iou_loss(pred, mask, num_objects, ref=None):
     use = jnp.broadcast_to(idx[None] < num_objects, obj_loss.shape)
     if ref is not None:
         use = use & _channel_valid(ref, k)[:, start:]
-    use_f = use.astype(obj_loss.dtype)
+    count = jnp.sum(use.astype(obj_loss.dtype), axis=1)
     # Channels outside the objects may have union 0 (0/0): keep them out of the sum entirely.
-    per_sample = jnp.sum(jnp.where(use, obj_loss, 0.0), axis=1) / jnp.sum(use_f, axis=1)
+    # A sample with no valid object is NaN in the official code (it never happens there); here
+    # it contributes 0 so that a masked-out term (the cycle skip rule) has finite gradients.
+    per_sample = jnp.sum(jnp.where(use, obj_loss, 0.0), axis=1) / jnp.maximum(count, 1.0)
     return (jnp.sum(per_sample) / n).reshape(1)
 
 

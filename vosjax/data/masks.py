@@ -37,13 +37,22 @@ def read_label_png(path: str | os.PathLike, *, binary: bool | None = None) -> np
     Raises:
       FileNotFoundError / ValueError naming the file when it is missing or unreadable.
     """
-    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: annotation not found")
+    return decode_label_png(path, binary=binary, name=path)
+
+
+def decode_label_png(source, *, binary: bool | None = None, name: str = "<bytes>") -> np.ndarray:
+    """Like :func:`read_label_png` for a file path or encoded bytes (``name`` goes into errors)."""
+    import io  # noqa: PLC0415
+
+    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(bytes(source))
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             mode = im.mode
             if mode == "P":
                 arr = np.asarray(im, dtype=np.uint8)
@@ -52,16 +61,38 @@ def read_label_png(path: str | os.PathLike, *, binary: bool | None = None) -> np
             elif mode in ("RGB", "RGBA"):
                 arr = np.asarray(im.convert("L"))
             else:
-                raise ValueError(f"{path}: unsupported annotation image mode {mode!r}")
+                raise ValueError(f"{name}: unsupported annotation image mode {mode!r}")
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ValueError(f"{path}: unreadable annotation image ({e})") from None
+        raise ValueError(f"{name}: unreadable annotation image ({e})") from None
     if binary is None:
         binary = mode != "P" and set(np.unique(arr).tolist()) <= {0, 255}
     if binary:
         return (arr > 0).astype(np.uint8)
     if arr.max(initial=0) > 255:
-        raise ValueError(f"{path}: object ids above 255")
+        raise ValueError(f"{name}: object ids above 255")
     return arr.astype(np.uint8)
+
+
+def encode_palette_png(labels: np.ndarray) -> bytes:
+    """Object ids ``[H, W]`` -> PNG bytes with the DAVIS palette."""
+    import io  # noqa: PLC0415
+
+    buf = io.BytesIO()
+    _palette_image(labels, "<labels>").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _palette_image(labels: np.ndarray, name: str):
+    from PIL import Image  # noqa: PLC0415
+
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"{name}: labels must be [H, W], got shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() > 255):
+        raise ValueError(f"{name}: object ids must be in 0..255")
+    im = Image.fromarray(labels.astype(np.uint8), mode="P")
+    im.putpalette(davis_palette().reshape(-1).tolist())
+    return im
 
 
 def write_palette_png(path: str | os.PathLike, labels: np.ndarray) -> None:
@@ -69,15 +100,7 @@ def write_palette_png(path: str | os.PathLike, labels: np.ndarray) -> None:
 
     The file is written to a temporary name and renamed, so a crash never leaves a partial PNG.
     """
-    from PIL import Image  # noqa: PLC0415
-
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"{os.fspath(path)}: labels must be [H, W], got shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() > 255):
-        raise ValueError(f"{os.fspath(path)}: object ids must be in 0..255")
-    im = Image.fromarray(labels.astype(np.uint8), mode="P")
-    im.putpalette(davis_palette().reshape(-1).tolist())
+    im = _palette_image(labels, os.fspath(path))
     path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
@@ -94,5 +117,7 @@ def one_hot(labels: np.ndarray, num_slots: int) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.size and labels.max() > num_slots:
         raise ValueError(f"label id {int(labels.max())} exceeds num_slots={num_slots}")
-    eye = np.eye(num_slots + 1, dtype=np.float32)
-    return np.moveaxis(eye[labels], -1, -3)
+    if labels.dtype.kind not in "ui":
+        labels = labels.astype(np.int64)
+    ids = np.arange(num_slots + 1, dtype=labels.dtype).reshape(-1, 1, 1)
+    return (labels[..., None, :, :] == ids).astype(np.float32)

@@ -17,7 +17,10 @@ import flax.linen as nn
 import jax
 
 # arch -> (block kind, blocks per stage)
+# ``resnet10`` (one basic block per stage) is not a torchvision model: a small trunk for CPU
+# tests and demos.
 ARCHS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
+    "resnet10": ("basic", (1, 1, 1, 1)),
     "resnet18": ("basic", (2, 2, 2, 2)),
     "resnet34": ("basic", (3, 4, 6, 3)),
     "resnet50": ("bottleneck", (3, 4, 6, 3)),
@@ -111,7 +114,8 @@ class ResNet(nn.Module):
     """A ResNet trunk returning the stride 2/4/8/16(/32) features ``(c1, r2, r3, r4[, r5])``.
 
     Attributes:
-      arch: ``resnet18`` | ``resnet34`` | ``resnet50`` | ``resnet101``.
+      arch: ``resnet18`` | ``resnet34`` | ``resnet50`` | ``resnet101`` (or ``resnet10``, a
+        one-block-per-stage trunk for tests and CPU demos).
       num_stages: 3 stops after ``res4`` (``layer3``, stride 16) as STM does; 4 adds ``res5``.
       precision: ``jax.lax.Precision`` (or its name) for every conv; ``"highest"`` for parity.
       dtype: compute dtype (None: the input's, normally float32; ``bfloat16`` for fast modes).

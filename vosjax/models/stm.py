@@ -222,6 +222,7 @@ class STM(nn.Module):
     Attributes:
       arch: backbone, ``resnet18|34|50|101`` (the released STM-Cycle models: R18, R50).
       keydim, valdim: memory key / value channels (128 / 512).
+      mdim: decoder width (256 in the official model; smaller for CPU demos).
       precision: conv/matmul precision; ``"highest"`` (default) is full float32 everywhere,
         which the parity tolerances need on GPUs (TF32/bf16 defaults break them).
       dtype: compute dtype (None = float32; ``jnp.bfloat16`` for a fast mode; the softmaxes
@@ -234,6 +235,7 @@ class STM(nn.Module):
     arch: str = "resnet50"
     keydim: int = 128
     valdim: int = 512
+    mdim: int = 256
     precision: Any = "highest"
     dtype: Any = None
 
@@ -244,7 +246,7 @@ class STM(nn.Module):
         self.Encoder_Q = ResNet(self.arch, num_stages=3, **kw)
         self.KV_M_r4 = KeyValue(self.keydim, self.valdim, **kw)
         self.KV_Q_r4 = KeyValue(self.keydim, self.valdim, **kw)
-        self.Decoder = Decoder(256, **kw)
+        self.Decoder = Decoder(self.mdim, **kw)
 
     # -- memory side ---------------------------------------------------------------------------
     def encode_memory(self, frame, masks, frame_conv=None):

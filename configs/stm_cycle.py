@@ -1,0 +1,57 @@
+"""STM-cycle as in the paper: STM R50, 240x427, 3-frame clips, DAVIS-17 x5 + YouTube-VOS x1,
+Adam lr 1e-5 (betas 0.9/0.999, weight decay 5e-4), 4 clips per update, 240 epochs, cycle loss.
+
+Command (GPU cluster; the roots are the downloaded datasets)::
+
+    python train.py --config configs/stm_cycle.py --workdir runs/stm_cycle \
+        --config.data.davis_root=/data/DAVIS --config.data.youtubevos_root=/data/YTVOS \
+        --config.train.init_from=ckpt/imagenet_r50   # optional: converted weights
+
+``:r18`` selects the ResNet-18 variant. Expected result: the paper reports DAVIS-17 val J&F
+71.7 (72.3 with gradient correction; baseline 69.7), Table 3. Not yet reproduced by us (this
+needs GPUs and the datasets); see docs/experiments.md for what has been measured.
+"""
+import ml_collections
+
+ARCHS = {"r18": "resnet18", "r50": "resnet50", "r101": "resnet101"}
+
+
+def get_config(arg: str = "r50"):
+    if arg not in ARCHS:
+        raise ValueError(f"configs/stm_cycle.py:{arg}: expected one of {sorted(ARCHS)}")
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.model = ml_collections.ConfigDict(dict(
+        name="stm", arch=ARCHS[arg], keydim=128, valdim=512, mdim=256, precision="highest",
+        dtype="float32"))
+
+    c.data = ml_collections.ConfigDict(dict(
+        sources=(("davis2017", 5), ("youtubevos", 1)),
+        davis_root="", davis_split="train", youtubevos_root="",
+        size=(240, 427), clip_len=3, max_objects=5, num_slots=5,
+        # Maximum frame gap: +5 every 20 epochs (paper Sec. 4.1).
+        gap_start=5, gap_increment=5, gap_every_epochs=20,
+        augment=dict(scale=(0.9, 1.3), rotation_deg=15.0, shear_deg=10.0, translate=0.1,
+                     mirror=0.5, contrast=(0.8, 1.2), noise_std=0.03),
+        num_workers=4,
+        synthetic=dict(num_videos=0, seed=0, height=0, width=0, num_frames=0,
+                       distractors=True),
+    ))
+
+    c.train = ml_collections.ConfigDict(dict(
+        # 240 epochs of (DAVIS-17 train 60 videos x5 + YouTube-VOS train 3471 x1) clips / 4.
+        num_train_steps=240 * (60 * 5 + 3471) // 4,
+        batch_size=4, learning_rate=1e-5, schedule="constant", warmup_steps=0,
+        milestones=(), gamma=0.1, optimizer="adam", b1=0.9, b2=0.999, weight_decay=5e-4,
+        grad_clip=0.0, accumulate_steps=1, cycle=True, bootstrap=0.4, fsdp=1,
+        checkpoint_every=2000, keep_checkpoints=3, log_every=50, init_from=""))
+
+    # Held-out evaluation after training (evaluate.py does full benchmarks).
+    c.eval = ml_collections.ConfigDict(dict(
+        enabled=False, dataset="davis2017", num_videos=0, mem_every=5, correction=False,
+        correction_iters=10, correction_rate=180.0, correction_every=5, reference="mem",
+        upsample="nearest", memory_slots=0, compare_untrained=False,
+        synthetic=dict(num_videos=0, seed=0, height=0, width=0, num_frames=0,
+                       distractors=True)))
+    return c

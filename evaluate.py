@@ -1,0 +1,115 @@
+"""Evaluate video object segmentation results with the DAVIS protocol.
+
+Score an existing results folder (the semi-supervised protocol of davis2017-evaluation, same
+numbers, same CSV files)::
+
+    python evaluate.py --score --davis-root ROOT --year 2017 --split val --results DIR
+
+writes ``DIR/global_results-<split>.csv`` and ``DIR/per-sequence_results-<split>.csv`` and
+prints the tables. ``--bar-chart`` also draws ``DIR/jf_per_sequence-<split>.png``.
+
+Run a model on a dataset, write palette PNGs at the original resolution, score when ground
+truth exists and report frames/s::
+
+    python evaluate.py --config configs/stm_cycle.py --checkpoint DIR \
+        --dataset davis2017:ROOT --split val --output OUT [--overlays]
+
+``--checkpoint`` is a directory written by ``python -m vosjax.convert`` or a ``train.py``
+workdir; ``--dataset`` is ``davis2017:ROOT | davis2016:ROOT | youtubevos:ROOT |
+tfds:davis/480p | folder:FRAMES_DIR`` (with ``--first_mask``). Gradient correction runs when
+the config says so (``--config.eval.correction=True``).
+
+This file only parses flags; the work is in :mod:`vosjax.evaluation`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+
+flags.DEFINE_boolean("score", False, "Score an existing results folder (no inference).")
+flags.DEFINE_string("davis-root", None, "DAVIS folder with ImageSets/ and Annotations/480p/.")
+flags.DEFINE_enum("year", "2017", ["2016", "2017"],
+                  "DAVIS version: 2017 palette ids, 2016 binary masks.")
+flags.DEFINE_string("split", "val", "Image set: ImageSets/<year>/<split>.txt.")
+flags.DEFINE_string("results", None, "Folder of <sequence>/<frame>.png predictions; the CSVs "
+                    "are written here.")
+flags.DEFINE_integer("workers", None, "PNG decoding threads (default: CPUs, at most 8).")
+flags.DEFINE_boolean("bar-chart", False, "Also draw a J&F-per-sequence bar chart PNG.")
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config (configs/*.py[:arg]): "
+                                          "working size and config.eval inference settings.",
+                                          lock_config=True)
+flags.DEFINE_string("checkpoint", None, "Model directory (vosjax.convert output or a train.py "
+                    "workdir).")
+flags.DEFINE_string("dataset", None, "davis2017:ROOT | davis2016:ROOT | youtubevos:ROOT | "
+                    "tfds:davis/480p | folder:FRAMES_DIR")
+flags.DEFINE_string("output", None, "Output folder: <seq>/<frame>.png, CSVs, overlays.")
+flags.DEFINE_string("first_mask", None, "With --dataset=folder:...: the objects' PNG.")
+flags.DEFINE_boolean("overlays", False, "Also write overlay PNGs and a GIF per sequence.")
+
+FLAGS = flags.FLAGS
+
+
+def run_score() -> None:
+    """``--score``: score ``--results`` against ``--davis-root``."""
+    from vosjax.evaluation import davis, protocol, visualize  # noqa: PLC0415
+
+    for name in ("davis-root", "results"):
+        if not FLAGS[name].value:
+            raise app.UsageError(f"--score needs --{name}")
+    start = time.perf_counter()
+    scores = davis.score_davis(FLAGS["davis-root"].value, FLAGS.results, year=int(FLAGS.year),
+                               split=FLAGS.split, workers=FLAGS.workers)
+    paths = protocol.write_csvs(scores, FLAGS.results, FLAGS.split)
+    print(protocol.format_table(scores, FLAGS.split))
+    for path in paths:
+        print(f"wrote {path}")
+    if FLAGS["bar-chart"].value:
+        chart = os.path.join(FLAGS.results, f"jf_per_sequence-{FLAGS.split}.png")
+        visualize.jf_bar_chart(scores.per_object_rows(), chart,
+                               title=f"DAVIS {FLAGS.year} {FLAGS.split}: J&F per object")
+        print(f"wrote {chart}")
+    print(f"scored {len(scores.object_names)} objects in {len(scores.sequences)} sequences "
+          f"in {time.perf_counter() - start:.2f} s")
+
+
+def run_inference() -> None:
+    """``--config --checkpoint --dataset --output``: segment, write, score, time."""
+    from vosjax.evaluation import inference_cli  # noqa: PLC0415
+
+    for name in ("checkpoint", "dataset", "output"):
+        if not FLAGS[name].value:
+            raise app.UsageError(f"inference needs --{name}")
+    if _CONFIG.value is None:
+        raise app.UsageError("inference needs --config (working size, config.eval settings)")
+    inference_cli.run(_CONFIG.value, checkpoint=FLAGS.checkpoint, dataset=FLAGS.dataset,
+                      split=FLAGS.split, output=FLAGS.output, first_mask=FLAGS.first_mask,
+                      overlays=FLAGS.overlays, bar_chart=FLAGS["bar-chart"].value)
+
+
+def main(argv: list[str]) -> None:
+    from absl import logging  # noqa: PLC0415
+    logging.set_verbosity(logging.WARNING)  # orbax logs at INFO
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    # One function per mode; each reports bad input as FileNotFoundError / ValueError.
+    if FLAGS.score:
+        mode = run_score
+    elif FLAGS.checkpoint or FLAGS.dataset:
+        mode = run_inference
+    else:
+        raise app.UsageError("choose a mode: --score (score an existing results folder) or "
+                             "--config/--checkpoint/--dataset/--output (inference + scoring)")
+    try:
+        mode()
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,88 @@
+"""train.py and evaluate.py (inference mode) end to end, at reduced sizes."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(args, **kw):
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("XLA_FLAGS", None)  # one device, as a user's run
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=900, **kw)
+
+
+def test_train_demo_then_resume_then_evaluate_workdir(tmp_path):
+    wd = tmp_path / "w"
+    args = ["train.py", "--config", "configs/demo.py", "--workdir", str(wd),
+            "--config.train.num_train_steps=2", "--config.train.warmup_steps=1",
+            "--config.train.checkpoint_every=1", "--config.eval.num_videos=1",
+            "--config.eval.synthetic.num_frames=6", "--config.data.synthetic.num_videos=4"]
+    r = run(args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ev = json.loads((wd / "eval.json").read_text())
+    assert ev["step"] == 2
+    for name in ("trained", "untrained"):
+        assert 0.0 <= ev[name]["J&F-Mean"] <= 1.0 and ev[name]["frames"] == 6
+    rows = [json.loads(x) for x in (wd / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 2 and np.isfinite(rows[-1]["loss"])
+    # Same command with more steps resumes from step 2.
+    r = run([a if "num_train_steps" not in a else "--config.train.num_train_steps=3"
+             for a in args])
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(x) for x in (wd / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in rows] == [1, 2, 3]
+
+
+def test_config_is_locked_and_bad_values_are_named(tmp_path):
+    r = run(["train.py", "--config", "configs/demo.py", "--workdir", str(tmp_path),
+             "--config.train.not_a_field=1"])
+    assert r.returncode != 0 and "not_a_field" in r.stderr
+    r = run(["train.py", "--config", "configs/stm_cycle.py", "--workdir", str(tmp_path),
+             "--config.train.num_train_steps=1"])
+    assert r.returncode != 0 and "config.data.davis_root is required" in r.stderr
+
+
+def test_evaluate_inference_mode_on_davis_mini(tmp_path, davis_mini, golden_dir):
+    ckpt = tmp_path / "ckpt"
+    r = run(["-m", "vosjax.convert", "--from", "stm-training",
+             str(golden_dir / "weights_r18.npz"), "--out", str(ckpt)])
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out"
+    r = run(["evaluate.py", "--config", "configs/stm_cycle.py:r18", "--checkpoint", str(ckpt),
+             "--dataset", f"davis2016:{davis_mini}", "--split", "val", "--output", str(out),
+             "--overlays", "--config.data.size=(48, 80)"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "frames/s" in r.stdout
+    for seq, n in (("blackswan", 50), ("car-shadow", 40), ("motocross-jump", 40)):
+        pngs = sorted(os.listdir(out / seq))
+        assert len(pngs) == n and pngs[0] == "00000.png"
+        assert len(os.listdir(out / "overlays" / seq)) == n
+        assert (out / "overlays" / f"{seq}.gif").exists()
+    from PIL import Image
+    im = Image.open(out / "blackswan" / "00010.png")
+    assert im.mode == "P" and im.size == (854, 480)
+    with open(out / "global_results-val.csv") as f:
+        head = next(csv.reader(f))
+    assert head == ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall",
+                    "F-Decay"]
+    # The written PNGs score to the same numbers with the score-only mode.
+    summary = json.loads((out / "summary.json").read_text())
+    r = run(["evaluate.py", "--score", "--davis-root", str(davis_mini), "--year", "2016",
+             "--split", "val", "--results", str(out)])
+    assert r.returncode == 0, r.stderr[-2000:]
+    with open(out / "global_results-val.csv") as f:
+        rows = list(csv.reader(f))
+    assert float(rows[1][0]) == pytest.approx(summary["global"]["J&F-Mean"], abs=1e-3)
+
+
+def test_evaluate_bad_dataset_spec(tmp_path):
+    r = run(["evaluate.py", "--config", "configs/demo.py", "--checkpoint", str(tmp_path),
+             "--dataset", "kitti:/x", "--output", str(tmp_path / "o")])
+    assert r.returncode != 0 and "kitti" in r.stderr

@@ -1,0 +1,227 @@
+"""Training clip sampler: determinism, resume, host sharding, gap schedule, mixing, objects per
+clip, one-hot masks, and augmentation keeping labels exact and aligned with the frames."""
+import collections
+
+import numpy as np
+import pytest
+
+from vosjax.data import augment
+from vosjax.data.augment import AugmentConfig
+from vosjax.data.sampler import ClipSampler, SamplerConfig, pick_frames
+from vosjax.data.synthetic import SyntheticVideos
+from vosjax.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
+from vosjax.data.video import video_from_arrays
+
+SIZE = (48, 64)
+
+
+def _sampler(videos=None, **kw):
+    cfg = kw.pop("config", SamplerConfig(size=SIZE))
+    videos = videos if videos is not None else SyntheticVideos(4, seed=0, height=40, width=60,
+                                                               num_frames=8)
+    kw.setdefault("process_index", 0)
+    kw.setdefault("process_count", 1)
+    return ClipSampler(videos, cfg, **kw)
+
+
+def test_batch_shapes_one_hot_and_reference_objects():
+    s = _sampler(global_batch_size=3)
+    b = s.batch(0)
+    assert b["frames"].shape == (3, 3, 48, 64, 3) and b["frames"].dtype == np.float32
+    assert b["masks"].shape == (3, 3, 6, 48, 64) and b["masks"].dtype == np.float32
+    assert b["num_objects"].dtype == np.int32
+    m = b["masks"]
+    assert set(np.unique(m)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(m.sum(2), 1)
+    for i, k in enumerate(b["num_objects"]):
+        assert 1 <= k <= 5
+        assert m[i, 0, 1:k + 1].any(axis=(-1, -2)).all()     # every object in the reference
+        assert not m[i, :, k + 1:].any()                      # unused slots empty
+
+
+def test_deterministic_resume_and_worker_independent():
+    a = list(_sampler(seed=3).batches(0, 3))
+    b = list(_sampler(seed=3, num_workers=2).batches(2, 1))
+    for k in a[2]:
+        np.testing.assert_array_equal(a[2][k], b[0][k])
+    c = _sampler(seed=4).batch(2)
+    assert not np.array_equal(a[2]["frames"], c["frames"])
+
+
+def test_host_sharding_matches_single_host_stream():
+    one = _sampler(seed=1, global_batch_size=4).batch(5)
+    parts = [_sampler(seed=1, global_batch_size=4, process_index=p, process_count=2).batch(5)
+             for p in range(2)]
+    for k in one:
+        np.testing.assert_array_equal(one[k], np.concatenate([p[k] for p in parts]))
+    with pytest.raises(ValueError, match="divisible"):
+        _sampler(global_batch_size=3, process_index=0, process_count=2)
+
+
+def test_gap_schedule_and_state():
+    cfg = SamplerConfig(gap_start=5, gap_increment=5, gap_every_epochs=20)
+    assert [cfg.max_gap(e) for e in (0, 19, 20, 39, 40, 239)] == [5, 5, 10, 10, 15, 60]
+    assert SamplerConfig(gap_max=25).max_gap(200) == 25
+    s = _sampler(global_batch_size=2)            # 4 videos -> 2 steps per epoch
+    assert s.state(41) == {"step": 41, "epoch": 20, "max_gap": 10, "seed": 0}
+    with pytest.raises(ValueError, match="gap_every_epochs"):
+        SamplerConfig(gap_every_epochs=0)
+
+
+def test_pick_frames_respects_gap_and_order():
+    rng = np.random.default_rng(0)
+    for n, gap in [(100, 5), (100, 30), (10, 25), (3, 5)]:
+        for _ in range(200):
+            p = pick_frames(rng, n, 3, gap)
+            d = np.diff(p)
+            assert p.min() >= 0 and p.max() < n and (d >= 1).all() and (d <= gap).all()
+    assert (np.diff(pick_frames(rng, 2, 3, 5)) >= 0).all()   # short video: repeats, sorted
+    # The gap is reached, not only bounded.
+    diffs = np.concatenate([np.diff(pick_frames(rng, 100, 3, 7)) for _ in range(300)])
+    assert diffs.max() == 7
+
+
+def test_uses_gap_of_current_epoch():
+    vids = SyntheticVideos(1, seed=2, height=24, width=32, num_frames=60, distractors=False)
+    cfg = SamplerConfig(size=(24, 32), gap_start=1, gap_increment=10, gap_every_epochs=1,
+                        augment=None)
+    s = _sampler(list(vids), config=cfg, global_batch_size=1)
+    span0 = [np.diff(s.clip(0 + 0).frame_indices).max() for _ in range(1)]
+    early = [np.diff(s.clip(i).frame_indices).max() for i in range(1)]
+    late = [np.diff(s.clip(i).frame_indices).max() for i in range(5, 40)]
+    assert max(span0 + early) == 1 and max(late) > 5
+
+
+def test_epoch_visits_each_video_once_and_mixing_frequency():
+    a = SyntheticVideos(2, seed=10, height=24, width=32, num_frames=4)
+    b = SyntheticVideos(3, seed=20, height=24, width=32, num_frames=4)
+    s = _sampler([(a, 5), (b, 1)], config=SamplerConfig(size=(24, 32), augment=None),
+                 global_batch_size=1)
+    assert s.clips_per_epoch == 13
+    names = collections.Counter(s.clip(i).video for i in range(13))
+    assert names == {**{f"synthetic-10-{i:05d}": 5 for i in range(2)},
+                     **{f"synthetic-20-{i:05d}": 1 for i in range(3)}}
+    order0 = [s.clip(i).video for i in range(13)]
+    order1 = [s.clip(13 + i).video for i in range(13)]
+    assert order0 != order1 and sorted(order0) == sorted(order1)
+
+
+def test_at_most_max_objects_per_clip():
+    lab = np.zeros((4, 30, 70), np.uint8)
+    for i in range(7):
+        lab[:, 5:25, 10 * i:10 * i + 8] = i + 1
+    v = video_from_arrays("many", np.zeros((4, 30, 70, 3), np.uint8), lab)
+    cfg = SamplerConfig(size=(30, 70), max_objects=5, augment=None)
+    s = _sampler([v], config=cfg, global_batch_size=1)
+    seen = set()
+    for i in range(6):
+        c = s.clip(i)
+        assert c.num_objects == 5 and set(np.unique(c.labels)) == set(range(6))
+        # Kept objects are whole original objects: each new id maps to one original column.
+        seen.add(tuple(c.labels[0, 15, 10 * np.arange(7) + 4]))
+    assert len(seen) > 1                                  # different subsets/orders
+    with pytest.raises(ValueError, match="num_slots"):
+        SamplerConfig(max_objects=5, num_slots=3)
+
+
+def _coloured_video():
+    """Frames whose colour encodes the label: alignment of warped frames and labels."""
+    lab = np.zeros((3, 60, 90), np.uint8)
+    lab[:, 10:40, 10:45] = 1
+    lab[:, 30:55, 50:85] = 2
+    pal = np.array([[20, 20, 20], [230, 40, 40], [40, 220, 60]], np.uint8)
+    return video_from_arrays("coloured", pal[lab], lab), pal
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_augmentation_keeps_labels_exact_and_aligned(seed):
+    v, pal = _coloured_video()
+    aug = AugmentConfig(contrast=(1, 1), noise_std=0.0, scale=(0.8, 1.3), rotation_deg=25,
+                        shear_deg=15, translate=0.15, mirror=0.5)
+    s = _sampler([v], config=SamplerConfig(size=(48, 64), augment=aug), seed=seed,
+                 global_batch_size=1)
+    for i in range(4):
+        c = s.clip(i)
+        assert set(np.unique(c.labels)) <= {0, 1, 2}
+        rgb = (c.frames * IMAGENET_STD + IMAGENET_MEAN) * 255
+        inside = (c.frames != 0).any(-1)
+        core = inside & _eroded(c.labels)
+        # The sampler renumbers kept objects: recover the map from the colours, a bijection.
+        orig = [0] + [int(np.argmin(np.abs(rgb[core & (c.labels == k)].mean(0) - pal)
+                                    .sum(-1))) for k in range(1, c.num_objects + 1)]
+        assert sorted(orig) == list(range(c.num_objects + 1))
+        err = np.abs(rgb - pal[np.array(orig)[c.labels]]).max(-1)
+        assert (err[core] < 3).mean() > 0.99        # exact colours off the boundaries
+        # At boundaries bilinear mixes colours, but the nearest palette colour (the pixel
+        # with the largest weight) must still be the nearest-sampled label.
+        near = np.argmin(np.abs(rgb[..., None, :] - pal).sum(-1), -1)
+        mismatch = (near != np.array(orig)[c.labels])[inside].mean()
+        assert mismatch < 0.002, mismatch
+        assert inside.mean() > 0.3
+
+
+def _eroded(labels):
+    """Pixels whose 3x3 neighbourhood has one label (per frame)."""
+    p = np.pad(labels, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    same = np.ones(labels.shape, bool)
+    h, w = labels.shape[1:]
+    for dy in range(3):
+        for dx in range(3):
+            same &= p[:, dy:dy + h, dx:dx + w] == labels
+    return same
+
+
+def test_mirror_flips_frames_and_labels_together():
+    v, pal = _coloured_video()
+    m = augment.clip_matrices(np.random.default_rng(0),
+                              AugmentConfig(scale=(1, 1), rotation_deg=0, shear_deg=0,
+                                            translate=0, mirror=1.0, frame_jitter=0),
+                              (60, 90), (60, 90), 1)
+    x, lab = augment.warp_clip(v.load_frames([0]), v.load_labels([0]), m, (60, 90))
+    np.testing.assert_array_equal(lab[0], v.load_labels([0])[0][:, ::-1])
+    np.testing.assert_allclose(x[0], normalize(pal[lab[0]]), atol=1e-5)
+
+
+def test_no_augmentation_is_plain_fit_and_pad():
+    v, pal = _coloured_video()
+    x, lab = augment.warp_clip(v.load_frames([0]), v.load_labels([0]),
+                               augment.clip_matrices(None, None, (60, 90), (40, 90), 1),
+                               (40, 90))
+    from vosjax.data.transforms import resize_pad_labels
+    want, info = resize_pad_labels(v.load_labels([0]), (40, 90))
+    assert info.offsets == (0, 15)
+    np.testing.assert_array_equal(lab, want)
+    assert (x[0, :, :15] == 0).all() and (x[0, :, 75:] == 0).all()
+
+
+def test_photometric_contrast_and_noise():
+    rng = np.random.default_rng(0)
+    x = np.full((2, 8, 8, 3), 0.5, np.float32)
+    x[:, :4] = 0.2
+    out = augment.photometric(x.copy(), rng, AugmentConfig(contrast=(2, 2), noise_std=0.0))
+    np.testing.assert_allclose(out[:, :4], 0.05, atol=1e-6)   # mean .35 + 2 * (.2 - .35)
+    np.testing.assert_allclose(out[:, 4:], 0.65, atol=1e-6)
+    noisy = augment.photometric(x.copy(), rng, AugmentConfig(contrast=(1, 1), noise_std=0.5))
+    assert 0 <= noisy.min() and noisy.max() <= 1 and np.abs(noisy - x).mean() > 0.01
+    with pytest.raises(ValueError, match="AugmentConfig.scale"):
+        AugmentConfig(scale=(1.2, 1.0))
+
+
+def test_reference_frame_found_when_objects_are_mostly_off_screen():
+    """A video whose object is visible in 1 of 60 frames still yields clips (reference = a frame
+    with the object), deterministically; a video with no object at all raises, naming it."""
+    lab = np.zeros((60, 16, 24), np.uint8)
+    lab[40, 4:8, 4:8] = 1
+    v = video_from_arrays("sparse", np.zeros((60, 16, 24, 3), np.uint8), lab)
+    cfg = SamplerConfig(size=(16, 24), augment=None, max_retries=2)
+    s = ClipSampler([v], cfg, seed=0, global_batch_size=2, process_index=0, process_count=1)
+    for i in range(6):
+        c = s.clip(i)
+        assert c.frame_indices[0] == 40 and c.num_objects == 1
+        assert list(c.frame_indices) == sorted(c.frame_indices)
+    np.testing.assert_array_equal(s.batch(1)["masks"], s.batch(1)["masks"])
+    empty = video_from_arrays("empty", np.zeros((5, 16, 24, 3), np.uint8),
+                              np.zeros((5, 16, 24), np.uint8))
+    s = ClipSampler([empty], cfg, seed=0, global_batch_size=1, process_index=0, process_count=1)
+    with pytest.raises(ValueError, match="empty"):
+        s.clip(0)

@@ -1,0 +1,252 @@
+"""Training clip sampler (paper Sec. 4.1 and the official training recipe).
+
+* Each epoch visits every video of the mixed dataset list once, in a seeded random order;
+  mixing by frequency repeats a dataset's videos (the paper's hybrid DAVIS x5 + YouTube-VOS x1).
+* A clip is ``num_frames`` (3) annotated frames in temporal order; the earliest is the
+  reference. Consecutive picks are at most ``max_gap(epoch)`` annotated frames apart, the gap
+  growing on a schedule (paper: +5 every 20 epochs).
+* At most ``max_objects`` (5) of the objects present in the reference frame are kept,
+  renumbered ``1..k``; the rest become background.
+* Augmentation (:mod:`vosjax.data.augment`) and the keep-aspect fit + pad to 240x427.
+
+Determinism: clip ``g`` (a global index, ``g = step * global_batch + host offset + b``) is made
+from ``np.random.default_rng([seed, g])`` and the epoch order from ``[seed, epoch]``, so a
+resumed run (``start_step``) reproduces the stream exactly and every host of a multi-host run
+makes its own disjoint slice of the same global stream, whatever the host count.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from vosjax.data import masks
+from vosjax.data.augment import AugmentConfig, clip_matrices, warp_clip
+from vosjax.data.transforms import WORK_SIZE
+from vosjax.data.video import Video
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig:
+    """Clip sampling settings.
+
+    num_frames: frames per clip (reference first). max_objects: objects kept per clip.
+    num_slots: one-hot object channels in ``masks`` (default ``max_objects``).
+    size: working (H, W). gap_start / gap_increment / gap_every_epochs / gap_max: the maximum
+    gap between consecutive picks is ``min(gap_max, gap_start + gap_increment *
+    (epoch // gap_every_epochs))`` annotated frames. clips_per_epoch: default = the number of
+    (repeated) videos. augment: None disables augmentation. max_retries: redraws when
+    augmentation crops every object out of the reference frame.
+    """
+    num_frames: int = 3
+    max_objects: int = 5
+    num_slots: int | None = None
+    size: tuple[int, int] = WORK_SIZE
+    gap_start: int = 5
+    gap_increment: int = 5
+    gap_every_epochs: int = 20
+    gap_max: int | None = None
+    clips_per_epoch: int | None = None
+    augment: AugmentConfig | None = dataclasses.field(default_factory=AugmentConfig)
+    max_retries: int = 10
+
+    def __post_init__(self):
+        for f in ("num_frames", "max_objects", "gap_start", "gap_every_epochs"):
+            if getattr(self, f) < 1:
+                raise ValueError(f"SamplerConfig.{f} must be >= 1, got {getattr(self, f)}")
+        if self.gap_increment < 0:
+            raise ValueError(f"SamplerConfig.gap_increment must be >= 0, got "
+                             f"{self.gap_increment}")
+        if self.num_slots is not None and self.num_slots < self.max_objects:
+            raise ValueError(f"SamplerConfig.num_slots ({self.num_slots}) must be >= "
+                             f"max_objects ({self.max_objects})")
+
+    @property
+    def slots(self) -> int:
+        return self.num_slots if self.num_slots is not None else self.max_objects
+
+    def max_gap(self, epoch: int) -> int:
+        """The gap schedule."""
+        g = self.gap_start + self.gap_increment * (int(epoch) // self.gap_every_epochs)
+        return g if self.gap_max is None else min(g, self.gap_max)
+
+
+def pick_frames(rng: np.random.Generator, n: int, num_frames: int, max_gap: int) -> np.ndarray:
+    """Sorted positions (into ``n`` annotated frames) of a clip, consecutive picks 1..max_gap
+    apart (shrunk to fit short videos; repeats only when ``n < num_frames``)."""
+    if n < num_frames:
+        return np.sort(rng.integers(0, n, num_frames))
+    gap = max(1, min(max_gap, (n - 1) // max(1, num_frames - 1)))
+    steps = rng.integers(1, gap + 1, num_frames - 1)
+    start = rng.integers(0, n - int(steps.sum()))
+    return start + np.concatenate([[0], np.cumsum(steps)])
+
+
+@dataclasses.dataclass
+class Clip:
+    """One sampled clip: ``frames`` float32 [T, H, W, 3] normalised; ``labels`` uint8 [T, H, W]
+    ids 0..num_objects; the source video and the frame indices used."""
+    frames: np.ndarray
+    labels: np.ndarray
+    num_objects: int
+    video: str
+    frame_indices: tuple[int, ...]
+
+
+class ClipSampler:
+    """Deterministic, resumable, host-sharded stream of augmented training clips.
+
+    Args:
+      sources: ``[(videos, repeat), ...]`` where ``videos`` is any ``Sequence[Video]``
+        (:class:`~vosjax.data.davis.DavisDataset`, a YouTube-VOS dataset, a TFDS-backed
+        source, a list of synthetic videos) and ``repeat`` its integer frequency; a bare
+        sequence means repeat 1.
+      config: :class:`SamplerConfig`.
+      seed: stream seed.
+      global_batch_size: clips per step over all hosts.
+      process_index / process_count: this host's slice (default: ``jax.process_index()`` /
+        ``jax.process_count()``).
+      num_workers: threads decoding/augmenting the clips of a batch (PIL and numpy release
+        the GIL); the output does not depend on it.
+    """
+
+    def __init__(self, sources, config: SamplerConfig = SamplerConfig(), seed: int = 0,
+                 global_batch_size: int = 4, process_index: int | None = None,
+                 process_count: int | None = None, num_workers: int = 1):
+        if not (isinstance(sources, list) and sources
+                and all(isinstance(s, tuple) and len(s) == 2 for s in sources)):
+            sources = [(sources, 1)]
+        self.sources = [(vids, int(rep)) for vids, rep in sources]
+        for vids, rep in self.sources:
+            if rep < 0:
+                raise ValueError(f"dataset repeat must be >= 0, got {rep}")
+        self._items = np.array([(d, v) for d, (vids, rep) in enumerate(self.sources)
+                                for _ in range(rep) for v in range(len(vids))], np.int64)
+        if not len(self._items):
+            raise ValueError("ClipSampler: no videos to sample from")
+        if process_index is None or process_count is None:
+            import jax  # noqa: PLC0415
+            process_index, process_count = jax.process_index(), jax.process_count()
+        if global_batch_size % process_count:
+            raise ValueError(f"global_batch_size {global_batch_size} is not divisible by "
+                             f"process_count {process_count}")
+        self.config, self.seed = config, int(seed)
+        self.global_batch_size = int(global_batch_size)
+        self.process_index, self.process_count = int(process_index), int(process_count)
+        self.local_batch_size = self.global_batch_size // self.process_count
+        self.clips_per_epoch = config.clips_per_epoch or len(self._items)
+        self.num_workers = int(num_workers)
+        self._videos: dict[tuple[int, int], Video] = {}
+        self._orders: dict[int, np.ndarray] = {}
+
+    # -- schedule -------------------------------------------------------------------------------
+    def epoch_of_step(self, step: int) -> float:
+        """Epoch (fractional) reached at the start of ``step``."""
+        return step * self.global_batch_size / self.clips_per_epoch
+
+    def state(self, step: int) -> dict[str, Any]:
+        """What a trainer checkpoints to resume the stream (pass ``step`` back to
+        :meth:`batches`); epoch and gap are informative."""
+        epoch = int(self.epoch_of_step(step))
+        return {"step": int(step), "epoch": epoch, "max_gap": self.config.max_gap(epoch),
+                "seed": self.seed}
+
+    def _order(self, epoch: int) -> np.ndarray:
+        """The epoch's visiting order of the (repeated) videos, from ``[seed, 1, epoch]``."""
+        order = self._orders.get(epoch)
+        if order is None:
+            if len(self._orders) > 4:
+                self._orders.clear()
+            rng = np.random.default_rng([self.seed, 1, epoch])
+            n = len(self._items)
+            reps = -(-self.clips_per_epoch // n)
+            order = np.concatenate([rng.permutation(n) for _ in range(reps)])
+            self._orders[epoch] = order
+        return order
+
+    def _video(self, d: int, v: int) -> Video:
+        key = (d, v)
+        if key not in self._videos:
+            self._videos[key] = self.sources[d][0][v]
+        return self._videos[key]
+
+    # -- clips ----------------------------------------------------------------------------------
+    def clip(self, index: int) -> Clip:
+        """Global clip ``index`` of the stream (same result on every host and every run)."""
+        cfg = self.config
+        epoch, pos = divmod(int(index), self.clips_per_epoch)
+        d, v = self._items[self._order(epoch)[pos]]
+        video = self._video(int(d), int(v))
+        rng = np.random.default_rng([self.seed, 0, int(index)])
+        ann = np.asarray(video.annotated_frames)
+        if not len(ann):
+            raise ValueError(f"{video.name}: no annotated frame to sample a training clip from")
+        gap = cfg.max_gap(epoch)
+        for attempt in range(cfg.max_retries + 1):
+            picks = ann[pick_frames(rng, len(ann), cfg.num_frames, gap)]
+            labels = video.load_labels(picks)
+            present = np.flatnonzero(np.bincount(labels[0].reshape(-1),
+                                                 minlength=video.num_objects + 1)[1:]) + 1
+            if len(present):
+                break
+        if not len(present):
+            # Rare (objects off screen in most frames): start the clip at a frame known to hold
+            # an object. Reads every annotation of this video once.
+            has = np.flatnonzero(video.load_labels(ann).reshape(len(ann), -1).max(axis=1) > 0)
+            if not len(has):
+                raise ValueError(f"{video.name}: no annotated frame holds an object")
+            start = int(rng.choice(has))
+            sub = pick_frames(rng, len(ann) - start, cfg.num_frames, gap)
+            picks = ann[start + sub - sub[0]]
+            labels = video.load_labels(picks)
+            present = np.flatnonzero(np.bincount(labels[0].reshape(-1),
+                                                 minlength=video.num_objects + 1)[1:]) + 1
+        frames = video.load_frames(picks)
+        for attempt in range(cfg.max_retries + 1):
+            keep = rng.permutation(present)[:cfg.max_objects]
+            aug = cfg.augment if attempt < cfg.max_retries else None
+            mats = clip_matrices(rng, aug, video.hw, cfg.size, cfg.num_frames)
+            x, labs = warp_clip(frames, _select(labels, keep, video.num_objects), mats,
+                                cfg.size, rng, aug)
+            ref = np.bincount(labs[0].reshape(-1), minlength=len(keep) + 1)[1:] > 0
+            if ref.any():
+                break
+        # Objects cropped out of the reference frame are dropped and the rest renumbered.
+        lut = np.zeros(len(keep) + 1, np.uint8)
+        lut[1:][ref] = np.arange(1, int(ref.sum()) + 1)
+        return Clip(x, np.take(lut, labs), int(ref.sum()), video.name, tuple(int(p) for p in picks))
+
+    def batch(self, step: int) -> dict[str, np.ndarray]:
+        """This host's share of global batch ``step``: ``frames`` float32 [B, T, H, W, 3],
+        ``masks`` float32 [B, T, num_slots + 1, H, W] one-hot (channel 0 background),
+        ``num_objects`` int32 [B]."""
+        first = step * self.global_batch_size + self.process_index * self.local_batch_size
+        idx = range(first, first + self.local_batch_size)
+        if self.num_workers > 1:
+            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+            with ThreadPoolExecutor(self.num_workers) as ex:
+                clips = list(ex.map(self.clip, idx))
+        else:
+            clips = [self.clip(i) for i in idx]
+        return {
+            "frames": np.stack([c.frames for c in clips]),
+            "masks": masks.one_hot(np.stack([c.labels for c in clips]), self.config.slots),
+            "num_objects": np.array([c.num_objects for c in clips], np.int32),
+        }
+
+    def batches(self, start_step: int = 0, num_steps: int | None = None
+                ) -> Iterator[dict[str, np.ndarray]]:
+        """Batches from ``start_step`` on (forever when ``num_steps`` is None)."""
+        step = start_step
+        while num_steps is None or step < start_step + num_steps:
+            yield self.batch(step)
+            step += 1
+
+
+def _select(labels: np.ndarray, keep: np.ndarray, num_objects: int) -> np.ndarray:
+    """Keep objects ``keep`` (renumbered 1..k in that order), everything else -> 0."""
+    lut = np.zeros(num_objects + 1, np.uint8)
+    lut[keep] = np.arange(1, len(keep) + 1)
+    return np.take(lut, labels)

@@ -1,0 +1,297 @@
+"""Synthetic videos with exact ground truth, deterministic from a seed, fast enough for CPU tests.
+
+:func:`synthetic_video`: a textured, slowly panning background; 1-3 target objects with
+radial-harmonic shapes and striped/noisy textures that move, rotate, deform, occlude each other
+and may leave the frame and come back; optional look-alike distractors (the same shape and
+texture as a target, unlabelled) whose paths cross the targets -- the error-propagation case of
+the STM-cycle paper's Figure 1.
+
+:func:`static_image_clip`: the GCSeg recipe for simulated clips from a static image + mask.
+Way-1: the foreground, slightly scaled/deformed, moves by small shifts over the same
+(inpainted) background. Way-2: it is pasted with larger random transforms onto a different
+background (fast motion).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from vosjax.data.augment import AugmentConfig, random_affine, warp_frame, warp_labels
+from vosjax.data.transforms import resize_bilinear
+from vosjax.data.video import Video, video_from_arrays
+
+
+def _rng(seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def _texture(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, colours: np.ndarray,
+             grid: np.ndarray) -> np.ndarray:
+    """Colour ``[..., 3]`` at texture coordinates ``u, v`` in [-1, 1]-ish units: stripes along
+    a random direction mixed with bilinear-interpolated smooth noise ``grid [g, g]``."""
+    ang, freq, phase = rng.uniform(0, np.pi), rng.uniform(2, 6), rng.uniform(0, 2 * np.pi)
+    stripes = 0.5 + 0.5 * np.sin(freq * (np.cos(ang) * u + np.sin(ang) * v) * np.pi + phase)
+    g = grid.shape[0]
+    gi = np.clip((u * 0.5 + 0.5) * (g - 1), 0, g - 1)
+    gj = np.clip((v * 0.5 + 0.5) * (g - 1), 0, g - 1)
+    i0, j0 = np.floor(gi).astype(int), np.floor(gj).astype(int)
+    i1, j1 = np.minimum(i0 + 1, g - 1), np.minimum(j0 + 1, g - 1)
+    fi, fj = gi - i0, gj - j0
+    noise = (grid[j0, i0] * (1 - fi) * (1 - fj) + grid[j0, i1] * fi * (1 - fj)
+             + grid[j1, i0] * (1 - fi) * fj + grid[j1, i1] * fi * fj)
+    t = (0.55 * stripes + 0.45 * noise)[..., None]
+    return colours[0] * (1 - t) + colours[1] * t
+
+
+@dataclasses.dataclass
+class _Shape:
+    """A target's look (shared with its distractors) and its motion over time."""
+    radius: float
+    aspect: float
+    amps: np.ndarray        # [K] radial harmonic amplitudes
+    phases: np.ndarray      # [K]
+    drift: np.ndarray       # [K] phase change per frame (deformation)
+    colours: np.ndarray     # [2, 3]
+    grid: np.ndarray        # [g, g] texture noise
+    tex_seed: int
+    cx: np.ndarray = None   # [T] centre x per frame
+    cy: np.ndarray = None
+    rot: np.ndarray = None  # [T]
+    scale: np.ndarray = None
+
+
+def _new_look(rng, h, w) -> _Shape:
+    k = rng.integers(2, 6)
+    return _Shape(
+        radius=rng.uniform(0.12, 0.2) * min(h, w) * np.sqrt(rng.uniform(1, 2.2)),
+        aspect=rng.uniform(0.65, 1.5),
+        amps=rng.uniform(0, 0.28, k) / np.arange(1, k + 1) ** 0.5,
+        phases=rng.uniform(0, 2 * np.pi, k), drift=rng.uniform(-0.3, 0.3, k),
+        colours=rng.uniform(0, 255, (2, 3)), grid=rng.random((5, 5)),
+        tex_seed=int(rng.integers(2**31)))
+
+
+def _set_motion(rng, s: _Shape, t: np.ndarray, h: int, w: int, leave: bool) -> None:
+    """Smooth wandering path; ``leave`` makes a large x swing out of the frame and back."""
+    n = len(t)
+    x0, y0 = rng.uniform(0.25, 0.75) * w, rng.uniform(0.25, 0.75) * h
+    om = 2 * np.pi / max(n, 2) * rng.uniform(0.6, 1.4, 2)
+    ph = rng.uniform(0, 2 * np.pi, 2)
+    ax = (1.1 * w if leave else rng.uniform(0.05, 0.3) * w) * rng.choice([-1, 1])
+    ay = rng.uniform(0.05, 0.25) * h
+    if leave:
+        om[0], ph[0] = 2 * np.pi / max(n - 1, 1), 0.0
+    s.cx = x0 + ax * (np.sin(om[0] * t + ph[0]) - np.sin(ph[0]))
+    s.cy = y0 + ay * (np.sin(om[1] * t + ph[1]) - np.sin(ph[1]))
+    s.rot = rng.uniform(0, 2 * np.pi) + rng.uniform(-0.15, 0.15) * t
+    s.scale = 1 + 0.15 * np.sin(rng.uniform(0.2, 0.6) * t + rng.uniform(0, 2 * np.pi))
+
+
+def _crossing(rng, target: _Shape, t: np.ndarray, h: int, w: int) -> _Shape:
+    """A copy of ``target``'s look on a straight path through the target's mid-clip position."""
+    s = dataclasses.replace(target)
+    n = len(t)
+    tc = int(rng.integers(n // 3, max(n // 3 + 1, 2 * n // 3 + 1))) if n > 1 else 0
+    ang = rng.uniform(0, 2 * np.pi)
+    speed = rng.uniform(0.8, 1.6) * max(h, w) / max(n, 1)
+    s.cx = target.cx[tc] + np.cos(ang) * speed * (t - tc)
+    s.cy = target.cy[tc] + np.sin(ang) * speed * (t - tc)
+    s.rot = rng.uniform(0, 2 * np.pi) + rng.uniform(-0.15, 0.15) * t
+    s.scale = target.scale[::-1].copy()
+    return s
+
+
+def _render(s: _Shape, xx: np.ndarray, yy: np.ndarray):
+    """Inside mask ``bool [T, H, W]`` and colours ``[T, H, W, 3]`` of one shape."""
+    dx = xx[None] - s.cx[:, None, None]
+    dy = yy[None] - s.cy[:, None, None]
+    c, si = np.cos(s.rot)[:, None, None], np.sin(s.rot)[:, None, None]
+    r = (s.radius * s.scale)[:, None, None]
+    u = (c * dx + si * dy) / (r * s.aspect)
+    v = (-si * dx + c * dy) / (r / s.aspect)
+    rho, ang = np.hypot(u, v), np.arctan2(v, u)
+    t = np.arange(len(s.cx))[:, None, None, None]
+    k = np.arange(1, len(s.amps) + 1)
+    bound = 1 + np.sum(s.amps * np.cos(k * ang[..., None] + s.phases + s.drift * t), axis=-1)
+    inside = rho < bound
+    colour = _texture(np.random.default_rng(s.tex_seed), u, v, s.colours, s.grid)
+    return inside, colour
+
+
+def _visible(layers, n: int, min_pixels: int = 4) -> bool:
+    """Whether every target 1..n keeps ``min_pixels`` in frame 0 after back-to-front layering."""
+    lab0 = np.zeros(layers[0][0].shape[1:], np.uint8)
+    for inside, _, lab in layers:
+        lab0 = np.where(inside[0], np.uint8(lab), lab0)
+    return bool((np.bincount(lab0.reshape(-1), minlength=n + 1)[1:] >= min_pixels).all())
+
+
+def synthetic_video(seed=0, height: int = 64, width: int = 96, num_frames: int = 10,
+                    num_objects: int | None = None, distractors: bool = True,
+                    leave_prob: float = 0.5, name: str | None = None) -> Video:
+    """A synthetic video with dense ground truth (all targets visible in frame 0).
+
+    Args:
+      seed: int, sequence of ints or a Generator; the same seed gives the same video.
+      height, width, num_frames: size.
+      num_objects: targets (1..3 drawn from the seed when None).
+      distractors: add one unlabelled look-alike per target (up to 2) crossing its path.
+      leave_prob: chance that a target swings out of the frame and comes back.
+    """
+    rng = _rng(seed)
+    if min(height, width, num_frames) < 1:
+        raise ValueError(f"size must be positive, got {height}x{width}x{num_frames}")
+    n = int(rng.integers(1, 4)) if num_objects is None else int(num_objects)
+    if not 1 <= n <= 255:
+        raise ValueError(f"num_objects must be in 1..255, got {n}")
+    t = np.arange(num_frames, dtype=np.float64)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64) + 0.5
+
+    # Background: a texture bigger than the frame, panned by the camera.
+    pad = max(2, min(height, width) // 6)
+    by, bx = np.mgrid[0:height + 2 * pad, 0:width + 2 * pad].astype(np.float64)
+    scale = max(height, width) / 2
+    bg = _texture(rng, bx / scale - 1, by / scale - 1, rng.uniform(0, 255, (2, 3)),
+                  rng.random((9, 9)))
+    pan = np.rint(pad + pad * np.sin(rng.uniform(0.1, 0.4, 2)[:, None] * t
+                                     + rng.uniform(0, 2 * np.pi, 2)[:, None])).astype(int)
+    pan = np.clip(pan, 0, 2 * pad)
+    bg_frames = np.stack([bg[pan[1, i]:pan[1, i] + height, pan[0, i]:pan[0, i] + width]
+                          for i in range(num_frames)])
+
+    for _ in range(50):  # redraw until every target is visible in frame 0
+        targets = [_new_look(rng, height, width) for _ in range(n)]
+        for s in targets:
+            _set_motion(rng, s, t, height, width, leave=rng.random() < leave_prob)
+        if n >= 2:   # the last target crosses the first: mutual occlusion
+            cross = _crossing(rng, targets[0], t, height, width)
+            targets[-1].cx, targets[-1].cy = cross.cx, cross.cy
+        distractor_seed = int(rng.integers(2**63))   # drawn either way: same targets
+        layers = [(*_render(targets[j], xx, yy), j + 1) for j in rng.permutation(n)]
+        if _visible(layers, n):
+            break
+    else:
+        raise ValueError(f"synthetic_video: could not place {n} visible targets in a "
+                         f"{height}x{width} frame")
+    if distractors:
+        # Look-alikes of the first (up to) two targets, at a random depth; one that would
+        # hide a target in frame 0 goes behind all targets.
+        drng = np.random.default_rng(distractor_seed)
+        for i in range(min(n, 2)):
+            lay = (*_render(_crossing(drng, targets[i], t, height, width), xx, yy), 0)
+            pos = int(drng.integers(0, len(layers) + 1))
+            trial = layers[:pos] + [lay] + layers[pos:]
+            layers = trial if _visible(trial, n) else [lay] + layers
+    frames = bg_frames
+    labels = np.zeros((num_frames, height, width), np.uint8)
+    for inside, colour, lab in layers:     # back to front
+        frames = np.where(inside[..., None], colour, frames)
+        labels = np.where(inside, np.uint8(lab), labels)
+    frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+    seed_name = seed if isinstance(seed, (int, np.integer)) else "gen"
+    return video_from_arrays(name or f"synthetic-{seed_name}", frames, labels)
+
+
+class SyntheticVideos(Sequence):
+    """``num_videos`` synthetic videos, video ``i`` from seed ``[*seed, i]`` (made on access);
+    ``seed`` is an int or a tuple of ints."""
+
+    def __init__(self, num_videos: int, seed: int | tuple[int, ...] = 0, **kwargs):
+        self.num_videos, self.kwargs = int(num_videos), kwargs
+        self.seed = tuple(int(s) for s in (seed if isinstance(seed, tuple) else (seed,)))
+
+    def __len__(self) -> int:
+        return self.num_videos
+
+    def __getitem__(self, i):
+        if not -self.num_videos <= i < self.num_videos:
+            raise IndexError(i)
+        i %= self.num_videos
+        tag = "-".join(str(s) for s in self.seed)
+        return synthetic_video([*self.seed, i], name=f"synthetic-{tag}-{i:05d}", **self.kwargs)
+
+
+# --- GCSeg: simulated clips from static images ----------------------------------------------
+
+def _box_blur(x: np.ndarray, k: int) -> np.ndarray:
+    """Mean over a (2k+1)^2 window (edge-clamped) of ``[H, W, ...]`` via integral images."""
+    h, w = x.shape[:2]
+    c = np.pad(x, [(1, 0), (1, 0)] + [(0, 0)] * (x.ndim - 2)).cumsum(0).cumsum(1)
+    y0 = np.clip(np.arange(h) - k, 0, h)
+    y1 = np.clip(np.arange(h) + k + 1, 0, h)
+    x0 = np.clip(np.arange(w) - k, 0, w)
+    x1 = np.clip(np.arange(w) + k + 1, 0, w)
+    s = c[y1][:, x1] - c[y0][:, x1] - c[y1][:, x0] + c[y0][:, x0]
+    area = ((y1 - y0)[:, None] * (x1 - x0)[None]).reshape((h, w) + (1,) * (x.ndim - 2))
+    return s / area
+
+
+def inpaint_background(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Fill ``hole`` (bool [H, W]) of ``uint8 [H, W, 3]`` by normalised box blurs of the rest,
+    widening the window until covered (a cheap stand-in for the object-free background)."""
+    img = image.astype(np.float64)
+    known = (~hole).astype(np.float64)[..., None]
+    if not known.any():
+        return np.full_like(image, 127)
+    out = img.copy()
+    todo = hole.copy()
+    k = max(2, min(image.shape[:2]) // 16)
+    while todo.any():
+        num, den = _box_blur(img * known, k), _box_blur(known, k)
+        ok = todo & (den[..., 0] > 1e-6)
+        out[ok] = num[ok] / den[ok]
+        todo &= ~ok
+        k *= 2
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+WAY1 = AugmentConfig(scale=(0.95, 1.05), rotation_deg=4, shear_deg=3, translate=0.03,
+                     mirror=0.0)
+WAY2 = AugmentConfig(scale=(0.7, 1.3), rotation_deg=20, shear_deg=10, translate=0.25,
+                     mirror=0.5)
+
+
+def static_image_clip(image: np.ndarray, mask: np.ndarray, seed=0, num_frames: int = 3,
+                      way: int = 1, background: np.ndarray | None = None,
+                      name: str = "static") -> Video:
+    """GCSeg's simulated clip from a static ``uint8 [H, W, 3]`` image and ``[H, W]`` ids.
+
+    way=1: the foreground follows a random walk of small scale/deform/shift steps over the same
+    background (the image with the objects inpainted away); frame 0 is the image itself.
+    way=2: independent large random transforms per frame, pasted onto ``background`` (another
+    image, resized to the image size; required).
+    """
+    rng = _rng(seed)
+    image, mask = np.asarray(image), np.asarray(mask).astype(np.uint8)
+    if image.shape[:2] != mask.shape or image.ndim != 3 or image.dtype != np.uint8:
+        raise ValueError(f"{name}: image {image.shape} {image.dtype} and mask {mask.shape} "
+                         "must be uint8 [H, W, 3] and [H, W]")
+    if not mask.any():
+        raise ValueError(f"{name}: empty first mask (no object pixels)")
+    hw = mask.shape
+    if way == 1:
+        bg = inpaint_background(image, mask > 0)
+        mats, m = [np.eye(3)], np.eye(3)
+        for _ in range(num_frames - 1):
+            m = m @ random_affine(rng, WAY1, hw, 1.0, False)
+            mats.append(m)
+    elif way == 2:
+        if background is None:
+            raise ValueError(f"{name}: way=2 needs a different background image")
+        bgf = resize_bilinear(np.asarray(background, np.float32), hw, axes=(0, 1))
+        bg = np.clip(np.rint(bgf), 0, 255).astype(np.uint8)
+        mats = [random_affine(rng, WAY2, hw, 1.0, bool(rng.random() < 0.5))
+                for _ in range(num_frames)]
+    else:
+        raise ValueError(f"way must be 1 or 2, got {way}")
+    frames, labels = [], []
+    for i, m in enumerate(mats):
+        lab = warp_labels(mask, m, hw)
+        if i == 0 and not lab.any():   # keep the reference visible
+            m, lab = np.eye(3), mask
+        fg, _ = warp_frame(image, m, hw)
+        frames.append(np.where(lab[..., None] > 0, fg, bg))
+        labels.append(lab)
+    return video_from_arrays(name, np.stack(frames), np.stack(labels))

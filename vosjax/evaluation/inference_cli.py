@@ -1,0 +1,62 @@
+"""``evaluate.py`` inference mode: model + dataset -> PNGs, CSVs, submission zip, frames/s."""
+from __future__ import annotations
+
+import json
+import os
+
+from vosjax.evaluation import protocol
+from vosjax.evaluation.datasets import load_videos, parse_spec
+from vosjax.evaluation.runner import run_videos
+
+
+def run(config, *, checkpoint: str, dataset: str, split: str, output: str,
+        first_mask: str | None = None, overlays: bool = False, bar_chart: bool = False) -> dict:
+    """Segment ``dataset`` with the model in ``checkpoint`` using ``config.eval`` settings."""
+    from vosjax.checkpoint import load_model  # noqa: PLC0415
+    from vosjax.training.run import inference_options  # noqa: PLC0415
+
+    spec = parse_spec(dataset)
+    model, variables = load_model(checkpoint)
+    videos = load_videos(spec, split, first_mask=first_mask)
+    opts = inference_options(config)
+    os.makedirs(output, exist_ok=True)
+    report = run_videos(model, variables, videos, opts, output_dir=output, overlays=overlays,
+                        progress=True)
+    for name, fps in report.fps.items():
+        print(f"{name:30s} {fps:8.1f} frames/s")
+    print(f"{'overall':30s} {report.overall_fps:8.1f} frames/s ({report.frames} frames, "
+          f"first sequence includes compilation)")
+    summary = {"checkpoint": os.path.abspath(checkpoint), "dataset": dataset, "split": split,
+               "fps": report.fps, "overall_fps": report.overall_fps,
+               "correction": opts.correction is not None}
+    if report.scores is not None:
+        for path in protocol.write_csvs(report.scores, output, split):
+            print(f"wrote {path}")
+        print(protocol.format_table(report.scores, split))
+        summary["global"] = report.scores.global_row()
+        if bar_chart:
+            from vosjax.evaluation.visualize import jf_bar_chart  # noqa: PLC0415
+            jf_bar_chart(report.scores.per_object_rows(),
+                         os.path.join(output, f"jf_per_sequence-{split}.png"))
+    if spec.kind == "youtubevos":
+        summary["submission"] = _youtubevos_zip(spec.root, split, output, videos)
+        print(f"wrote {summary['submission']}")
+    path = os.path.join(output, "summary.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(summary, f, indent=2, default=float)
+    os.replace(path + ".tmp", path)
+    return summary
+
+
+def _youtubevos_zip(root, split, output, videos):
+    """Zip the PNGs of the frames listed in ``meta.json`` (the server's expected layout)."""
+    from vosjax.data.masks import read_label_png  # noqa: PLC0415
+    from vosjax.evaluation.submission import write_youtubevos_submission  # noqa: PLC0415
+
+    meta = os.path.join(root, split, "meta.json")
+    preds = {}
+    for v in videos:
+        d = os.path.join(output, v.name)
+        preds[v.name] = {os.path.splitext(f)[0]: read_label_png(os.path.join(d, f), binary=False)
+                         for f in sorted(os.listdir(d)) if f.endswith(".png")}
+    return write_youtubevos_submission(os.path.join(output, "submission.zip"), preds, meta)

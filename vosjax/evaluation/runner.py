@@ -1,0 +1,81 @@
+"""Inference + scoring over a set of videos (behind ``evaluate.py`` and post-training eval).
+
+For each :class:`~vosjax.data.video.Video`: propagate its first-frame masks
+(:func:`vosjax.inference.video.segment_video`, with gradient correction when asked), optionally
+write palette PNGs at the original resolution (original object ids) and overlays, and score
+against the ground truth when the video has dense labels (the DAVIS protocol).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Sequence
+
+import jax
+import numpy as np
+
+from vosjax.evaluation.protocol import DavisScores, score_sequence
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceOptions:
+    """Explicit inference settings (built from ``config.eval`` by the callers)."""
+    size: tuple[int, int] = (240, 427)
+    mem_every: int = 5
+    reference: str = "mem"
+    upsample: str = "nearest"
+    memory_slots: int | None = None
+    correction: object | None = None   # a vosjax.correction.GradientCorrection
+
+
+@dataclasses.dataclass
+class RunReport:
+    """``scores`` (None when no video has ground truth), ``fps`` per sequence (frames / s of
+    the propagation, the first sequence including compilation) and totals."""
+    scores: DavisScores | None
+    fps: dict[str, float]
+    frames: int
+    seconds: float
+
+    @property
+    def overall_fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+def run_videos(model, variables, videos: Sequence, options: InferenceOptions = InferenceOptions(),
+               *, output_dir: str | None = None, overlays: bool = False,
+               progress: bool = False) -> RunReport:
+    """Segment (and score) ``videos``; see the module docstring."""
+    from vosjax.data.video import write_predictions  # noqa: PLC0415
+    from vosjax.inference.video import segment_video  # noqa: PLC0415
+
+    scored, fps, total_frames, total_s = [], {}, 0, 0.0
+    it = videos
+    if progress:
+        from tqdm.auto import tqdm  # noqa: PLC0415
+        it = tqdm(videos, desc="videos", unit="video")
+    for video in it:
+        frames = video.load_frames(range(video.num_frames))
+        start = time.perf_counter()
+        result = segment_video(model, variables, frames, video.first_masks, size=options.size,
+                               upsample=options.upsample, mem_every=options.mem_every,
+                               correction=options.correction, reference=options.reference,
+                               memory_slots=options.memory_slots)
+        labels = np.asarray(jax.device_get(result.labels))
+        seconds = time.perf_counter() - start
+        fps[video.name] = video.num_frames / seconds
+        total_frames += video.num_frames
+        total_s += seconds
+        if output_dir is not None:
+            write_predictions(output_dir, video, labels)
+            if overlays:
+                from vosjax.evaluation.visualize import write_overlays  # noqa: PLC0415
+                d = os.path.join(output_dir, "overlays", video.name)
+                write_overlays(d, frames, video.to_original_ids(labels),
+                               list(video.frame_names), gif_path=d + ".gif")
+        gt = video.labels
+        if gt is not None and video.num_frames >= 3:
+            scored.append(score_sequence(video.name, gt, labels))
+    scores = DavisScores(scored) if scored else None
+    return RunReport(scores=scores, fps=fps, frames=total_frames, seconds=total_s)

@@ -1,0 +1,1 @@
+"""Training: the STM-cycle objective, sharded train step, checkpoints and the loop."""

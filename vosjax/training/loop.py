@@ -1,0 +1,186 @@
+"""The training loop behind ``train.py``: sharded steps, auto-resume, metrics, NaN guard.
+
+Sections: setup (mesh, model, optimizer), state (restore or init), data, the loop, export.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from vosjax.training import sharding as shd
+from vosjax.training.checkpointing import Checkpointer
+from vosjax.training.metrics import MetricWriter
+from vosjax.training.optim import learning_rate_schedule, make_optimizer
+from vosjax.training.step import jit_init_state, jit_train_step
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised by the NaN guard; names the step and the last good checkpoint."""
+
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def build_model(model_cfg):
+    """The Flax model named by ``config.model`` (explicit fields; no config object inside)."""
+    from vosjax.models.stm import STM  # noqa: PLC0415
+
+    name = model_cfg.get("name", "stm")
+    if name != "stm":
+        raise ValueError(f"config.model.name={name!r}: this trainer supports 'stm'")
+    if model_cfg.dtype not in DTYPES:
+        raise ValueError(f"config.model.dtype={model_cfg.dtype!r}: expected one of {list(DTYPES)}")
+    dtype = None if model_cfg.dtype == "float32" else DTYPES[model_cfg.dtype]
+    return STM(arch=model_cfg.arch, keydim=model_cfg.keydim, valdim=model_cfg.valdim,
+               mdim=model_cfg.get("mdim", 256), precision=model_cfg.precision, dtype=dtype)
+
+
+def build_optimizer(train_cfg):
+    lr = learning_rate_schedule(train_cfg.learning_rate, train_cfg.schedule,
+                                total_steps=train_cfg.num_train_steps,
+                                warmup_steps=train_cfg.warmup_steps,
+                                milestones=tuple(train_cfg.milestones), gamma=train_cfg.gamma)
+    return make_optimizer(lr, optimizer=train_cfg.optimizer, b1=train_cfg.b1, b2=train_cfg.b2,
+                          weight_decay=train_cfg.weight_decay, grad_clip=train_cfg.grad_clip,
+                          accumulate_steps=train_cfg.accumulate_steps)
+
+
+def _check_config(config) -> None:
+    t = config.train
+    for field in ("batch_size", "num_train_steps", "checkpoint_every", "log_every"):
+        if int(t[field]) < 1:
+            raise ValueError(f"config.train.{field}={t[field]}: must be >= 1")
+    n = jax.device_count()
+    if t.batch_size % n:
+        raise ValueError(f"config.train.batch_size={t.batch_size} must be divisible by the "
+                         f"number of devices ({n})")
+    if config.data.clip_len < 2:
+        raise ValueError(f"config.data.clip_len={config.data.clip_len}: must be >= 2")
+
+
+def _load_init(state, init_from: str, model):
+    """Replace params/batch_stats by a converted or exported model directory's variables."""
+    from vosjax.checkpoint import load_model  # noqa: PLC0415
+
+    src_model, variables = load_model(init_from)
+    if (src_model.arch, src_model.keydim, src_model.valdim) != (
+            model.arch, model.keydim, model.valdim):
+        raise ValueError(f"config.train.init_from={init_from!r}: model {src_model.arch}/"
+                         f"{src_model.keydim}/{src_model.valdim} does not match the config")
+    cast = lambda new, old: jnp.asarray(new, old.dtype)  # noqa: E731
+    return state.replace(
+        params=jax.tree_util.tree_map(cast, variables["params"], state.params),
+        batch_stats=jax.tree_util.tree_map(cast, variables["batch_stats"], state.batch_stats))
+
+
+def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[str, Any]:
+    """Train per ``config`` in ``workdir`` (resuming from its latest checkpoint).
+
+    ``sampler``: an object with ``batch(step) -> dict`` and ``state(step) -> dict`` (default:
+    built from ``config.data`` by :func:`vosjax.training.input_pipeline.build_sampler`).
+    Returns a summary dict (final step, last metrics, steps/s).
+    """
+    # -- setup ----------------------------------------------------------------------------------
+    _check_config(config)
+    workdir = os.path.abspath(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    mesh = shd.make_mesh(config.train.fsdp)
+    model = build_model(config.model)
+    tx = build_optimizer(config.train)
+    size = tuple(config.data.size)
+    init_fn, st_sh, abstract = jit_init_state(model, tx, mesh, size, config.data.num_slots)
+    step_fn, _ = jit_train_step(model, tx, mesh, abstract, cycle=config.train.cycle,
+                                bootstrap=config.train.bootstrap)
+    ckpt = Checkpointer(workdir, keep=config.train.keep_checkpoints,
+                        save_every=config.train.checkpoint_every)
+    _write_model_spec(workdir, model)
+
+    # -- state ----------------------------------------------------------------------------------
+    restored = ckpt.restore_latest(abstract, st_sh)
+    if restored is not None:
+        state, _ = restored
+    else:
+        state = init_fn(jax.random.PRNGKey(config.seed))
+        if config.train.init_from:
+            state = _load_init(state, config.train.init_from, model)
+    start = int(state.step)
+    total = int(config.train.num_train_steps)
+
+    # -- data -----------------------------------------------------------------------------------
+    if sampler is None:
+        from vosjax.training.input_pipeline import build_sampler  # noqa: PLC0415
+        sampler = build_sampler(config.data, seed=config.seed,
+                                global_batch_size=config.train.batch_size)
+    batch_sh = shd.batch_sharding(mesh)
+
+    # -- loop -----------------------------------------------------------------------------------
+    writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
+    last_good = ckpt.latest_step()
+    bar = _progress(start, total, progress)
+    metrics, pending, t0 = None, None, time.perf_counter()
+    try:
+        for step in range(start, total):
+            batch = shd.global_batch(sampler.batch(step), batch_sh)
+            state, metrics = step_fn(state, batch)
+            # Check the previous step's guard after dispatching this one (keeps the device busy);
+            # a non-finite step left the state unchanged, so nothing bad is ever saved.
+            if pending is not None:
+                _guard(*pending, ckpt, last_good)
+            pending = (step + 1, metrics)
+            if (step + 1) % config.train.log_every == 0 or step + 1 == total:
+                _guard(*pending, ckpt, last_good)
+                host = jax.device_get(metrics)
+                writer.write(step + 1, {k: v for k, v in host.items() if k != "finite"})
+                if bar is not None:
+                    bar.set_postfix(loss=f"{float(host['loss']):.4f}")
+            if ckpt.save(step + 1, state, {"sampler": sampler.state(step + 1)},
+                         force=step + 1 == total):
+                last_good = step + 1
+            if bar is not None:
+                bar.update(1)
+        if pending is not None:
+            _guard(*pending, ckpt, last_good)
+    finally:
+        ckpt.close()
+        writer.close()
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - t0
+    done = total - start
+    return {"step": total, "model": model, "variables": state.variables,
+            "metrics": None if metrics is None else jax.device_get(metrics),
+            "steps_per_s": done / elapsed if done else 0.0}
+
+
+def _guard(step, metrics, ckpt, last_good):
+    if not bool(metrics["finite"]):
+        where = (f"step {last_good} in {ckpt.directory}" if last_good is not None
+                 else "none (no checkpoint was written yet)")
+        raise NonFiniteLossError(
+            f"non-finite loss or gradient at step {step} (the update was skipped); "
+            f"last good checkpoint: {where}")
+
+
+def _progress(start, total, enabled):
+    if not enabled or jax.process_index() != 0:
+        return None
+    from tqdm.auto import tqdm  # noqa: PLC0415
+    return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
+
+
+def _write_model_spec(workdir, model):
+    """``WORKDIR/model.json`` so the workdir itself loads with ``load_model`` (latest step)."""
+    from vosjax.checkpoint import model_spec  # noqa: PLC0415
+
+    if jax.process_index() != 0:
+        return
+    path = os.path.join(workdir, "model.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(model_spec(model), f, indent=2)
+    os.replace(tmp, path)
