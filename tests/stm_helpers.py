@@ -1,8 +1,9 @@
 """Test helpers for inference / correction tests.
 
-* :func:`tiny_stm`: a small STM (R18 trunk, keydim 16, valdim 32) with random variables built
-  without compiling the model: shapes from ``jax.eval_shape`` of the initialiser, values drawn
-  with numpy like Flax's defaults (LeCun-normal kernels, zero biases, identity BatchNorm).
+* :func:`tiny_stm`: a small STM (R10 trunk, keydim 16, valdim 32, decoder width 32) with
+  random variables built without compiling the model: shapes from ``jax.eval_shape`` of the
+  initialiser, values drawn with numpy like Flax's defaults (LeCun-normal kernels, zero
+  biases, identity BatchNorm).
 * :func:`random_video`: random frames and two box-shaped objects.
 * :func:`official_loop`: the official mask-gradient loop (eq. 5) written step by step.
 """
@@ -16,7 +17,7 @@ from vosjax.models.stm import STM, init_stm, soft_aggregate
 
 
 def tiny_stm(seed: int = 0):
-    model = STM("resnet18", keydim=16, valdim=32)
+    model = STM("resnet10", keydim=16, valdim=32, mdim=32)
     shapes = jax.eval_shape(lambda: init_stm(model, jax.random.PRNGKey(0), 32, 32))
     rng = np.random.default_rng(seed)
 
