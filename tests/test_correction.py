@@ -7,22 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stm_helpers import official_loop, random_video, tiny_stm
+from stm_helpers import clip, official_loop, tiny  # noqa: F401 (fixtures: tiny, clip)
 from vosjax.correction import GradientCorrection, correct_mask, default_unroll, masks_to_probs
 from vosjax.inference import propagate
 
 H, W = 16, 32
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return tiny_stm()
-
-
-@pytest.fixture(scope="module")
-def clip():
-    frames, masks = random_video(3, H, W, seed=1)
-    return jnp.asarray(frames), jnp.asarray(masks)
 
 
 def test_correct_mask_equals_the_official_loop(tiny, clip):

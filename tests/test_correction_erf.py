@@ -3,24 +3,12 @@ appendix A.3 inside/outside reconstruction."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
-from stm_helpers import official_loop, random_video, tiny_stm
+from stm_helpers import clip, official_loop, tiny  # noqa: F401 (fixtures: tiny, clip)
 from vosjax.correction import cycle_erf, erf_reconstruction, masks_to_probs
 from vosjax.models.stm import soft_aggregate
 
 H, W = 16, 32
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return tiny_stm()
-
-
-@pytest.fixture(scope="module")
-def clip():
-    frames, masks = random_video(3, H, W, seed=1)
-    return jnp.asarray(frames), jnp.asarray(masks)
 
 
 def test_cycle_erf_equals_loop_and_vmap(tiny, clip):

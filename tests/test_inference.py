@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stm_helpers import random_video, tiny_stm
+from stm_helpers import random_video, tiny  # noqa: F401 (fixtures: tiny)
 from vosjax.correction import masks_to_probs
 from vosjax.inference import Propagator, propagate
 from vosjax.inference.propagation import SLOT_BUCKET, merge_new_objects
@@ -15,11 +15,6 @@ from vosjax.models.stm import soft_aggregate
 
 H, W = 16, 32
 P = 2          # memory positions per frame at 16x32 (stride 16)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return tiny_stm()
 
 
 def _eager_loop(model, v, frames, masks, keep, read_prev=True, cap=None):

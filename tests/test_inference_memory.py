@@ -6,17 +6,12 @@ import numpy as np
 import pytest
 from jax import monitoring
 
-from stm_helpers import random_video, tiny_stm
+from stm_helpers import random_video, tiny  # noqa: F401 (fixtures: tiny)
 from vosjax.inference import Propagator, propagate
 from vosjax.inference.memory import empty_bank, grow_bank, permanent_slot, write_frame
 
 H, W = 16, 32
 P = 2          # memory positions per frame at 16x32 (stride 16)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return tiny_stm()
 
 
 def _frame_kv(i, p=P):
