@@ -1,8 +1,8 @@
 """Propagation speed with and without gradient correction (random STM weights), and the
 correction loop's ``unroll`` choice.
 
-    python benchmarks/inference_speed.py --arch resnet50 --size 240x427 --objects 2 --frames 30
-    python benchmarks/inference_speed.py --unroll-only --arch resnet18 --size 96x160
+    python benchmarks/correction_speed.py --arch resnet50 --size 240x427 --objects 2 --frames 30
+    python benchmarks/correction_speed.py --unroll-only --arch resnet18 --size 96x160
 
 Propagation: a random video through :class:`vosjax.inference.Propagator` (``mem_every=5``),
 once plain and once with ``GradientCorrection()`` (10 steps, every 5th frame). Every step is
@@ -14,7 +14,7 @@ frames/s are steady-state. The GC overhead ratio is plain fps / corrected fps (p
 ``--unroll-only``: one 10-step correction (:func:`vosjax.correction.correct_mask`) with the
 ``fori_loop`` rolled (unroll 1) and fully unrolled, compile and median run time.
 
-Writes ``--out`` (default ``benchmarks/results/inference_<backend>.json``) atomically.
+Writes ``--out`` (default ``benchmarks/results/correction_speed_<backend>.json``) atomically.
 """
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ def main(argv=None):
               "load_average_start": [round(x, 2) for x in os.getloadavg()]}
     record.update(bench_unroll(args) if args.unroll_only else bench_propagation(args))
     record["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    name = "correction_unroll" if args.unroll_only else "inference"
+    name = "correction_unroll" if args.unroll_only else "correction_speed"
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                    f"{name}_{backend}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
