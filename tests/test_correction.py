@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stm_helpers import clip, official_loop, tiny  # noqa: F401 (fixtures: tiny, clip)
+from stm_helpers import clip, official_loop, random_video, tiny  # noqa: F401 (fixtures: tiny, clip)
 from vosjax.correction import GradientCorrection, correct_mask, default_unroll, masks_to_probs
 from vosjax.inference import propagate
 
@@ -44,6 +44,24 @@ def test_propagate_record_corrected_option(tiny, clip):
     assert sorted(res.corrected) == [2]
     np.testing.assert_array_equal(np.asarray(res.probs[2]), np.asarray(res.corrected[2]))
     assert res.correction_losses[2].shape == (2,)
+
+
+def test_correction_reference_follows_new_annotations(tiny):
+    """With a late object the newest annotated frame (its merged mask) becomes the reference,
+    and the annotated frame itself is not corrected."""
+    model, v = tiny
+    frames, masks = random_video(5, H, W, seed=4)
+    corr = GradientCorrection(n_iter=2, rate=50.0, every=2)
+    res = propagate(model, v, frames, masks, correction=corr, start_frames=[0, 3])
+    assert sorted(res.corrected) == [2, 4]
+    probs = res.probs
+    fn = jax.jit(functools.partial(correct_mask, model, n_iter=2, rate=50.0, num_objects=2))
+    for t, ref in ((2, 0), (4, 3)):
+        q = model.apply(v, jnp.asarray(frames[ref]), method=model.encode_query)
+        want, losses = fn(v, jnp.asarray(frames[t]), probs[t], q, probs[ref])
+        np.testing.assert_allclose(np.asarray(res.corrected[t]), np.asarray(want), atol=1e-5)
+        np.testing.assert_allclose(np.asarray(res.correction_losses[t]), np.asarray(losses),
+                                   rtol=1e-5)
 
 
 def test_masks_to_probs_by_hand():

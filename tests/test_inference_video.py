@@ -57,7 +57,8 @@ def test_segment_video_ids_sizes_and_late_object(tiny):
     np.testing.assert_array_equal(res.labels[0], _roundtrip(ann[0]))
     assert 7 not in res.labels[:2]
     # Frame 2: object 7's given mask is pasted over the prediction.
-    np.testing.assert_array_equal(res.labels[2] == 7, _roundtrip((ann[2] == 7).astype(np.uint8)) == 1)
+    pasted = _roundtrip((ann[2] == 7).astype(np.uint8)) == 1
+    np.testing.assert_array_equal(res.labels[2] == 7, pasted)
     bil = segment_video(model, v, frames, ann, size=(16, 32), upsample="bilinear")
     assert bil.labels.shape == (T, H, W)
     np.testing.assert_allclose(np.asarray(bil.probs), np.asarray(res.probs), atol=1e-6)

@@ -71,10 +71,6 @@ class StepConfig:
     def reads_previous(self) -> bool:
         return self.reference != "first"
 
-    @property
-    def keeps_annotations(self) -> bool:
-        return self.reference != "prev"
-
     def keeps(self, frame, annotated):
         """Whether memory frame ``frame`` (= t-1) becomes permanent (works on ints and arrays)."""
         if self.reference == "prev":
@@ -187,7 +183,8 @@ def correction_step(model, variables, state: PropagationState, *, cfg: StepConfi
     the next step memorizes. Returns ``(state, corrected [K, H, W], losses [n_iter])``.
 
     A separate program rather than a ``lax.cond`` inside the step: on XLA:CPU the correction
-    loop ran about 2.5x slower when compiled into the step program than on its own.
+    compiled into the step program ran 8.5 s against 3.3 s on its own (golden R18 model, 96x160,
+    same process, 2 shared cores), with or without the ``cond``.
     """
     corr = cfg.correction
     corrected, losses = correct_mask(
@@ -254,9 +251,10 @@ class Propagator:
                                  f"got {memory_slots!r}")
             slots = memory_slots
         elif max_frames is not None:
-            slots = _bucket(permanent_frames(max_frames, self.cfg))
-        else:
-            slots = SLOT_BUCKET
+            slots = max(1, permanent_frames(max_frames, self.cfg))
+            slots = _bucket(slots) if reference == "mem" else slots
+        else:   # grown by doubling when full
+            slots = SLOT_BUCKET if reference == "mem" else 1
         if self.cfg.reference == "prev":
             slots = 0
         self.capped = memory_slots is not None
