@@ -64,7 +64,8 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--size must be HxW (e.g. 240x427), got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--size must be HxW (e.g. 240x427), got {text!r}") from None
     if h < 16 or w < 16:
         raise argparse.ArgumentTypeError(f"--size must be at least 16x16, got {text!r}")
     return h, w
@@ -82,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="resnet50", help="backbone with --random-weights")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ref-frames", default=None,
-                   help="comma-separated reference frame indices (default: 5, 10, 15, 20 that exist)")
+                   help="comma-separated reference frame indices (default: those of 5, 10, 15, "
+                        "20 that exist)")
     p.add_argument("--n-iter", type=int, default=50)
     p.add_argument("--rate", type=float, default=180.0)
     p.add_argument("--size", type=parse_size, default=(240, 427), help="working size HxW")
@@ -132,7 +134,7 @@ def main(argv=None) -> int:
     else:
         from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
         model = STM(args.arch)
-        variables = init_stm(model, jax.random.PRNGKey(args.seed))
+        variables = jax.jit(lambda r: init_stm(model, r))(jax.random.PRNGKey(args.seed))
 
     x, info = resize_pad_frames(frames, args.size)
     masks, _ = resize_pad_labels(np.stack([labels == i for i in ids]).astype(np.uint8), args.size)
