@@ -43,3 +43,21 @@ def golden_dir() -> pathlib.Path:
 def davis_mini() -> pathlib.Path:
     """../shared/data/davis2016-mini (skips when absent outside CI)."""
     return _require(DAVIS_MINI / "ImageSets", "davis2016-mini").parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.gpu`` tests skip cleanly when JAX has no GPU backend (CI, most laptops).
+    ``@pytest.mark.slow`` tests run by default; deselect them with ``-m "not slow"``."""
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items:
+        return
+    import jax
+
+    try:
+        has_gpu = bool(jax.devices("gpu"))
+    except RuntimeError:
+        has_gpu = False
+    if not has_gpu:
+        skip = pytest.mark.skip(reason="needs a GPU (JAX has no GPU backend here)")
+        for item in gpu_items:
+            item.add_marker(skip)
