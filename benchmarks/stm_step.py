@@ -7,7 +7,6 @@ Writes ``benchmarks/results/stm_step_<backend>.json`` (device, versions, command
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -16,17 +15,10 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from record import cpu_name  # noqa: E402
+
 from vosjax.models.stm import STM, init_stm  # noqa: E402
-
-
-def cpu_name():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def time_step(arch, h, w, objects, repeats):

@@ -1,0 +1,248 @@
+"""Drive the official STM-Training code (lyxok1/STM-Training, branch ``cycle``) for the
+benchmarks: import it from a checkout given on the command line (never vendored), build its
+``STAN`` model with given weights, and run its test loop (``test.py``) and its training step
+(``train.py``, ``mode=recurrent``) with the same semantics as the official scripts.
+
+Only the model code is exercised. The checkout's data and config modules import packages the
+model never uses (opencv, lmdb, imgaug, yacs, progress, DALI); when those are not installed,
+empty placeholder modules are registered for them so the imports succeed, and
+``torchvision.models`` is replaced by :mod:`torchvision_standin` when torchvision is missing.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import types
+
+import numpy as np
+
+# Third-party packages imported at module level by the checkout's data/config/test modules but
+# never used by the model code.
+_UNUSED_PACKAGES = ("cv2", "lmdb", "imgaug", "yacs", "progress", "nvidia")
+
+
+class _Placeholder:
+    """Any attribute, call or subscript yields another placeholder."""
+
+    def __call__(self, *args, **kwargs):
+        return _Placeholder()
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Placeholder()
+
+
+class _PlaceholderModule(types.ModuleType):
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Placeholder()
+
+
+class _PlaceholderFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Creates placeholder modules (and submodules) for the names in ``_UNUSED_PACKAGES``."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] not in _UNUSED_PACKAGES:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+
+    def create_module(self, spec):
+        module = _PlaceholderModule(spec.name)
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module):
+        pass
+
+
+def _missing(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is None
+    except (ImportError, ValueError):
+        return True
+
+
+def import_official(checkout: str):
+    """Import ``libs.models.models`` (``STAN``, ``Soft_aggregation``) and ``libs.utils.loss``
+    from an STM-Training checkout; returns ``(models_module, loss_module)``."""
+    if not os.path.isfile(os.path.join(checkout, "libs", "models", "models.py")):
+        raise FileNotFoundError(f"{checkout}: not an STM-Training checkout "
+                                "(libs/models/models.py is missing)")
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import torchvision_standin  # noqa: PLC0415
+
+    torchvision_standin.install()
+    global _UNUSED_PACKAGES
+    _UNUSED_PACKAGES = tuple(n for n in _UNUSED_PACKAGES if _missing(n))
+    if not any(isinstance(f, _PlaceholderFinder) for f in sys.meta_path):
+        sys.meta_path.append(_PlaceholderFinder())
+    sys.path.insert(0, os.path.abspath(checkout))
+    models = importlib.import_module("libs.models.models")
+    loss = importlib.import_module("libs.utils.loss")
+    importlib.import_module("libs.dataset.data")    # convert_one_hot (training cycle terms)
+    return models, loss
+
+
+def build_model(models, arch: str, state_dict: dict | None = None, device: str = "cpu"):
+    """The official ``STAN`` in eval mode (frozen BN, as both official scripts), optionally with
+    a ``{torch name: numpy array}`` state dict loaded."""
+    import torch  # noqa: PLC0415
+
+    opt = types.SimpleNamespace(keydim=128, valdim=512, arch=arch)
+    net = models.STAN(opt)
+    if state_dict is not None:
+        net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()},
+                            strict=True)
+    return net.eval().to(device)
+
+
+def random_state_dict(models, arch: str, seed: int = 0, calib_hw=(64, 96)) -> dict:
+    """A random STAN state dict whose frozen-BN statistics are calibrated on random input (so
+    activations stay O(1) through the trunks, like trained weights): ``{name: float32 array}``."""
+    import torch  # noqa: PLC0415
+
+    torch.manual_seed(seed)
+    net = build_model(models, arch)
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None          # cumulative average over the calibration batches
+        m.train()
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for _ in range(2):
+            x = torch.randn((2, 3) + tuple(calib_hw), generator=gen)
+            m = (torch.rand((2,) + tuple(calib_hw), generator=gen) > 0.5).float()
+            net.Encoder_Q(x)
+            net.Encoder_M(x, m, 1.0 - m)
+    return {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+
+
+def propagate(net, frames, masks0, num_objects: int, *, mem_every: int = 5,
+              loop: int = 0, rate: float = 180.0, autocast_dtype=None):
+    """The official test loop (``test.py``, ``test``) on one video, frame 0 annotated.
+
+    Args:
+      frames: ``[T, 3, H, W]`` torch tensor (normalised); masks0: ``[1, K, H, W]`` one-hot.
+      mem_every: ``opt.save_freq`` (memory period and correction period).
+      loop: ``opt.loop`` correction iterations (0: no correction).
+      autocast_dtype: e.g. ``torch.bfloat16`` to run under ``torch.autocast``.
+
+    Returns ``pred`` ``[T, K, H, W]`` (uncorrected outputs, as the official loop records).
+    """
+    import torch  # noqa: PLC0415
+
+    def criterion(pred, target, obj):
+        return _loss.cross_entropy_loss(pred, target, obj) + _loss.mask_iou_loss(pred, target, obj)
+
+    _loss = sys.modules["libs.utils.loss"]
+    max_obj = masks0.shape[1] - 1
+    for p in net.parameters():
+        p.requires_grad = False
+    ctx = (torch.autocast(device_type=frames.device.type, dtype=autocast_dtype)
+           if autocast_dtype is not None else _nullcontext())
+    with ctx:
+        pred = [masks0]
+        keys, vals = [], []
+        ref_mask, ref_index, out = masks0, 0, None
+        for t in range(1, frames.shape[0]):
+            with torch.no_grad():
+                tmp_mask = masks0 if t - 1 == 0 else out
+                key, val, _ = net(frame=frames[t - 1:t], mask=tmp_mask, num_objects=num_objects)
+                tmp_key = torch.cat(keys + [key], dim=1)
+                tmp_val = torch.cat(vals + [val], dim=1)
+                logits, _ = net(frame=frames[t:t + 1], keys=tmp_key, values=tmp_val,
+                                num_objects=num_objects, max_obj=max_obj)
+                out = torch.softmax(logits, dim=1)
+                if (t - 1) % mem_every == 0:
+                    keys.append(key)
+                    vals.append(val)
+            pred.append(out)
+            if t % mem_every == 0:
+                for _ in range(loop):
+                    tmp_mask = out.detach().clone()
+                    tmp_mask.requires_grad = True
+                    key, val, _ = net(frame=frames[t:t + 1], mask=tmp_mask,
+                                      num_objects=num_objects)
+                    flogits, _ = net(frame=frames[ref_index:ref_index + 1], keys=key, values=val,
+                                     num_objects=num_objects, max_obj=max_obj)
+                    loss = criterion(torch.softmax(flogits, 1), ref_mask, num_objects)
+                    loss.backward()
+                    out = out - rate * tmp_mask.grad
+    return torch.cat(pred, dim=0)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def clip_loss(net, frame, mask, num_objects: int, max_obj: int, loss_mod, convert_one_hot):
+    """One clip's ``total_loss`` contribution of the official ``train`` (``mode=recurrent``):
+    forward over t = 1..T-1 and the cycle terms (before the ``/ (N * (T-1))`` division)."""
+    import torch  # noqa: PLC0415
+
+    def criterion(pred, target, obj, ref):
+        return (loss_mod.cross_entropy_loss(pred, target, obj, ref=ref)
+                + loss_mod.mask_iou_loss(pred, target, obj, ref=ref))
+
+    t_len = frame.shape[0]
+    total = 0.0
+    keys, vals = [], []
+    out = None
+    for t in range(1, t_len):
+        tmp_mask = mask[t - 1:t] if t - 1 == 0 else out
+        key, val, _ = net(frame=frame[t - 1:t], mask=tmp_mask, num_objects=num_objects)
+        keys.append(key)
+        vals.append(val)
+        logits, _ = net(frame=frame[t:t + 1], keys=torch.cat(keys, dim=1),
+                        values=torch.cat(vals, dim=1), num_objects=num_objects, max_obj=max_obj)
+        out = torch.softmax(logits, dim=1)
+        total = total + criterion(out, mask[t:t + 1], num_objects, mask[0:1, :num_objects + 1])
+    key, val, _ = net(frame=frame[t_len - 1:t_len], mask=out, num_objects=num_objects)
+    keys.append(key)
+    vals.append(val)
+    cycle = 0.0
+    for t in range(t_len - 1, 0, -1):
+        cm = np.transpose(mask[t].detach().cpu().float().numpy(), [1, 2, 0])
+        if convert_one_hot(cm, max_obj).max() == num_objects:
+            logits, _ = net(frame=frame[0:1], keys=keys[t], values=vals[t],
+                            num_objects=num_objects, max_obj=max_obj)
+            first = torch.softmax(logits, dim=1)
+            cycle = cycle + criterion(first, mask[0:1], num_objects, mask[t:t + 1, :num_objects + 1])
+    return total + cycle
+
+
+def train_update(net, optimizer, frames, masks, objs, *, iter_size: int, loss_mod,
+                 autocast_dtype=None):
+    """One optimizer update of the official ``train`` loop with ``train_batch = 1``: each of the
+    ``iter_size`` clips (``frames[i]`` ``[T, 3, H, W]``, ``masks[i]`` ``[T, K, H, W]``) is its
+    own batch (forward, loss / (T-1) / iter_size, backward, gradients accumulate), then
+    ``optimizer.step()`` and ``zero_grad``. Returns the mean clip loss."""
+    import torch  # noqa: PLC0415
+
+    max_obj = masks.shape[2] - 1
+    losses = []
+    ctx = (torch.autocast(device_type=frames.device.type, dtype=autocast_dtype)
+           if autocast_dtype is not None else _nullcontext())
+    for i in range(iter_size):
+        with ctx:
+            total = clip_loss(net, frames[i], masks[i], int(objs[i]), max_obj, loss_mod,
+                              sys.modules["libs.dataset.data"].convert_one_hot)
+            total = total / (frames.shape[1] - 1)
+        losses.append(float(total.detach()))
+        (total / iter_size).backward()
+    optimizer.step()
+    net.zero_grad()
+    return float(np.mean(losses))
