@@ -8,16 +8,17 @@ Trains on synthetic videos with moving, deforming, occluding textured objects an
 distractors (no files needed), then segments held-out synthetic videos with the trained and the
 untrained model and scores both with the DAVIS protocol (``WORKDIR/eval.json``).
 
-Expected result (measured 2026-11-22, Intel Xeon, 2 cores shared with other jobs, load
-average 6-13 during the run; 600 steps, 21m46s wall, 9m13s user CPU, ~0.5 steps/s)::
+Expected result (measured 2026-11-22 on an idle 2-core "Intel(R) Xeon(R) Processor", default
+settings: 1500 steps of 4 clips, ~2.2 steps/s, 12m21s wall including the evaluation)::
 
-    held-out evaluation on 8 videos (DAVIS protocol), step 600:
+    held-out evaluation on 8 videos (DAVIS protocol), step 1500:
       untrained  J&F 0.031  J 0.023  F 0.038
-      trained    J&F 0.165  J 0.163  F 0.166
+      trained    J&F 0.271  J 0.275  F 0.267
 
-The model learns from scratch (no ImageNet weights can be downloaded here) with the official
-frozen BatchNorm, so the absolute score is low. The wall time above was taken with other jobs
-on the machine; it has not been measured on an idle one yet.
+With ``--config.train.num_train_steps=600``: trained J&F 0.165 in 5m40s (the same 0.165 was
+obtained again under heavy load: the run is deterministic). The model learns from scratch (no
+ImageNet weights can be downloaded here) with the official frozen BatchNorm, so the absolute
+score is low.
 """
 import ml_collections
 
@@ -42,13 +43,13 @@ def get_config(arg: str = ""):
     c.data.synthetic = dict(num_videos=200, seed=0, height=64, width=96, num_frames=24,
                             distractors=True)
 
-    c.train.num_train_steps = 600
+    c.train.num_train_steps = 1500
     c.train.batch_size = 4
     c.train.learning_rate = 3e-4
     c.train.schedule = "cosine"
     c.train.warmup_steps = 30
     c.train.weight_decay = 0.0
-    c.train.checkpoint_every = 100
+    c.train.checkpoint_every = 250
     c.train.log_every = 10
 
     c.eval = ml_collections.ConfigDict(dict(
