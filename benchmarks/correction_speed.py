@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -41,21 +40,13 @@ COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
                   "/jax/core/compile/backend_compile_duration")
 _compile_seconds = [0.0]
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from record import cpu_name  # noqa: E402
+
 
 def _listener(event, duration, **_):
     if event in COMPILE_EVENTS:
         _compile_seconds[0] += duration
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def random_inputs(t, h, w, objects, seed=0):
