@@ -46,6 +46,21 @@ def model_kind(model) -> str:
                     f"(known: {sorted(_registry())})")
 
 
+def write_json(path: str | os.PathLike, obj, **kwargs) -> str:
+    """Write ``obj`` as JSON to ``path`` through a temporary file renamed into place (removed if
+    serialisation fails), so a reader never sees a half-written file. Returns the path."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, **kwargs)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
 def model_spec(model) -> dict:
     """``{"model": kind, "fields": {...}}`` for a registered model instance."""
     import dataclasses  # noqa: PLC0415
@@ -80,8 +95,7 @@ def save_model(directory: str | os.PathLike, model, variables) -> None:
         ckptr = ocp.StandardCheckpointer()
         ckptr.save(os.path.join(tmp, "variables"), variables)
         ckptr.wait_until_finished()
-        with open(os.path.join(tmp, "model.json"), "w") as f:
-            json.dump(spec, f, indent=2)
+        write_json(os.path.join(tmp, "model.json"), spec)
         if os.path.exists(directory):
             os.rmdir(directory)
         os.rename(tmp, directory)

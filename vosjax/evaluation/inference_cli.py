@@ -1,9 +1,9 @@
 """``evaluate.py`` inference mode: model + dataset -> PNGs, CSVs, submission zip, frames/s."""
 from __future__ import annotations
 
-import json
 import os
 
+from vosjax.checkpoint import write_json
 from vosjax.evaluation import protocol
 from vosjax.evaluation.datasets import load_videos, parse_spec
 from vosjax.evaluation.runner import run_videos
@@ -41,10 +41,7 @@ def run(config, *, checkpoint: str, dataset: str, split: str, output: str,
     if spec.kind == "youtubevos":
         summary["submission"] = _youtubevos_zip(spec.root, split, output, videos)
         print(f"wrote {summary['submission']}")
-    path = os.path.join(output, "summary.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(summary, f, indent=2, default=float)
-    os.replace(path + ".tmp", path)
+    write_json(os.path.join(output, "summary.json"), summary, default=float)
     return summary
 
 

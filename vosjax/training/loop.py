@@ -4,7 +4,6 @@ Sections: setup (mesh, model, optimizer), state (restore or init), data, the loo
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
@@ -172,12 +171,7 @@ def _progress(start, total, enabled):
 
 def _write_model_spec(workdir, model):
     """``WORKDIR/model.json`` so the workdir itself loads with ``load_model`` (latest step)."""
-    from vosjax.checkpoint import model_spec  # noqa: PLC0415
+    from vosjax.checkpoint import model_spec, write_json  # noqa: PLC0415
 
-    if jax.process_index() != 0:
-        return
-    path = os.path.join(workdir, "model.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(model_spec(model), f, indent=2)
-    os.replace(tmp, path)
+    if jax.process_index() == 0:
+        write_json(os.path.join(workdir, "model.json"), model_spec(model))

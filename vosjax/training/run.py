@@ -1,11 +1,11 @@
 """``train.py``'s job: train, then evaluate on held-out videos (trained vs untrained model)."""
 from __future__ import annotations
 
-import json
 import os
 
 import jax
 
+from vosjax.checkpoint import write_json
 from vosjax.evaluation.runner import InferenceOptions, RunReport, run_videos
 from vosjax.training.input_pipeline import build_videos
 from vosjax.training.loop import train
@@ -72,10 +72,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         v0 = initial_variables(init, jax.random.PRNGKey(config.seed))
         results["untrained"] = _summary(run_videos(model, v0, videos, opts))
     if jax.process_index() == 0:
-        path = os.path.join(os.path.abspath(workdir), "eval.json")
-        with open(path + ".tmp", "w") as f:
-            json.dump(results, f, indent=2)
-        os.replace(path + ".tmp", path)
+        path = write_json(os.path.join(os.path.abspath(workdir), "eval.json"), results)
         _print(results, len(videos), path)
     return results
 
