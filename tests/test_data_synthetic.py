@@ -98,3 +98,18 @@ def test_gcseg_way2_other_background():
         static_image_clip(img, mask, way=2)
     with pytest.raises(ValueError, match="empty first mask"):
         static_image_clip(img, np.zeros_like(mask))
+
+
+def test_synthetic_videos_cache_is_bounded_and_transparent():
+    kw = dict(height=16, width=24, num_frames=4)
+    per_video = 4 * 16 * 24 * 4
+    vids = SyntheticVideos(3, seed=1, cache_mb=2.5 * per_video / 2 ** 20, **kw)
+    a0, a1 = vids[0], vids[1]
+    assert vids[0] is a0 and vids[1] is a1               # cached
+    vids[2]                                               # evicts the least recently used (0)
+    assert vids[1] is a1 and vids[0] is not a0
+    fresh = SyntheticVideos(3, seed=1, cache_mb=0, **kw)
+    assert fresh[0] is not fresh[0]
+    np.testing.assert_array_equal(fresh[0].load_frames(), a0.load_frames())
+    with pytest.raises(ValueError, match="cache_mb"):
+        SyntheticVideos(3, seed=1, cache_mb=-1, **kw)

@@ -17,11 +17,12 @@ H, W = 16, 32
 P = 2          # memory positions per frame at 16x32 (stride 16)
 
 
-def _eager_loop(model, v, frames, masks, keep, read_prev=True, cap=None):
+def _eager_loop(model, v, frames, masks, keep, read_prev=True, cap=None, memory_masks=None):
     """The official loop with a Python list of memory frames (no jit, growing memory).
 
     ``keep(f)``: frame f becomes permanent. With ``cap``, the list keeps the first frame and
     the ``cap - 1`` most recent, trimmed when a frame is kept (before that step's read).
+    ``memory_masks[t]`` ``[O, H, W]`` is memorized instead of the prediction on kept frames.
     """
     o = masks.shape[0]
     memorize = jax.jit(functools.partial(model.apply, method=model.memorize))
@@ -50,6 +51,8 @@ def _eager_loop(model, v, frames, masks, keep, read_prev=True, cap=None):
         prev = jax.nn.softmax(soft_aggregate(ps, o), axis=0)
         out.append(prev)
         sizes.append(keys.shape[1])
+        if memory_masks is not None and keep(t):
+            prev = masks_to_probs(jnp.asarray(memory_masks[t]), o)
     return np.stack(out), np.array(sizes)
 
 
@@ -76,6 +79,23 @@ def test_mem_with_cap_keeps_first_and_most_recent(tiny):
     np.testing.assert_allclose(np.asarray(res.probs), want, atol=2e-5)
     np.testing.assert_array_equal(np.asarray(res.memory_positions), sizes)
     assert sizes.max() == 4 * P          # 3 permanent + the previous frame (uncapped: 6)
+
+
+def test_memory_masks_replace_the_memorized_prediction(tiny):
+    """Table 5's low-quality references: kept frames memorize the given masks."""
+    model, v = tiny
+    frames, masks = random_video(9)
+    rng = np.random.default_rng(3)
+    low = (rng.random((9,) + masks.shape) > 0.7).astype(np.float32)
+    res = propagate(model, v, frames, masks, mem_every=3, memory_masks=low)
+    want, _ = _eager_loop(model, v, frames, masks, lambda f: f % 3 == 0, memory_masks=low)
+    np.testing.assert_allclose(np.asarray(res.probs), want, atol=2e-5)
+    plain = np.asarray(propagate(model, v, frames, masks, mem_every=3).probs)
+    # Frame 3 is the first replaced memory frame: frames 0..3 are unchanged, frame 4 is not.
+    np.testing.assert_allclose(np.asarray(res.probs)[:4], plain[:4], atol=1e-6)
+    assert np.abs(np.asarray(res.probs)[4] - plain[4]).max() > 1e-3
+    with pytest.raises(ValueError, match="memory_masks must be"):
+        propagate(model, v, frames, masks, memory_masks=low[:3])
 
 
 def test_num_slots_pads_empty_channels(tiny):

@@ -194,7 +194,16 @@ def correction_step(model, variables, state: PropagationState, *, cfg: StepConfi
     return state._replace(prev_probs=corrected), corrected, losses
 
 
+def replace_memory_mask(state: PropagationState, masks, *, cfg: StepConfig):
+    """Make the per-object masks ``[O, H, W]`` (rows of inactive objects ignored) the mask that
+    the next step memorizes for the frame just segmented, in place of its prediction (the
+    low-quality references of Table 5); a following correction step corrects them."""
+    masks = jnp.where(state.active[:, None, None], masks.astype(jnp.float32), 0.0)
+    return state._replace(prev_probs=masks_to_probs(masks, cfg.num_slots))
+
+
 _init_jit = jax.jit(init_state, static_argnames=("model", "cfg", "bank_slots"))
+_replace_jit = jax.jit(replace_memory_mask, static_argnames=("cfg",), donate_argnums=(0,))
 _step_jit = jax.jit(propagation_step, static_argnames=("model", "cfg"), donate_argnums=(2,))
 _correct_jit = jax.jit(correction_step, static_argnames=("model", "cfg"), donate_argnums=(2,))
 
@@ -280,7 +289,7 @@ class Propagator:
     def bank(self) -> MemoryBank:
         return self.state.bank
 
-    def step(self, frame, new_masks=None, new_objects=None):
+    def step(self, frame, new_masks=None, new_objects=None, memory_mask=None):
         """Segment the next frame; returns its probabilities ``[K, H, W]`` (a device array).
 
         After the call, ``last_memory_positions`` is the number of memory positions read and,
@@ -290,6 +299,10 @@ class Propagator:
         ``new_masks`` ``[O, H, W]``: masks of objects whose first annotation is this frame, in
         their rows; ``new_objects`` ``[O]`` bool says which rows are new (default: the rows with
         any foreground pixel).
+
+        ``memory_mask`` ``[O, H, W]``: masks memorized for this frame instead of the prediction
+        (ignored on a frame that brings new objects); the returned probabilities are still the
+        prediction's. Table 5 replaces the masks of memory frames by low-quality ones.
         """
         frame = jnp.asarray(frame, jnp.float32)
         _check_frame(frame, f"frame {self.t}")
@@ -317,6 +330,12 @@ class Propagator:
         self.last_memory_positions = out.memory_positions
         self.last_corrected = self.last_correction_losses = None
         self._active |= flags
+        if memory_mask is not None and not flags.any():
+            memory_mask = jnp.asarray(memory_mask, jnp.float32)
+            if memory_mask.shape != self._no_masks.shape:
+                raise ValueError(f"memory_mask for frame {self.t} must have shape "
+                                 f"{self._no_masks.shape}, got {memory_mask.shape}")
+            self.state = _replace_jit(self.state, memory_mask, cfg=self.cfg)
         if self.cfg.corrects(self.t) and not flags.any() and self._active.any():
             self.state, corrected, losses = _correct_jit(self.model, self.variables, self.state,
                                                          cfg=self.cfg)
@@ -338,7 +357,8 @@ class Propagator:
 
 def propagate(model, variables, frames, first_masks, *, num_slots=None, mem_every: int = 5,
               correction: GradientCorrection | None = None, reference: str = "mem",
-              memory_slots: int | None = None, start_frames=None) -> PropagationResult:
+              memory_slots: int | None = None, start_frames=None,
+              memory_masks=None) -> PropagationResult:
     """Propagate the first masks through a video (the official test loop).
 
     Args:
@@ -351,6 +371,10 @@ def propagate(model, variables, frames, first_masks, *, num_slots=None, mem_ever
       reference: ``"mem"`` | ``"first"`` | ``"prev"`` | ``"first+prev"`` (Table 4).
       memory_slots: optional cap on permanent memory frames (first + most recent).
       start_frames: ``[O]`` ints, the frame where each object's mask is given (default 0).
+      memory_masks: optional ``[T, O, H, W]``: on every frame ``t >= 1`` that the reference
+        set keeps permanently, ``memory_masks[t]`` is memorized instead of the prediction
+        (then corrected when ``correction`` is on) -- the low-quality references of Table 5
+        (another model's predictions, bounding boxes). Predictions are still returned.
 
     Returns:
       :class:`PropagationResult` with ``probs`` ``[T, num_slots + 1, H, W]`` (frame 0: the
@@ -378,13 +402,21 @@ def propagate(model, variables, frames, first_masks, *, num_slots=None, mem_ever
         memory_slots = max(1, permanent_frames(t_len, cfg, starts[starts > 0]))
         if reference == "mem":      # the size grows with T: share programs across lengths
             memory_slots = _bucket(memory_slots)
+    if memory_masks is not None:
+        memory_masks = jnp.asarray(memory_masks, jnp.float32)
+        if memory_masks.shape != (t_len,) + first_masks.shape:
+            raise ValueError(f"memory_masks must be [T, O, H, W] = "
+                             f"{(t_len,) + first_masks.shape}, got shape {memory_masks.shape}")
     prop = Propagator(model, variables, frames[0], first_masks, active=starts == 0,
                       num_slots=num_slots, mem_every=mem_every, reference=reference,
                       correction=correction, memory_slots=memory_slots)
     probs, positions, corrected, losses = [prop.probs0], [], {}, {}
     for t in range(1, t_len):
         new = starts == t
-        probs.append(prop.step(frames[t], first_masks if new.any() else None, new))
+        low = None
+        if memory_masks is not None and bool(prop.cfg.keeps(t, False)):
+            low = memory_masks[t]
+        probs.append(prop.step(frames[t], first_masks if new.any() else None, new, low))
         positions.append(prop.last_memory_positions)
         if prop.last_corrected is not None:
             corrected[t], losses[t] = prop.last_corrected, prop.last_correction_losses

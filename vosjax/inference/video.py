@@ -60,23 +60,25 @@ def objects_from_annotations(annotations: Mapping[int, np.ndarray], num_frames: 
 
 
 def _propagate_stm(model, variables, frames, masks, starts, *, num_slots, mem_every,
-                   correction, reference, memory_slots, **unused):
+                   correction, reference, memory_slots, memory_masks, **unused):
     """STM: :func:`~vosjax.inference.propagation.propagate` -> probs ``[T, K, h, w]``."""
     from vosjax.inference.propagation import propagate  # noqa: PLC0415
 
     return propagate(model, variables, frames, masks, num_slots=num_slots, mem_every=mem_every,
                      correction=correction, reference=reference, memory_slots=memory_slots,
-                     start_frames=starts).probs
+                     start_frames=starts, memory_masks=memory_masks).probs
 
 
 def _propagate_gcseg(model, variables, frames, masks, starts, *, correction, num_fragments,
-                     adaptive_search, seed, **unused):
+                     adaptive_search, seed, memory_masks, **unused):
     """GCSeg: :func:`vosjax.gcseg.inference.segment_video` -> probs ``[T, O + 1, h, w]``."""
     from vosjax.gcseg.inference import segment_video as gcseg_segment  # noqa: PLC0415
 
     if correction is not None:
         raise ValueError("gradient correction is an STM-cycle feature; set "
                          "config.eval.correction=False for GCSeg")
+    if memory_masks is not None:
+        raise ValueError("memory_labels (replaced memory masks) is an STM feature")
     if np.any(starts != 0):
         raise ValueError(f"GCSeg segments the objects given in frame 0; objects starting at "
                          f"frames {sorted(set(starts.tolist()) - {0})} are not supported")
@@ -93,7 +95,8 @@ def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray
                   num_slots: int | None = None, mem_every: int = 5,
                   correction: GradientCorrection | None = None, reference: str = "mem",
                   memory_slots: int | None = None, num_fragments: int = 3,
-                  adaptive_search: bool = True, seed: int = 0) -> VideoResult:
+                  adaptive_search: bool = True, seed: int = 0,
+                  memory_labels=None) -> VideoResult:
     """Segment a raw video with an STM or a GCSeg model.
 
     Args:
@@ -106,6 +109,9 @@ def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray
         :func:`~vosjax.inference.propagation.propagate`.
       num_fragments, adaptive_search, seed: GCSeg, as
         :func:`vosjax.gcseg.inference.segment_video`.
+      memory_labels: optional ``[T, H, W]`` label maps (the caller's ids, original size)
+        memorized on memory frames instead of the predictions (STM; Table 5's low-quality
+        references, ``memory_masks`` of :func:`~vosjax.inference.propagation.propagate`).
     """
     from vosjax.checkpoint import model_kind  # noqa: PLC0415
 
@@ -120,10 +126,19 @@ def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray
         raise ValueError(f"annotations are {masks.shape[1:]} but frames {frames.shape[1:3]}")
     x, info = resize_pad_frames(frames, size)
     small, _ = resize_pad_labels(masks.astype(np.uint8), size)
+    memory_masks = None
+    if memory_labels is not None:
+        memory_labels = np.asarray(memory_labels)
+        if memory_labels.shape != frames.shape[:3]:
+            raise ValueError(f"memory_labels must be [T, H, W] = {frames.shape[:3]}, got "
+                             f"shape {memory_labels.shape}")
+        per_object = np.stack([memory_labels == i for i in ids], axis=1).astype(np.uint8)
+        memory_masks = resize_pad_labels(per_object, size)[0].astype(np.float32)
     probs = run(model, variables, x, small.astype(np.float32), starts,
                 num_slots=len(ids) if num_slots is None else num_slots, mem_every=mem_every,
                 correction=correction, reference=reference, memory_slots=memory_slots,
-                num_fragments=num_fragments, adaptive_search=adaptive_search, seed=seed)
+                num_fragments=num_fragments, adaptive_search=adaptive_search, seed=seed,
+                memory_masks=memory_masks)
     channels = unpad_resize_probs(np.asarray(probs), info, mode=upsample)
     k = probs.shape[1]
     lut = np.array((0,) + ids + (0,) * (k - 1 - len(ids)),

@@ -382,7 +382,7 @@ class GCSeg(nn.Module):
       arch: trunk, ``resnet101`` (paper) | ``resnet50`` | ``resnet18``/``34`` (tests, demos).
       mode: ablation of Table V: ``"both"`` (Ref + Co-seg, paper), ``"reference"`` (Ref only),
         ``"coseg"`` (Co-seg only), ``"baseline"`` (extractor features straight to the decoder).
-      levels: ResNet levels (3..5 = res3..res5, strides 8..32) fed to the co-segmentation
+      levels: ResNet levels (2..5 = res2..res5, strides 4..32) fed to the co-segmentation
         module; the decoder works at the stride of the finest one.
       ref_level: the level ``F`` used by the mask encoder, reference and judgement modules.
       coseg_channels: 1x1 projection width per co-segmentation level before concatenation
@@ -432,9 +432,10 @@ class GCSeg(nn.Module):
         if self.mode not in MODES:
             raise ValueError(f"mode={self.mode!r}: expected one of {MODES}")
         levels = tuple(int(v) for v in self.levels)
-        if not levels or any(v not in STRIDES or v < 3 for v in levels + (self.ref_level,)):
+        if (not levels or any(v not in STRIDES for v in levels)
+                or self.ref_level not in STRIDES or self.ref_level < 3):
             raise ValueError(f"levels={self.levels!r}, ref_level={self.ref_level!r}: "
-                             "expected ResNet levels among 3, 4, 5")
+                             "expected levels among 2, 3, 4, 5 and ref_level among 3, 4, 5")
         if self.roi_grid < 1 or self.gcn_kernel < 1 or self.gcn_kernel % 2 == 0:
             raise ValueError(f"roi_grid={self.roi_grid}, gcn_kernel={self.gcn_kernel}: need "
                              "roi_grid >= 1 and an odd gcn_kernel")

@@ -1,0 +1,29 @@
+"""STM ablations in miniature (docs/experiments.md, Tables 3-5, Figures 3-4, cycle-ERF).
+
+The demo model (ResNet-10 trunk, 64x96 synthetic videos with look-alike distractors), trained
+for 800 steps, with the cycle loss (``:cycle``) or without (``:baseline``). One run per seed::
+
+    python train.py --config configs/experiments/stm_synthetic.py:cycle \
+        --config.seed=0 --workdir runs/experiments/stm/cycle-s0
+
+``experiments/run.sh`` runs all six (2 variants x seeds 0, 1, 2); ``experiments/stm_ablations.py``
+then evaluates each trained model under every inference setting of the tables. Expected
+results: the tables in docs/experiments.md (each run takes ~6-8 min on an idle 2-core CPU).
+"""
+from configs import demo
+
+VARIANTS = ("baseline", "cycle")
+
+
+def get_config(arg: str = "cycle"):
+    if arg not in VARIANTS:
+        raise ValueError(f"configs/experiments/stm_synthetic.py:{arg}: expected one of "
+                         f"{VARIANTS}")
+    c = demo.get_config()
+    c.train.cycle = arg == "cycle"
+    c.train.num_train_steps = 800
+    c.train.checkpoint_every = 400
+    c.eval.num_videos = 16
+    c.eval.compare_untrained = False
+    c.eval.synthetic.num_videos = 16
+    return c

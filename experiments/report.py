@@ -1,0 +1,187 @@
+"""Render the experiment tables of docs/experiments.md from experiments/results/*.json.
+
+    python experiments/report.py            # rewrites the generated block of docs/experiments.md
+
+Every number between the ``<!-- generated:begin -->`` / ``<!-- generated:end -->`` markers
+comes from the JSON files; the prose around them is written by hand. Each cell is the mean
+over seeds +- the sample standard deviation (n = number of seeds, in the header).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
+
+
+def mean_sd(values) -> str:
+    v = np.asarray([x for x in values if x is not None], np.float64)
+    if v.size == 0:
+        return "n/a"
+    if v.size == 1:
+        return f"{100 * v[0]:.1f}"
+    return f"{100 * v.mean():.1f} ± {100 * v.std(ddof=1):.1f}"
+
+
+def _cells(runs, variant, setting, field="JF"):
+    return [r["settings"][setting][field] for r in runs.values()
+            if r["variant"] == variant and setting in r["settings"]]
+
+
+def _delta(runs, a, b, setting_a, setting_b, field="JF"):
+    """Per-seed differences (b - a), paired by seed."""
+    by_seed = {}
+    for r in runs.values():
+        by_seed.setdefault(r["seed"], {})[r["variant"]] = r["settings"]
+    out = []
+    for s in by_seed.values():
+        if a in s and b in s and setting_a in s[a] and setting_b in s[b]:
+            out.append(s[b][setting_b][field] - s[a][setting_a][field])
+    return out
+
+
+def _pos(deltas) -> str:
+    return f"{sum(d > 0 for d in deltas)}/{len(deltas)}"
+
+
+def stm_tables(res) -> list[str]:
+    runs = res["runs"]
+    seeds = sorted({r["seed"] for r in runs.values()})
+    n = len(seeds)
+    out = [f"Held-out synthetic videos: {res['videos']} x 24 frames at "
+           f"{res['size'][0]}x{res['size'][1]}; seeds {seeds} (n = {n}); J&F-Mean, J-Mean, "
+           f"F-Mean in % (mean ± sd over seeds). Machine: {res['machine']}, "
+           f"{res['nproc']} cores. Command: `{res['command']}`.", ""]
+
+    out += ["**Table 3** (components; \"GC\" = gradient correction, N = 10, α = 180, every 5 "
+            "frames, MEM reference set)", "",
+            "| model | J | F | J&F | frames/s | J&F gain vs baseline (seeds > 0) |",
+            "|---|---|---|---|---|---|"]
+    for label, variant, setting in (("baseline", "baseline", "mem"), ("+ cycle", "cycle", "mem"),
+                                    ("+ GC", "baseline", "mem+gc"),
+                                    ("+ both", "cycle", "mem+gc")):
+        d = _delta(runs, "baseline", variant, "mem", setting)
+        gain = "" if label == "baseline" else f"{mean_sd(d)} ({_pos(d)})"
+        out.append(f"| {label} | {mean_sd(_cells(runs, variant, setting, 'J'))} | "
+                   f"{mean_sd(_cells(runs, variant, setting, 'F'))} | "
+                   f"{mean_sd(_cells(runs, variant, setting))} | "
+                   f"{np.mean([r for r in _cells(runs, variant, setting, 'fps')]):.0f} | "
+                   f"{gain} |")
+
+    out += ["", "**Table 4** (reference sets at inference; J&F)", "",
+            "| memory (frames / masks) | baseline | + cycle | Δ (seeds > 0) |",
+            "|---|---|---|---|"]
+    for label, setting in (("{X1} / {Y1}", "first"), ("{Xt-1} / {Ŷt-1}", "prev"),
+                           ("{X1, Xt-1} / {Y1, Ŷt-1}", "first+prev"), ("MEM", "mem")):
+        d = _delta(runs, "baseline", "cycle", setting, setting)
+        out.append(f"| {label} | {mean_sd(_cells(runs, 'baseline', setting))} | "
+                   f"{mean_sd(_cells(runs, 'cycle', setting))} | {mean_sd(d)} ({_pos(d)}) |")
+
+    out += ["", "**Table 5** (low-quality masks written to memory, cycle model, MEM)", "",
+            "| low-quality mask | GC | J | F | J&F | GC gain (seeds > 0) |",
+            "|---|---|---|---|---|---|"]
+    for label, key in (("baseline predict", "lowq-baseline"), ("bounding box", "lowq-bbox")):
+        for gc in (False, True):
+            s = key + ("+gc" if gc else "")
+            d = _delta(runs, "cycle", "cycle", key, s) if gc else []
+            out.append(f"| {label} | {'✓' if gc else ''} | "
+                       f"{mean_sd(_cells(runs, 'cycle', s, 'J'))} | "
+                       f"{mean_sd(_cells(runs, 'cycle', s, 'F'))} | "
+                       f"{mean_sd(_cells(runs, 'cycle', s))} | "
+                       f"{f'{mean_sd(d)} ({_pos(d)})' if gc else ''} |")
+
+    def sweep(unit, pairs):
+        rows = [f"| {unit} | J&F | frames/s |", "|---|---|---|"]
+        for label, setting in pairs:
+            jf = _cells(runs, "cycle", setting)
+            if jf:
+                fps = np.mean(_cells(runs, "cycle", setting, "fps"))
+                rows.append(f"| {label} | {mean_sd(jf)} | {fps:.0f} |")
+        return rows
+
+    from experiments.stm_ablations import DEFAULT_GC, N_SWEEP, RATE_SWEEP  # noqa: PLC0415
+    n0, r0 = DEFAULT_GC
+    out += ["", f"**Figure 3** (correction iterations N, α = {r0:g}, cycle model; N = 0: no "
+            "correction)", ""]
+    out += sweep("N", [("0", "mem")] + [(f"{n}", "mem+gc" if n == n0 else f"gc-n{n}")
+                                       for n in N_SWEEP])
+    out += ["", f"**Figure 4** (correction rate α, N = {n0}, cycle model)", ""]
+    out += sweep("α", [(f"{r:g}", "mem+gc" if r == r0 else f"gc-rate{r:g}")
+                       for r in RATE_SWEEP])
+    return out
+
+
+def gcseg_tables(res) -> list[str]:
+    runs = res["runs"]
+    seeds = sorted({r["seed"] for r in runs.values()})
+    out = [f"Held-out synthetic videos: {res['videos']} x 24 frames at "
+           f"{res['size'][0]}x{res['size'][1]}; seeds {seeds} (n = {len(seeds)}); % "
+           f"(mean ± sd). Machine: {res['machine']}. Command: `{res['command']}`.", "",
+           "**Table V** (modules; adaptive search on) and **Table VI** (adaptive search)", "",
+           "| modules | search | J | F | J&F |", "|---|---|---|---|---|"]
+    for mode, label in (("reference", "reference only"), ("coseg", "co-segmentation only"),
+                        ("both", "both")):
+        for search in (True, False):
+            s = "search" if search else "nosearch"
+            cells = [r["settings"][s] for r in runs.values()
+                     if r["variant"] == mode and s in r["settings"]]
+            if not cells:
+                continue
+            out.append(f"| {label} | {'on' if search else 'off'} | "
+                       f"{mean_sd([c['J'] for c in cells])} | "
+                       f"{mean_sd([c['F'] for c in cells])} | "
+                       f"{mean_sd([c['JF'] for c in cells])} |")
+    return out
+
+
+def erf_table(res) -> list[str]:
+    out = ["**Cycle-ERF** (share of the ERF mass on the object's ground-truth mask of the "
+           f"reference frame; reference frames {res['refs']}, {res['n_iter']} iterations, "
+           f"α = {res['rate']:g}; mean ± sd over seeds). Command: `{res['command']}`.", "",
+           "| model | synthetic | DAVIS-2016 mini |", "|---|---|---|"]
+    s = res["share_on_object"]
+    for variant in ("baseline", "cycle"):
+        rows = [v for k, v in s.items() if k.startswith(variant + "-")]
+        out.append(f"| {variant} | {mean_sd([r['synthetic'] for r in rows])} | "
+                   f"{mean_sd([r['davis2016'] for r in rows])} |")
+    return out
+
+
+def render(results_dir: str) -> str:
+    parts = []
+    for name, fn in (("stm_synthetic.json", stm_tables), ("cycle_erf.json", erf_table),
+                     ("gcseg_synthetic.json", gcseg_tables)):
+        path = os.path.join(results_dir, name)
+        if os.path.isfile(path):
+            with open(path) as f:
+                parts += fn(json.load(f)) + [""]
+    return "\n".join(parts)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--results", default=os.path.join(ROOT, "experiments", "results"))
+    p.add_argument("--doc", default=os.path.join(ROOT, "docs", "experiments.md"))
+    args = p.parse_args(argv)
+    sys.path.insert(0, ROOT)
+    with open(args.doc) as f:
+        text = f.read()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{args.doc}: lacks the {BEGIN} / {END} markers")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    body = render(args.results)
+    tmp = args.doc + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(head + BEGIN + "\n" + body + "\n" + END + tail)
+    os.replace(tmp, args.doc)
+    print(f"updated {args.doc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Evaluate the trained STM ablation runs under every inference setting of the paper's
+Tables 3-5 and Figures 3-4 (docs/experiments.md).
+
+    python experiments/stm_ablations.py --runs runs/experiments/stm \
+        --out experiments/results/stm_synthetic.json
+
+``--runs`` holds the workdirs ``{baseline,cycle}-s{seed}`` written by ``experiments/run.sh``.
+Every model is scored on the held-out synthetic videos of its config (DAVIS protocol,
+J&F-Mean over objects). Results are appended to ``--out`` setting by setting (re-running skips
+what is there), each with its frames/s on this machine.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import re
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# name -> (models, reference, correction (n_iter, rate) or None, memory replacement)
+# ``models``: which trained variants run it; ``memory``: None | "baseline" | "bbox" (Table 5).
+N_SWEEP = (1, 5, 10, 20)
+RATE_SWEEP = (30.0, 180.0, 540.0)
+DEFAULT_GC = (10, 180.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    models: tuple[str, ...]
+    reference: str = "mem"
+    correction: tuple[int, float] | None = None
+    memory: str | None = None
+
+
+SETTINGS = (
+    # Table 3 (the "mem" rows also serve Table 4's MEM row) and Table 4.
+    Setting("mem", ("baseline", "cycle")),
+    Setting("mem+gc", ("baseline", "cycle"), correction=DEFAULT_GC),
+    Setting("first", ("baseline", "cycle"), reference="first"),
+    Setting("prev", ("baseline", "cycle"), reference="prev"),
+    Setting("first+prev", ("baseline", "cycle"), reference="first+prev"),
+    # Table 5: memory frames hold low-quality masks (the cycle model, as in the paper).
+    Setting("lowq-baseline", ("cycle",), memory="baseline"),
+    Setting("lowq-baseline+gc", ("cycle",), correction=DEFAULT_GC, memory="baseline"),
+    Setting("lowq-bbox", ("cycle",), memory="bbox"),
+    Setting("lowq-bbox+gc", ("cycle",), correction=DEFAULT_GC, memory="bbox"),
+    # Figures 3 and 4: correction iterations N and rate alpha (cycle model).
+    *(Setting(f"gc-n{n}", ("cycle",), correction=(n, DEFAULT_GC[1])) for n in N_SWEEP
+      if (n, DEFAULT_GC[1]) != DEFAULT_GC),
+    *(Setting(f"gc-rate{r:g}", ("cycle",), correction=(DEFAULT_GC[0], r)) for r in RATE_SWEEP
+      if (DEFAULT_GC[0], r) != DEFAULT_GC),
+)
+
+RUN_RE = re.compile(r"^(baseline|cycle)-s(\d+)$")
+
+
+def load_config(spec: str):
+    """``"path/to/config.py[:arg]"`` -> its ``get_config(arg)`` (as ``--config`` reads it)."""
+    import importlib.util  # noqa: PLC0415
+
+    path, _, arg = spec.partition(":")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: config file not found")
+    mod_spec = importlib.util.spec_from_file_location("_experiment_config", path)
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()
+
+
+def box_labels(labels: np.ndarray) -> np.ndarray:
+    """``[T, H, W]`` label maps -> each object's bounding box filled with its id (the
+    "bounding box" references of Table 5); objects are painted in id order, so a later id wins
+    where boxes overlap."""
+    out = np.zeros_like(labels)
+    for t, lab in enumerate(labels):
+        for i in np.unique(lab):
+            if i == 0:
+                continue
+            ys, xs = np.nonzero(lab == i)
+            out[t, ys.min():ys.max() + 1, xs.min():xs.max() + 1] = i
+    return out
+
+
+def evaluate(model, variables, videos, setting: Setting, size, memory_labels=None):
+    """Segment and score ``videos``; returns ``(row, labels per video)``. ``fps`` leaves out
+    the first video (it includes the compilation)."""
+    from vosjax.correction import GradientCorrection  # noqa: PLC0415
+    from vosjax.evaluation.protocol import DavisScores, score_sequence  # noqa: PLC0415
+    from vosjax.inference.video import segment_video  # noqa: PLC0415
+
+    corr = None
+    if setting.correction is not None:
+        corr = GradientCorrection(n_iter=setting.correction[0], rate=setting.correction[1])
+    scored, preds, frames_n, seconds = [], {}, 0, 0.0
+    for k, v in enumerate(videos):
+        frames = v.load_frames(range(v.num_frames))
+        mem = None if memory_labels is None else memory_labels[v.name]
+        start = time.perf_counter()
+        res = segment_video(model, variables, frames, v.first_masks, size=size,
+                            reference=setting.reference, correction=corr, memory_labels=mem)
+        labels = np.asarray(res.labels)
+        if k > 0 or len(videos) == 1:
+            seconds += time.perf_counter() - start
+            frames_n += v.num_frames
+        preds[v.name] = labels
+        scored.append(score_sequence(v.name, v.labels, labels))
+    row = DavisScores(scored).global_row()
+    return {"JF": row["J&F-Mean"], "J": row["J-Mean"], "F": row["F-Mean"],
+            "fps": frames_n / seconds, "frames": sum(v.num_frames for v in videos)}, preds
+
+
+def find_runs(runs_dir: str):
+    found = []
+    for name in sorted(os.listdir(runs_dir)):
+        m = RUN_RE.match(name)
+        if m and os.path.isfile(os.path.join(runs_dir, name, "eval.json")):
+            found.append((m.group(1), int(m.group(2)), os.path.join(runs_dir, name)))
+    if not found:
+        raise FileNotFoundError(f"{runs_dir}: no finished runs named {{baseline,cycle}}-s<seed> "
+                                "(run experiments/run.sh first)")
+    return found
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", required=True, help="folder of the {baseline,cycle}-s<seed> runs")
+    p.add_argument("--out", required=True, help="JSON file to write (updated in place)")
+    p.add_argument("--config", default="configs/experiments/stm_synthetic.py",
+                   help="the runs' config file (its eval videos are used)")
+    p.add_argument("--only", default="", help="comma-separated setting names (default all)")
+    args = p.parse_args(argv)
+
+    import json  # noqa: PLC0415
+
+    from benchmarks.record import cpu_name  # noqa: PLC0415
+    from vosjax.checkpoint import load_model, write_json  # noqa: PLC0415
+    from vosjax.training.run import heldout_videos  # noqa: PLC0415
+
+    config = load_config(args.config)
+    videos = heldout_videos(config)
+    size = tuple(config.data.size)
+    only = set(filter(None, args.only.split(",")))
+    unknown = only - {s.name for s in SETTINGS}
+    if unknown:
+        raise SystemExit(f"--only: unknown settings {sorted(unknown)}")
+    results = {}
+    if os.path.isfile(args.out):
+        with open(args.out) as f:
+            results = json.load(f)
+    results.setdefault("runs", {})
+    results.update(machine=cpu_name(), nproc=os.cpu_count(), python=platform.python_version(),
+                   command=" ".join(["python", "experiments/stm_ablations.py", *sys.argv[1:]]),
+                   videos=len(videos), size=list(size))
+    runs = find_runs(args.runs)
+    # Baseline predictions per seed feed Table 5's "baseline predict" setting.
+    baseline_preds: dict[int, dict] = {}
+    for variant, seed, workdir in sorted(runs, key=lambda r: (r[1], r[0])):
+        key = f"{variant}-s{seed}"
+        model, variables = load_model(workdir)
+        entry = results["runs"].setdefault(key, {"variant": variant, "seed": seed,
+                                                 "settings": {}})
+        for s in SETTINGS:
+            if variant not in s.models or (only and s.name not in only):
+                continue
+            need_preds = variant == "baseline" and s.name == "mem"
+            if s.name in entry["settings"] and not (need_preds and seed not in baseline_preds):
+                continue
+            mem = None
+            if s.memory == "baseline":
+                if seed not in baseline_preds:
+                    print(f"{key} {s.name}: skipped (no baseline-s{seed} run)", flush=True)
+                    continue
+                mem = baseline_preds[seed]
+            elif s.memory == "bbox":
+                mem = {v.name: box_labels(v.labels) for v in videos}
+            t0 = time.perf_counter()
+            row, preds = evaluate(model, variables, videos, s, size, mem)
+            row["wall_s"] = time.perf_counter() - t0
+            if need_preds:
+                baseline_preds[seed] = preds
+            entry["settings"][s.name] = row
+            write_json(os.path.abspath(args.out), results)
+            print(f"{key} {s.name}: J&F {row['JF']:.3f} ({row['fps']:.1f} frames/s)",
+                  flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""experiments/: low-quality reference masks, ERF statistics, config loading, the report."""
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from experiments import erf_figure, report, stm_ablations  # noqa: E402
+from stm_helpers import tiny  # noqa: E402,F401 (fixture)
+
+
+def test_box_labels_fill_each_objects_box():
+    lab = np.zeros((2, 6, 8), np.uint8)
+    lab[0, 1, 1] = lab[0, 3, 4] = 1          # two pixels -> box rows 1..3, cols 1..4
+    lab[0, 5, 7] = 2                         # one pixel at the border
+    lab[1, 0:2, 0:2] = 2                     # object 1 absent on frame 1
+    box = stm_ablations.box_labels(lab)
+    want = np.zeros_like(lab)
+    want[0, 1:4, 1:5] = 1
+    want[0, 5, 7] = 2
+    want[1, 0:2, 0:2] = 2
+    np.testing.assert_array_equal(box, want)
+
+
+def test_mass_on_object():
+    erf = np.zeros((2, 4, 4), np.float32)
+    erf[0, 0, 0], erf[0, 3, 3] = 3.0, 1.0
+    erf[0, 1, 1] = -5.0                      # negative values do not count
+    masks = np.zeros((2, 4, 4), bool)
+    masks[:, 0, 0] = True
+    share = erf_figure.mass_on_object(erf, masks)
+    assert share[0] == pytest.approx(0.75) and np.isnan(share[1])
+
+
+def test_load_config_reads_the_arg_and_names_missing_files(tmp_path):
+    c = stm_ablations.load_config(str(REPO / "configs/experiments/stm_synthetic.py:baseline"))
+    assert c.train.cycle is False and c.train.num_train_steps == 800
+    assert stm_ablations.load_config(
+        str(REPO / "configs/experiments/stm_synthetic.py:cycle")).train.cycle is True
+    with pytest.raises(ValueError, match="expected one of"):
+        stm_ablations.load_config(str(REPO / "configs/experiments/stm_synthetic.py:both"))
+    with pytest.raises(FileNotFoundError, match="nope.py"):
+        stm_ablations.load_config(str(tmp_path / "nope.py"))
+
+
+def test_find_runs_needs_finished_runs(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no finished runs"):
+        stm_ablations.find_runs(str(tmp_path))
+    (tmp_path / "cycle-s2").mkdir()
+    (tmp_path / "cycle-s2" / "eval.json").write_text("{}")
+    (tmp_path / "baseline-s1").mkdir()             # unfinished: no eval.json
+    assert stm_ablations.find_runs(str(tmp_path)) == [("cycle", 2, str(tmp_path / "cycle-s2"))]
+
+
+def test_evaluate_with_low_quality_memory(tiny):
+    from vosjax.data.video import video_from_arrays
+
+    model, v = tiny
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (7, 16, 32, 3), dtype=np.uint8)
+    labels = np.zeros((7, 16, 32), np.uint8)
+    labels[:, 2:9, 3:12], labels[:, 8:14, 18:28] = 1, 2
+    videos = [video_from_arrays(f"v{i}", frames, labels) for i in range(2)]
+    s = stm_ablations.Setting("x", ("cycle",), correction=(2, 10.0), memory="bbox")
+    mem = {vid.name: stm_ablations.box_labels(vid.labels) for vid in videos}
+    row, preds = stm_ablations.evaluate(model, v, videos, s, (16, 32), mem)
+    assert set(row) == {"JF", "J", "F", "fps", "frames"} and row["frames"] == 14
+    assert 0.0 <= row["JF"] <= 1.0 and row["fps"] > 0
+    assert preds["v0"].shape == (7, 16, 32)
+    bad = {vid.name: labels[:3] for vid in videos}
+    with pytest.raises(ValueError, match="memory_labels must be"):
+        stm_ablations.evaluate(model, v, videos, s, (16, 32), bad)
+
+
+def _fake_stm_results():
+    runs = {}
+    for seed, (b, c) in enumerate([(0.30, 0.32), (0.28, 0.31), (0.32, 0.31)]):
+        for variant, jf in (("baseline", b), ("cycle", c)):
+            settings = {}
+            for s in stm_ablations.SETTINGS:
+                if variant in s.models:
+                    settings[s.name] = {"JF": jf, "J": jf, "F": jf, "fps": 10.0, "frames": 48}
+            runs[f"{variant}-s{seed}"] = {"variant": variant, "seed": seed, "settings": settings}
+    return {"runs": runs, "videos": 2, "size": [64, 96], "machine": "cpu", "nproc": 2,
+            "command": "python experiments/stm_ablations.py"}
+
+
+def test_report_renders_mean_and_sd(tmp_path):
+    res = tmp_path / "results"
+    res.mkdir()
+    (res / "stm_synthetic.json").write_text(json.dumps(_fake_stm_results()))
+    doc = tmp_path / "experiments.md"
+    doc.write_text(f"intro\n{report.BEGIN}\nold\n{report.END}\noutro\n")
+    report.main(["--results", str(res), "--doc", str(doc)])
+    text = doc.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    # baseline J&F: mean 30.0, sd 2.0; cycle - baseline per seed: +2, +3, -1 -> 1.3 ± 2.1, 2/3.
+    assert "| baseline | 30.0 ± 2.0 | 30.0 ± 2.0 | 30.0 ± 2.0 | 10 |  |" in text
+    assert "| + cycle | 31.3 ± 0.6 | 31.3 ± 0.6 | 31.3 ± 0.6 | 10 | 1.3 ± 2.1 (2/3) |" in text
+    doc.write_text("no markers")
+    with pytest.raises(SystemExit, match="markers"):
+        report.main(["--results", str(res), "--doc", str(doc)])
