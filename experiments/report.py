@@ -58,8 +58,10 @@ def stm_tables(res) -> list[str]:
            f"F-Mean in % (mean ± sd over seeds). Machine: {res['machine']}, "
            f"{res['nproc']} cores. Command: `{res['command']}`.", ""]
 
-    out += ["**Table 3** (components; \"GC\" = gradient correction, N = 10, α = 180, every 5 "
-            "frames, MEM reference set)", "",
+    from experiments.stm_ablations import DEFAULT_GC, N_SWEEP, RATE_SWEEP  # noqa: PLC0415
+    n0, r0 = DEFAULT_GC
+    out += [f"**Table 3** (components; \"GC\" = gradient correction, N = {n0}, α = {r0:g}, "
+            "every 5 frames, MEM reference set)", "",
             "| model | J | F | J&F | frames/s | J&F gain vs baseline (seeds > 0) |",
             "|---|---|---|---|---|---|"]
     for label, variant, setting in (("baseline", "baseline", "mem"), ("+ cycle", "cycle", "mem"),
@@ -104,8 +106,6 @@ def stm_tables(res) -> list[str]:
                 rows.append(f"| {label} | {mean_sd(jf)} | {fps:.0f} |")
         return rows
 
-    from experiments.stm_ablations import DEFAULT_GC, N_SWEEP, RATE_SWEEP  # noqa: PLC0415
-    n0, r0 = DEFAULT_GC
     out += ["", f"**Figure 3** (correction iterations N, α = {r0:g}, cycle model; N = 0: no "
             "correction)", ""]
     out += sweep("N", [("0", "mem")] + [(f"{n}", "mem+gc" if n == n0 else f"gc-n{n}")

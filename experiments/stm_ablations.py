@@ -25,9 +25,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # name -> (models, reference, correction (n_iter, rate) or None, memory replacement)
 # ``models``: which trained variants run it; ``memory``: None | "baseline" | "bbox" (Table 5).
+# The correction loss is a mean over pixels, so dL/dY per pixel scales as 1 / (H W): the
+# paper's alpha = 180 at 240x427 corresponds to 180 * (64 * 96) / (240 * 427) = 10.8 at our
+# 64x96. Figure 4 sweeps x1/3, x1, x3 of it and the unscaled 180.
+SCALED_RATE = round(180.0 * 64 * 96 / (240 * 427), 1)
 N_SWEEP = (1, 5, 10, 20)
-RATE_SWEEP = (30.0, 180.0, 540.0)
-DEFAULT_GC = (10, 180.0)
+RATE_SWEEP = (3.6, SCALED_RATE, 32.4, 180.0)
+DEFAULT_GC = (10, SCALED_RATE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,23 +92,30 @@ def box_labels(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def evaluate(model, variables, videos, setting: Setting, size, memory_labels=None):
-    """Segment and score ``videos``; returns ``(row, labels per video)``. ``fps`` leaves out
-    the first video (it includes the compilation)."""
+def setting_kwargs(setting: Setting) -> dict:
+    """:func:`vosjax.inference.video.segment_video` arguments of a setting."""
     from vosjax.correction import GradientCorrection  # noqa: PLC0415
-    from vosjax.evaluation.protocol import DavisScores, score_sequence  # noqa: PLC0415
-    from vosjax.inference.video import segment_video  # noqa: PLC0415
 
     corr = None
     if setting.correction is not None:
         corr = GradientCorrection(n_iter=setting.correction[0], rate=setting.correction[1])
+    return dict(reference=setting.reference, correction=corr)
+
+
+def evaluate(model, variables, videos, size, memory_labels=None, **segment_kwargs):
+    """Segment (:func:`~vosjax.inference.video.segment_video` with ``segment_kwargs``) and
+    score ``videos``; returns ``(row, labels per video)``. ``fps`` leaves out the first video
+    (it includes the compilation)."""
+    from vosjax.evaluation.protocol import DavisScores, score_sequence  # noqa: PLC0415
+    from vosjax.inference.video import segment_video  # noqa: PLC0415
+
     scored, preds, frames_n, seconds = [], {}, 0, 0.0
     for k, v in enumerate(videos):
         frames = v.load_frames(range(v.num_frames))
         mem = None if memory_labels is None else memory_labels[v.name]
         start = time.perf_counter()
         res = segment_video(model, variables, frames, v.first_masks, size=size,
-                            reference=setting.reference, correction=corr, memory_labels=mem)
+                            memory_labels=mem, **segment_kwargs)
         labels = np.asarray(res.labels)
         if k > 0 or len(videos) == 1:
             seconds += time.perf_counter() - start
@@ -181,7 +192,7 @@ def main(argv=None):
             elif s.memory == "bbox":
                 mem = {v.name: box_labels(v.labels) for v in videos}
             t0 = time.perf_counter()
-            row, preds = evaluate(model, variables, videos, s, size, mem)
+            row, preds = evaluate(model, variables, videos, size, mem, **setting_kwargs(s))
             row["wall_s"] = time.perf_counter() - t0
             if need_preds:
                 baseline_preds[seed] = preds

@@ -67,13 +67,15 @@ def test_evaluate_with_low_quality_memory(tiny):
     videos = [video_from_arrays(f"v{i}", frames, labels) for i in range(2)]
     s = stm_ablations.Setting("x", ("cycle",), correction=(2, 10.0), memory="bbox")
     mem = {vid.name: stm_ablations.box_labels(vid.labels) for vid in videos}
-    row, preds = stm_ablations.evaluate(model, v, videos, s, (16, 32), mem)
+    kw = stm_ablations.setting_kwargs(s)
+    assert kw["correction"].n_iter == 2 and kw["correction"].rate == 10.0
+    row, preds = stm_ablations.evaluate(model, v, videos, (16, 32), mem, **kw)
     assert set(row) == {"JF", "J", "F", "fps", "frames"} and row["frames"] == 14
     assert 0.0 <= row["JF"] <= 1.0 and row["fps"] > 0
     assert preds["v0"].shape == (7, 16, 32)
     bad = {vid.name: labels[:3] for vid in videos}
     with pytest.raises(ValueError, match="memory_labels must be"):
-        stm_ablations.evaluate(model, v, videos, s, (16, 32), bad)
+        stm_ablations.evaluate(model, v, videos, (16, 32), bad, **kw)
 
 
 def _fake_stm_results():

@@ -138,11 +138,12 @@ def main(argv=None) -> int:
 
     x, info = resize_pad_frames(frames, args.size)
     masks, _ = resize_pad_labels(np.stack([labels == i for i in ids]).astype(np.uint8), args.size)
-    erf_fn = jax.jit(jax.vmap(
-        lambda ref: cycle_erf(model, variables, ref, jnp.asarray(x[0]),
-                              jnp.asarray(masks, jnp.float32), n_iter=args.n_iter,
-                              rate=args.rate)))
-    erf = np.asarray(erf_fn(jnp.asarray(x[refs])))            # [L, O, H, W]
+    # Variables as an argument: closed over, jit would constant-fold them (slow compiles).
+    erf_fn = jax.jit(jax.vmap(lambda v, ref, target, m: cycle_erf(
+        model, v, ref, target, m, n_iter=args.n_iter, rate=args.rate),
+        in_axes=(None, 0, None, None)))
+    erf = np.asarray(erf_fn(variables, jnp.asarray(x[refs]), jnp.asarray(x[0]),
+                            jnp.asarray(masks, jnp.float32)))          # [L, O, H, W]
     (top, left), (h, w) = info.offsets, info.resized_hw
     erf = erf[..., top:top + h, left:left + w]
     shown = denormalize(x[refs][:, top:top + h, left:left + w])
