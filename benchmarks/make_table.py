@@ -170,12 +170,28 @@ def scoring_table(files) -> list[str]:
     return lines
 
 
+def compile_table(files) -> list[str]:
+    if not files:
+        return []
+    lines = ["## Compilations per video length (tiny STM, 64x96, 2 objects; each length's first "
+             "video, earlier lengths already compiled)", "",
+             "| device | run | compiles (XLA s) per length | load | file |", "|---|---|---|---|---|"]
+    for d in files:
+        for label, r in d["runs"].items():
+            cells = ", ".join(f"T={x['frames']}: {x['compiles']} ({x['compile_s']:.2f})"
+                              for x in r["rows"])
+            lines.append(f"| {r['device']} | {label}: {r.get('note', '')} | {cells} | "
+                         f"{_load_range(r)} | {d['_file']} |")
+    return lines
+
+
 def build_section(results_dir) -> str:
     data = _load(results_dir)
     pick = lambda kind: [d for d in data if d.get("benchmark") == kind]  # noqa: E731
     parts = [inference_table(pick("inference")), overhead_table(pick("inference")),
              memory_table(pick("inference")), training_table(pick("training")),
-             scoring_table([d for d in data if "seconds_toolkit" in d])]
+             scoring_table([d for d in data if "seconds_toolkit" in d]),
+             compile_table(pick("compile_count"))]
     body = "\n\n".join("\n".join(p) for p in parts if p)
     return f"{BEGIN}\n{body}\n{END}\n"
 

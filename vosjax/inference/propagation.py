@@ -103,10 +103,10 @@ class StepOutput(NamedTuple):
 class PropagationResult(NamedTuple):
     """``probs`` ``[T, K, H, W]``; ``corrected`` {frame: ``[K, H, W]``} for corrected frames;
     ``memory_positions`` ``[T-1]`` positions read at t = 1..T-1; ``correction_losses``
-    {frame: ``[n_iter]``}."""
-    probs: jax.Array
+    {frame: ``[n_iter]``}. ``probs`` and ``memory_positions`` are host arrays."""
+    probs: np.ndarray
     corrected: dict
-    memory_positions: jax.Array
+    memory_positions: np.ndarray
     correction_losses: dict
 
 
@@ -378,12 +378,16 @@ def propagate(model, variables, frames, first_masks, *, num_slots=None, mem_ever
 
     Returns:
       :class:`PropagationResult` with ``probs`` ``[T, num_slots + 1, H, W]`` (frame 0: the
-      given masks as a one-hot map, channel 0 the background).
+      given masks as a one-hot map, channel 0 the background) and ``memory_positions`` as host
+      numpy arrays: the per-frame results stay on the device until the end and are then
+      fetched together (stacking them on the device would compile once per video length).
     """
-    frames = jnp.asarray(frames, jnp.float32)
+    # Host frames: indexing a device array compiles a slice per video length; a host frame is
+    # transferred by the step's call instead.
+    frames = np.asarray(frames, np.float32)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be [T, H, W, 3] (normalised RGB), got shape {frames.shape}")
-    first_masks = jnp.asarray(first_masks, jnp.float32)
+    first_masks = np.asarray(first_masks, np.float32)
     if first_masks.ndim != 3 or first_masks.shape[1:] != frames.shape[1:3]:
         raise ValueError(f"first_masks must be [O, H, W] with H, W = {frames.shape[1:3]}, got "
                          f"shape {first_masks.shape}")
@@ -403,7 +407,7 @@ def propagate(model, variables, frames, first_masks, *, num_slots=None, mem_ever
         if reference == "mem":      # the size grows with T: share programs across lengths
             memory_slots = _bucket(memory_slots)
     if memory_masks is not None:
-        memory_masks = jnp.asarray(memory_masks, jnp.float32)
+        memory_masks = np.asarray(memory_masks, np.float32)
         if memory_masks.shape != (t_len,) + first_masks.shape:
             raise ValueError(f"memory_masks must be [T, O, H, W] = "
                              f"{(t_len,) + first_masks.shape}, got shape {memory_masks.shape}")
@@ -420,8 +424,9 @@ def propagate(model, variables, frames, first_masks, *, num_slots=None, mem_ever
         positions.append(prop.last_memory_positions)
         if prop.last_corrected is not None:
             corrected[t], losses[t] = prop.last_corrected, prop.last_correction_losses
-    positions = jnp.stack(positions) if positions else jnp.zeros((0,), jnp.int32)
-    return PropagationResult(probs=jnp.stack(probs), corrected=corrected,
+    probs, positions = jax.device_get((probs, positions))
+    positions = np.stack(positions) if positions else np.zeros((0,), np.int32)
+    return PropagationResult(probs=np.stack(probs), corrected=corrected,
                              memory_positions=positions, correction_losses=losses)
 
 
