@@ -39,6 +39,19 @@ def shapes_of(model, h, w, n=2):
     return variables, out
 
 
+@pytest.mark.parametrize("levels,ref_level,stride", [((2, 3, 4), 4, 4), ((3, 4), 4, 8)])
+def test_decoder_stride_follows_the_finest_level(levels, ref_level, stride):
+    model = G.GCSeg(mode="both", levels=levels, ref_level=ref_level, **TINY)
+    variables, out = shapes_of(model, 64, 96)
+    assert out.target.shape == (2, 64, 96, 2)
+    # The decoder's first GCN conv runs on the fused map of the finest level's grid.
+    feats = jax.eval_shape(lambda v, f, m: model.apply(v, f, m, method=model.extract),
+                           variables, jax.ShapeDtypeStruct((2, 64, 96, 3), jnp.float32),
+                           jax.ShapeDtypeStruct((2, 64, 96), jnp.float32))
+    assert min(feats) == min(levels) and feats[min(levels)].shape[1:3] == (64 // stride,
+                                                                           96 // stride)
+
+
 @pytest.mark.parametrize("mode", G.MODES)
 @pytest.mark.parametrize("hw", [(64, 96), (65, 97), (32, 32), (100, 60)])
 def test_output_shapes(mode, hw):
