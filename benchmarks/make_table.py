@@ -185,13 +185,30 @@ def compile_table(files) -> list[str]:
     return lines
 
 
+def slot_trim_table(files) -> list[str]:
+    if not files:
+        return []
+    lines = ["## Trimming unused object slots in training (`config.train.trim_slots`; same batches, "
+             "alternated)", "",
+             "| device | config | batches by max objects | padded clips/s | trimmed clips/s | "
+             "speed-up | load | file |", "|---|---|---|---|---|---|---|---|"]
+    for d in files:
+        c = d["config"]
+        lines.append(f"| {d['device']} | {c['arch']} {c['size'][0]}x{c['size'][1]}, batch "
+                     f"{c['batch']}, {c['num_slots']} slots, cycle {'on' if c['cycle'] else 'off'}"
+                     f" | {d['batch_max_objects']} | {d['padded']['clips_per_s']:.2f} | "
+                     f"{d['trimmed']['clips_per_s']:.2f} | {d['speedup']:.2f}x | "
+                     f"{_load_range(d)} | {d['_file']} |")
+    return lines
+
+
 def build_section(results_dir) -> str:
     data = _load(results_dir)
     pick = lambda kind: [d for d in data if d.get("benchmark") == kind]  # noqa: E731
     parts = [inference_table(pick("inference")), overhead_table(pick("inference")),
              memory_table(pick("inference")), training_table(pick("training")),
              scoring_table([d for d in data if "seconds_toolkit" in d]),
-             compile_table(pick("compile_count"))]
+             compile_table(pick("compile_count")), slot_trim_table(pick("slot_trim"))]
     body = "\n\n".join("\n".join(p) for p in parts if p)
     return f"{BEGIN}\n{body}\n{END}\n"
 

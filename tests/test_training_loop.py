@@ -174,3 +174,42 @@ def test_bad_config_values_are_named(tmp_path):
         build_model(cfg.model)
     with pytest.raises(ValueError, match="schedule='linear'"):
         build_optimizer(tiny_config(schedule="linear").train)
+
+
+class OneObjectClips(RandomClips):
+    """RandomClips with only object 1 present: channel 2 of ``masks`` is padding."""
+
+    def batch(self, step):
+        b = super().batch(step)
+        masks = b["masks"].copy()
+        masks[:, :, 1] += masks[:, :, 2]            # object 2's pixels join object 1
+        masks[:, :, 2] = 0.0
+        return {**b, "masks": masks, "num_objects": np.ones_like(b["num_objects"])}
+
+
+def test_trim_slots_drops_unused_channels_only():
+    from vosjax.training.input_pipeline import trim_slots
+
+    b = OneObjectClips(2).batch(0)
+    t = trim_slots(b)
+    assert t["masks"].shape == (2, T, 2, H, W)
+    np.testing.assert_array_equal(t["masks"], b["masks"][:, :, :2])
+    full = RandomClips(2).batch(0)                   # 2 objects in 2 slots: unchanged
+    assert trim_slots(full)["masks"] is full["masks"]
+    pairs = {"target_frame": np.zeros((2, H, W, 3))}  # GCSeg pair batches pass through
+    assert trim_slots(pairs) is pairs
+
+
+def test_trimmed_loss_matches_padded_loss():
+    from vosjax.training.input_pipeline import trim_slots
+
+    config = tiny_config()
+    model = build_model(config.model)
+    task = get_task(config.model)
+    variables = jax.jit(task.init_variables(model, config))(jax.random.PRNGKey(0))
+    loss_fn = jax.jit(task.loss(model, config))
+    b = OneObjectClips(2).batch(1)
+    padded, m1 = loss_fn(variables["params"], variables["batch_stats"], b, None)
+    trimmed, m2 = loss_fn(variables["params"], variables["batch_stats"], trim_slots(b), None)
+    np.testing.assert_allclose(float(trimmed), float(padded), rtol=1e-5)
+    np.testing.assert_allclose(float(m2["cycle_loss"]), float(m1["cycle_loss"]), rtol=1e-5)

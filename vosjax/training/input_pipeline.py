@@ -16,6 +16,8 @@ Stages: with ``config.data.pretrain_steps = N > 0`` the first ``N`` steps sample
 """
 from __future__ import annotations
 
+import numpy as np
+
 from vosjax.data.augment import AugmentConfig
 from vosjax.data.sampler import ClipSampler, SamplerConfig, StagedSampler
 
@@ -95,3 +97,22 @@ def build_batches(config, **overrides):
         return main
     return StagedSampler([(build_sampler(d, sources=d.pretrain_sources, **kw), steps),
                           (main, None)])
+
+
+def trim_slots(batch: dict) -> dict:
+    """Drop the object channels that no clip of ``batch`` uses: ``masks`` ``[B, T, K+1, H, W]``
+    -> ``[B, T, n+1, H, W]`` with ``n = max(num_objects)`` (at least 1).
+
+    The sampler pads every clip to ``num_slots`` objects so that one program serves all
+    batches; the padded channels are empty masks that the STM step still memorizes and
+    segments. Trimming them compiles one step per object count (at most ``num_slots``) and
+    skips that work; the extra channels only add the probability clamp's ~1e-7 terms to the
+    soft aggregation, so the loss is unchanged up to float rounding. Batches without
+    ``num_objects`` (GCSeg pairs) are returned as they are.
+    """
+    if "num_objects" not in batch or "masks" not in batch:
+        return batch
+    n = max(int(np.max(batch["num_objects"])), 1)
+    if n + 1 >= batch["masks"].shape[2]:
+        return batch
+    return {**batch, "masks": batch["masks"][:, :, :n + 1]}

@@ -14,6 +14,7 @@ import numpy as np
 
 from vosjax.training import sharding as shd
 from vosjax.training.checkpointing import Checkpointer
+from vosjax.training.input_pipeline import trim_slots
 from vosjax.training.metrics import MetricWriter
 from vosjax.training.optim import learning_rate_schedule, make_optimizer
 from vosjax.training.step import jit_init_state, jit_train_step
@@ -113,6 +114,8 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
     if sampler is None:
         sampler = task.batches(config)
     batch_sh = shd.batch_sharding(mesh)
+    # Per-host trimming would give hosts different shapes: single-process runs only.
+    trim = bool(config.train.get("trim_slots", False)) and jax.process_count() == 1
 
     # -- loop -----------------------------------------------------------------------------------
     writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
@@ -121,7 +124,10 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
     metrics, pending, t0 = None, None, time.perf_counter()
     try:
         for step in range(start, total):
-            batch = shd.global_batch(sampler.batch(step), batch_sh)
+            batch = sampler.batch(step)
+            if trim:
+                batch = trim_slots(batch)
+            batch = shd.global_batch(batch, batch_sh)
             state, metrics = step_fn(state, batch)
             # Check the previous step's guard after dispatching this one (keeps the device busy);
             # a non-finite step left the state unchanged, so nothing bad is ever saved.
