@@ -51,6 +51,7 @@ def main(argv=None):
     config = load_config(args.config)
     videos = heldout_videos(config)
     size = tuple(config.data.size)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     results = {}
     if os.path.isfile(args.out):
         with open(args.out) as f:

@@ -161,6 +161,7 @@ def main(argv=None):
     unknown = only - {s.name for s in SETTINGS}
     if unknown:
         raise SystemExit(f"--only: unknown settings {sorted(unknown)}")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     results = {}
     if os.path.isfile(args.out):
         with open(args.out) as f:

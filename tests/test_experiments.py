@@ -106,3 +106,23 @@ def test_report_renders_mean_and_sd(tmp_path):
     doc.write_text("no markers")
     with pytest.raises(SystemExit, match="markers"):
         report.main(["--results", str(res), "--doc", str(doc)])
+
+
+def test_gcseg_report_and_runs(tmp_path):
+    from experiments import gcseg_ablations
+
+    with pytest.raises(FileNotFoundError, match="no finished runs"):
+        gcseg_ablations.find_runs(str(tmp_path))
+    runs = {}
+    for seed, jf in enumerate((0.10, 0.20, 0.30)):
+        for mode in ("reference", "coseg", "both"):
+            (tmp_path / f"{mode}-s{seed}").mkdir()
+            (tmp_path / f"{mode}-s{seed}" / "eval.json").write_text("{}")
+            runs[f"{mode}-s{seed}"] = {"variant": mode, "seed": seed, "settings": {
+                "search": {"JF": jf, "J": jf, "F": jf}, "nosearch": {"JF": jf / 2, "J": 0,
+                                                                    "F": jf}}}
+    assert len(gcseg_ablations.find_runs(str(tmp_path))) == 9
+    lines = report.gcseg_tables({"runs": runs, "videos": 4, "size": [64, 96],
+                                 "machine": "cpu", "command": "x"})
+    assert "| both | on | 20.0 ± 10.0 | 20.0 ± 10.0 | 20.0 ± 10.0 |" in lines
+    assert "| reference only | off | 0.0 ± 0.0 | 20.0 ± 10.0 | 10.0 ± 5.0 |" in lines
