@@ -12,26 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-RUN_RE = re.compile(r"^(reference|coseg|both)-s(\d+)$")
-
-
-def find_runs(runs_dir: str):
-    found = []
-    for name in sorted(os.listdir(runs_dir)):
-        m = RUN_RE.match(name)
-        if m and os.path.isfile(os.path.join(runs_dir, name, "eval.json")):
-            found.append((m.group(1), int(m.group(2)), os.path.join(runs_dir, name)))
-    if not found:
-        raise FileNotFoundError(f"{runs_dir}: no finished runs named "
-                                "{reference,coseg,both}-s<seed> (run experiments/run.sh first)")
-    return found
+MODES = ("reference", "coseg", "both")
 
 
 def main(argv=None):
@@ -41,26 +27,16 @@ def main(argv=None):
     p.add_argument("--config", default="configs/experiments/gcseg_synthetic.py")
     args = p.parse_args(argv)
 
-    import json  # noqa: PLC0415
-
-    from benchmarks.record import cpu_name  # noqa: PLC0415
-    from experiments.stm_ablations import evaluate, load_config  # noqa: PLC0415
+    from experiments.stm_ablations import (evaluate, find_runs, load_config,  # noqa: PLC0415
+                                           open_results)
     from vosjax.checkpoint import load_model, write_json  # noqa: PLC0415
     from vosjax.training.run import heldout_videos  # noqa: PLC0415
 
     config = load_config(args.config)
     videos = heldout_videos(config)
     size = tuple(config.data.size)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    results = {}
-    if os.path.isfile(args.out):
-        with open(args.out) as f:
-            results = json.load(f)
-    results.setdefault("runs", {})
-    results.update(machine=cpu_name(), nproc=os.cpu_count(), python=platform.python_version(),
-                   command=" ".join(["python", "experiments/gcseg_ablations.py", *sys.argv[1:]]),
-                   videos=len(videos), size=list(size))
-    for mode, seed, workdir in find_runs(args.runs):
+    results = open_results(args.out, "experiments/gcseg_ablations.py", videos, size)
+    for mode, seed, workdir in find_runs(args.runs, MODES):
         key = f"{mode}-s{seed}"
         model, variables = load_model(workdir)
         entry = results["runs"].setdefault(key, {"variant": mode, "seed": seed, "settings": {}})

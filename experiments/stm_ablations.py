@@ -62,9 +62,6 @@ SETTINGS = (
       if (DEFAULT_GC[0], r) != DEFAULT_GC),
 )
 
-RUN_RE = re.compile(r"^(baseline|cycle)-s(\d+)$")
-
-
 def load_config(spec: str):
     """``"path/to/config.py[:arg]"`` -> its ``get_config(arg)`` (as ``--config`` reads it)."""
     import importlib.util  # noqa: PLC0415
@@ -127,16 +124,39 @@ def evaluate(model, variables, videos, size, memory_labels=None, **segment_kwarg
             "fps": frames_n / seconds, "frames": sum(v.num_frames for v in videos)}, preds
 
 
-def find_runs(runs_dir: str):
+def find_runs(runs_dir: str, variants=("baseline", "cycle")):
+    """Finished runs (with an ``eval.json``) named ``<variant>-s<seed>`` in ``runs_dir``:
+    ``[(variant, seed, workdir)]`` sorted by name."""
+    if not os.path.isdir(runs_dir):
+        raise FileNotFoundError(f"{runs_dir}: not a folder (--runs)")
+    pattern = re.compile(r"^(%s)-s(\d+)$" % "|".join(map(re.escape, variants)))
     found = []
     for name in sorted(os.listdir(runs_dir)):
-        m = RUN_RE.match(name)
+        m = pattern.match(name)
         if m and os.path.isfile(os.path.join(runs_dir, name, "eval.json")):
             found.append((m.group(1), int(m.group(2)), os.path.join(runs_dir, name)))
     if not found:
-        raise FileNotFoundError(f"{runs_dir}: no finished runs named {{baseline,cycle}}-s<seed> "
-                                "(run experiments/run.sh first)")
+        raise FileNotFoundError(f"{runs_dir}: no finished runs named "
+                                f"{{{','.join(variants)}}}-s<seed> (run experiments/run.sh first)")
     return found
+
+
+def open_results(path: str, script: str, videos, size) -> dict:
+    """The results JSON at ``path`` (created if missing) with this run's header fields."""
+    import json  # noqa: PLC0415
+
+    from benchmarks.record import cpu_name  # noqa: PLC0415
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    results = {}
+    if os.path.isfile(path):
+        with open(path) as f:
+            results = json.load(f)
+    results.setdefault("runs", {})
+    results.update(machine=cpu_name(), nproc=os.cpu_count(), python=platform.python_version(),
+                   command=" ".join(["python", script, *sys.argv[1:]]),
+                   videos=len(videos), size=list(size))
+    return results
 
 
 def main(argv=None):
@@ -148,9 +168,6 @@ def main(argv=None):
     p.add_argument("--only", default="", help="comma-separated setting names (default all)")
     args = p.parse_args(argv)
 
-    import json  # noqa: PLC0415
-
-    from benchmarks.record import cpu_name  # noqa: PLC0415
     from vosjax.checkpoint import load_model, write_json  # noqa: PLC0415
     from vosjax.training.run import heldout_videos  # noqa: PLC0415
 
@@ -161,15 +178,7 @@ def main(argv=None):
     unknown = only - {s.name for s in SETTINGS}
     if unknown:
         raise SystemExit(f"--only: unknown settings {sorted(unknown)}")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    results = {}
-    if os.path.isfile(args.out):
-        with open(args.out) as f:
-            results = json.load(f)
-    results.setdefault("runs", {})
-    results.update(machine=cpu_name(), nproc=os.cpu_count(), python=platform.python_version(),
-                   command=" ".join(["python", "experiments/stm_ablations.py", *sys.argv[1:]]),
-                   videos=len(videos), size=list(size))
+    results = open_results(args.out, "experiments/stm_ablations.py", videos, size)
     runs = find_runs(args.runs)
     # Baseline predictions per seed feed Table 5's "baseline predict" setting.
     baseline_preds: dict[int, dict] = {}

@@ -112,7 +112,7 @@ def test_gcseg_report_and_runs(tmp_path):
     from experiments import gcseg_ablations
 
     with pytest.raises(FileNotFoundError, match="no finished runs"):
-        gcseg_ablations.find_runs(str(tmp_path))
+        stm_ablations.find_runs(str(tmp_path), gcseg_ablations.MODES)
     runs = {}
     for seed, jf in enumerate((0.10, 0.20, 0.30)):
         for mode in ("reference", "coseg", "both"):
@@ -121,7 +121,7 @@ def test_gcseg_report_and_runs(tmp_path):
             runs[f"{mode}-s{seed}"] = {"variant": mode, "seed": seed, "settings": {
                 "search": {"JF": jf, "J": jf, "F": jf}, "nosearch": {"JF": jf / 2, "J": 0,
                                                                     "F": jf}}}
-    assert len(gcseg_ablations.find_runs(str(tmp_path))) == 9
+    assert len(stm_ablations.find_runs(str(tmp_path), gcseg_ablations.MODES)) == 9
     lines = report.gcseg_tables({"runs": runs, "videos": 4, "size": [64, 96],
                                  "machine": "cpu", "command": "x"})
     assert "| both | on | 20.0 ± 10.0 | 20.0 ± 10.0 | 20.0 ± 10.0 |" in lines
