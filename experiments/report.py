@@ -49,7 +49,7 @@ def _pos(deltas) -> str:
     return f"{sum(d > 0 for d in deltas)}/{len(deltas)}"
 
 
-def stm_tables(res) -> list[str]:
+def stm_tables(res, timing=None) -> list[str]:
     runs = res["runs"]
     seeds = sorted({r["seed"] for r in runs.values()})
     n = len(seeds)
@@ -108,8 +108,20 @@ def stm_tables(res) -> list[str]:
 
     out += ["", f"**Figure 3** (correction iterations N, α = {r0:g}, cycle model; N = 0: no "
             "correction)", ""]
-    out += sweep("N", [("0", "mem")] + [(f"{n}", "mem+gc" if n == n0 else f"gc-n{n}")
+    fig3 = sweep("N", [("0", "mem")] + [(f"{n}", "mem+gc" if n == n0 else f"gc-n{n}")
                                        for n in N_SWEEP])
+    if timing:   # the time axis measured in alternating rounds (experiments/gc_timing.py)
+        by_n = {str(r["n_iter"]): r["fps_median"] for r in timing["rows"]}
+        rows = []
+        for row in fig3[2:]:
+            n = row.split(" | ")[0].lstrip("| ")
+            rows.append(row + (f" {by_n[n]:.1f} |" if n in by_n else " - |"))
+        out += ["| N | J&F | frames/s (during the sweep) | frames/s (alternating rounds) |",
+                "|---|---|---|---|"] + rows
+        out += ["", f"Alternating-round frames/s: `{timing['command']}` ({timing['videos']} "
+                f"videos, load {timing['load_average_start']}-{timing['load_average_end']})."]
+    else:
+        out += fig3
     out += ["", f"**Figure 4** (correction rate α, N = {n0}, cycle model)", ""]
     out += sweep("α", [(f"{r:g}", "mem+gc" if r == r0 else f"gc-rate{r:g}")
                        for r in RATE_SWEEP])
@@ -153,13 +165,21 @@ def erf_table(res) -> list[str]:
 
 
 def render(results_dir: str) -> str:
-    parts = []
-    for name, fn in (("stm_synthetic.json", stm_tables), ("cycle_erf.json", erf_table),
-                     ("gcseg_synthetic.json", gcseg_tables)):
+    def load(name):
         path = os.path.join(results_dir, name)
-        if os.path.isfile(path):
-            with open(path) as f:
-                parts += fn(json.load(f)) + [""]
+        if not os.path.isfile(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    parts = []
+    stm = load("stm_synthetic.json")
+    if stm is not None:
+        parts += stm_tables(stm, load("gc_timing.json")) + [""]
+    for name, fn in (("cycle_erf.json", erf_table), ("gcseg_synthetic.json", gcseg_tables)):
+        data = load(name)
+        if data is not None:
+            parts += fn(data) + [""]
     return "\n".join(parts)
 
 

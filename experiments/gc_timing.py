@@ -1,0 +1,79 @@
+"""Figure 3's time axis: frames/s of one trained model vs the correction iterations N, measured
+in rounds that alternate the settings (so machine load affects all alike).
+
+    python experiments/gc_timing.py --run runs/experiments/stm/cycle-s0 \
+        --out experiments/results/gc_timing.json
+
+Each setting first segments the ``--videos`` held-out videos once (compiling a program per
+object count); then ``--rounds`` rounds each segment them again per setting. Reports the median frames/s over rounds.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", required=True, help="a trained workdir")
+    p.add_argument("--out", required=True)
+    p.add_argument("--config", default="configs/experiments/stm_synthetic.py")
+    p.add_argument("--iters", default="0,1,5,10,20", help="comma-separated N (0: no correction)")
+    p.add_argument("--videos", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=3)
+    args = p.parse_args(argv)
+
+    from benchmarks import record  # noqa: PLC0415
+    from experiments.stm_ablations import DEFAULT_GC, load_config  # noqa: PLC0415
+    from vosjax.checkpoint import load_model, write_json  # noqa: PLC0415
+    from vosjax.correction import GradientCorrection  # noqa: PLC0415
+    from vosjax.inference.video import segment_video  # noqa: PLC0415
+    from vosjax.training.run import heldout_videos  # noqa: PLC0415
+
+    try:
+        iters = [int(v) for v in args.iters.split(",")]
+    except ValueError:
+        raise SystemExit(f"--iters must be comma-separated ints, got {args.iters!r}") from None
+    config = load_config(args.config)
+    size = tuple(config.data.size)
+    videos = heldout_videos(config)[:args.videos]
+    clips = [(v.load_frames(range(v.num_frames)), v.first_masks) for v in videos]
+    model, variables = load_model(args.run)
+    head = record.header("cpu")
+
+    def corr(n):
+        return None if n == 0 else GradientCorrection(n_iter=n, rate=DEFAULT_GC[1])
+
+    def run(n, subset):
+        start, frames = time.perf_counter(), 0
+        for f, m in subset:
+            np.asarray(segment_video(model, variables, f, m, size=size, correction=corr(n)).labels)
+            frames += len(f)
+        return frames / (time.perf_counter() - start)
+
+    for n in iters:                       # compile every setting and object count
+        run(n, clips)
+    fps = {n: [] for n in iters}
+    for r in range(args.rounds):
+        order = iters if r % 2 == 0 else iters[::-1]
+        for n in order:
+            fps[n].append(run(n, clips))
+    rows = [{"n_iter": n, "fps_median": float(np.median(fps[n])), "fps_runs": fps[n]}
+            for n in iters]
+    out = {**head, **record.versions(), "run": os.path.basename(os.path.abspath(args.run)),
+           "rate": DEFAULT_GC[1], "every": 5, "videos": args.videos,
+           "frames_per_video": int(len(clips[0][0])), "rows": rows,
+           "load_average_end": record.load_average()}
+    write_json(os.path.abspath(args.out), out)
+    for row in rows:
+        print(f"N={row['n_iter']}: {row['fps_median']:.1f} frames/s")
+
+
+if __name__ == "__main__":
+    main()
