@@ -20,6 +20,36 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODES = ("reference", "coseg", "both")
 
 
+def judge_stats(model, variables, videos, size, num_fragments, seed):
+    """How often the judgement module rejects ``M_{t-1}`` (adaptive search on): the fraction
+    of (frame >= 1, object) decisions that zeroed the previous mask, the fraction that zeroed a
+    non-empty one (rejecting an empty mask changes nothing), and the mean cosine similarity it
+    thresholded."""
+    import numpy as np  # noqa: PLC0415
+
+    from vosjax.data.transforms import resize_pad_frames, resize_pad_labels  # noqa: PLC0415
+    from vosjax.gcseg.inference import segment_video  # noqa: PLC0415
+
+    keep, sim, nonempty = [], [], []
+    for v in videos:
+        x, _ = resize_pad_frames(v.load_frames(range(v.num_frames)), size)
+        lab = v.load_labels([0])[0]
+        ids = [i for i in np.unique(lab) if i != 0]
+        masks, _ = resize_pad_labels(np.stack([lab == i for i in ids]).astype(np.uint8), size)
+        probs, info = segment_video(model, variables, x, masks.astype(np.float32),
+                                    num_fragments=num_fragments, seed=seed,
+                                    adaptive_search=True, return_info=True)
+        lab_t = np.argmax(probs, axis=1)                        # [T, H, W] 0..O
+        present = np.stack([(lab_t == k + 1).any(axis=(1, 2)) for k in range(len(ids))], 1)
+        nonempty.append(present[:-1].ravel())                   # M_{t-1} for t = 1..T-1
+        keep.append(info["keep"][1:].ravel())
+        sim.append(info["similarity"][1:].ravel())
+    keep, sim, nonempty = (np.concatenate(a) for a in (keep, sim, nonempty))
+    return {"rejected_fraction": float(1.0 - keep.mean()), "decisions": int(keep.size),
+            "rejected_nonempty_fraction": float(np.mean(~keep & nonempty)),
+            "similarity_mean": float(sim.mean()), "similarity_min": float(sim.min())}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", required=True)
@@ -50,6 +80,11 @@ def main(argv=None):
             entry["settings"][name] = row
             write_json(os.path.abspath(args.out), results)
             print(f"{key} {name}: J&F {row['JF']:.3f} ({row['fps']:.1f} frames/s)", flush=True)
+        if "judge" not in entry:
+            entry["judge"] = judge_stats(model, variables, videos, size,
+                                         config.eval.num_fragments, config.eval.seed)
+            write_json(os.path.abspath(args.out), results)
+            print(f"{key} judge: {entry['judge']}", flush=True)
     return results
 
 

@@ -134,20 +134,26 @@ def gcseg_tables(res) -> list[str]:
     out = [f"Held-out synthetic videos: {res['videos']} x 24 frames at "
            f"{res['size'][0]}x{res['size'][1]}; seeds {seeds} (n = {len(seeds)}); % "
            f"(mean ± sd). Machine: {res['machine']}. Command: `{res['command']}`.", "",
-           "**Table V** (modules; adaptive search on) and **Table VI** (adaptive search)", "",
-           "| modules | search | J | F | J&F |", "|---|---|---|---|---|"]
+           "**Table V** (modules; adaptive search on) and **Table VI** (adaptive search). "
+           "\"rejected\": share of (frame, object) decisions where the judgement module zeroed "
+           "M_t-1, and of those where M_t-1 was not already empty.", "",
+           "| modules | search | J | F | J&F | rejected | rejected non-empty |",
+           "|---|---|---|---|---|---|---|"]
     for mode, label in (("reference", "reference only"), ("coseg", "co-segmentation only"),
                         ("both", "both")):
         for search in (True, False):
             s = "search" if search else "nosearch"
-            cells = [r["settings"][s] for r in runs.values()
-                     if r["variant"] == mode and s in r["settings"]]
-            if not cells:
+            sel = [r for r in runs.values() if r["variant"] == mode and s in r["settings"]]
+            if not sel:
                 continue
+            cells = [r["settings"][s] for r in sel]
+            judge = [r["judge"] for r in sel if "judge" in r] if search else []
+            rej = mean_sd([j["rejected_fraction"] for j in judge]) if judge else ""
+            rej_ne = mean_sd([j["rejected_nonempty_fraction"] for j in judge]) if judge else ""
             out.append(f"| {label} | {'on' if search else 'off'} | "
                        f"{mean_sd([c['J'] for c in cells])} | "
                        f"{mean_sd([c['F'] for c in cells])} | "
-                       f"{mean_sd([c['JF'] for c in cells])} |")
+                       f"{mean_sd([c['JF'] for c in cells])} | {rej} | {rej_ne} |")
     return out
 
 

@@ -127,7 +127,9 @@ def test_gcseg_report_and_runs(tmp_path):
                 "search": {"JF": jf, "J": jf, "F": jf}, "nosearch": {"JF": jf / 2, "J": 0,
                                                                     "F": jf}}}
     assert len(stm_ablations.find_runs(str(tmp_path), gcseg_ablations.MODES)) == 9
+    for key in runs:
+        runs[key]["judge"] = {"rejected_fraction": 0.25, "rejected_nonempty_fraction": 0.0}
     lines = report.gcseg_tables({"runs": runs, "videos": 4, "size": [64, 96],
                                  "machine": "cpu", "command": "x"})
-    assert "| both | on | 20.0 ± 10.0 | 20.0 ± 10.0 | 20.0 ± 10.0 |" in lines
-    assert "| reference only | off | 0.0 ± 0.0 | 20.0 ± 10.0 | 10.0 ± 5.0 |" in lines
+    assert "| both | on | 20.0 ± 10.0 | 20.0 ± 10.0 | 20.0 ± 10.0 | 25.0 ± 0.0 | 0.0 ± 0.0 |" in lines
+    assert "| reference only | off | 0.0 ± 0.0 | 20.0 ± 10.0 | 10.0 ± 5.0 |  |  |" in lines
