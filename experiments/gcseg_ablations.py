@@ -58,7 +58,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from experiments.stm_ablations import (evaluate, find_runs, load_config,  # noqa: PLC0415
-                                           open_results)
+                                           open_results, train_record)
     from vosjax.checkpoint import load_model, write_json  # noqa: PLC0415
     from vosjax.training.run import heldout_videos  # noqa: PLC0415
 
@@ -70,6 +70,7 @@ def main(argv=None):
         key = f"{mode}-s{seed}"
         model, variables = load_model(workdir)
         entry = results["runs"].setdefault(key, {"variant": mode, "seed": seed, "settings": {}})
+        entry.setdefault("train", train_record(workdir))
         for name, search in (("search", True), ("nosearch", False)):
             if name in entry["settings"]:
                 continue
@@ -85,6 +86,7 @@ def main(argv=None):
                                          config.eval.num_fragments, config.eval.seed)
             write_json(os.path.abspath(args.out), results)
             print(f"{key} judge: {entry['judge']}", flush=True)
+    write_json(os.path.abspath(args.out), results)
     return results
 
 

@@ -56,13 +56,13 @@ def stm_tables(res, timing=None) -> list[str]:
     out = [f"Held-out synthetic videos: {res['videos']} x 24 frames at "
            f"{res['size'][0]}x{res['size'][1]}; seeds {seeds} (n = {n}); J&F-Mean, J-Mean, "
            f"F-Mean in % (mean ± sd over seeds). Machine: {res['machine']}, "
-           f"{res['nproc']} cores. Command: `{res['command']}`.", ""]
+           f"{res['nproc']} cores. Command: `{res['command']}`.", "", train_line(runs), ""]
 
     from experiments.stm_ablations import DEFAULT_GC, N_SWEEP, RATE_SWEEP  # noqa: PLC0415
     n0, r0 = DEFAULT_GC
     out += [f"**Table 3** (components; \"GC\" = gradient correction, N = {n0}, α = {r0:g}, "
             "every 5 frames, MEM reference set)", "",
-            "| model | J | F | J&F | frames/s | J&F gain vs baseline (seeds > 0) |",
+            "| model | J | F | J&F | frames/s | J&F gain vs baseline (seeds with gain > 0) |",
             "|---|---|---|---|---|---|"]
     for label, variant, setting in (("baseline", "baseline", "mem"), ("+ cycle", "cycle", "mem"),
                                     ("+ GC", "baseline", "mem+gc"),
@@ -76,7 +76,7 @@ def stm_tables(res, timing=None) -> list[str]:
                    f"{gain} |")
 
     out += ["", "**Table 4** (reference sets at inference; J&F)", "",
-            "| memory (frames / masks) | baseline | + cycle | Δ (seeds > 0) |",
+            "| memory (frames / masks) | baseline | + cycle | Δ (seeds with Δ > 0) |",
             "|---|---|---|---|"]
     for label, setting in (("{X1} / {Y1}", "first"), ("{Xt-1} / {Ŷt-1}", "prev"),
                            ("{X1, Xt-1} / {Y1, Ŷt-1}", "first+prev"), ("MEM", "mem")):
@@ -85,7 +85,7 @@ def stm_tables(res, timing=None) -> list[str]:
                    f"{mean_sd(_cells(runs, 'cycle', setting))} | {mean_sd(d)} ({_pos(d)}) |")
 
     out += ["", "**Table 5** (low-quality masks written to memory, cycle model, MEM)", "",
-            "| low-quality mask | GC | J | F | J&F | GC gain (seeds > 0) |",
+            "| low-quality mask | GC | J | F | J&F | GC gain (seeds with gain > 0) |",
             "|---|---|---|---|---|---|"]
     for label, key in (("baseline predict", "lowq-baseline"), ("bounding box", "lowq-bbox")):
         for gc in (False, True):
@@ -128,15 +128,30 @@ def stm_tables(res, timing=None) -> list[str]:
     return out
 
 
+def train_line(runs) -> str:
+    """Training wall time per variant (mean over seeds) from the results' ``train`` fields."""
+    parts = []
+    for variant in dict.fromkeys(r["variant"] for r in runs.values()):
+        rec = [r["train"] for r in runs.values() if r["variant"] == variant and "train" in r]
+        if rec:
+            wall = np.mean([x["wall_s"] for x in rec]) / 60
+            sps = np.mean([x["steps_per_s"] for x in rec])
+            parts.append(f"{variant} {wall:.1f} min ({sps:.2f} steps/s, {rec[0]['steps']} steps)")
+    return ("Training wall time per run incl. its held-out evaluation, mean over seeds, on the "
+            "shared 2-core machine: " + "; ".join(parts) + ".") if parts else ""
+
+
 def gcseg_tables(res) -> list[str]:
     runs = res["runs"]
     seeds = sorted({r["seed"] for r in runs.values()})
     out = [f"Held-out synthetic videos: {res['videos']} x 24 frames at "
            f"{res['size'][0]}x{res['size'][1]}; seeds {seeds} (n = {len(seeds)}); % "
            f"(mean ± sd). Machine: {res['machine']}. Command: `{res['command']}`.", "",
+           train_line(runs), "",
            "**Table V** (modules; adaptive search on) and **Table VI** (adaptive search). "
            "\"rejected\": share of (frame, object) decisions where the judgement module zeroed "
-           "M_t-1, and of those where M_t-1 was not already empty.", "",
+           "M_t-1; \"rejected non-empty\": share where the M_t-1 it zeroed was not already "
+           "empty.", "",
            "| modules | search | J | F | J&F | rejected | rejected non-empty |",
            "|---|---|---|---|---|---|---|"]
     for mode, label in (("reference", "reference only"), ("coseg", "co-segmentation only"),

@@ -141,6 +141,19 @@ def find_runs(runs_dir: str, variants=("baseline", "cycle")):
     return found
 
 
+def train_record(workdir: str) -> dict:
+    """Training wall time of a train.py workdir (``model.json`` is written when training
+    starts, ``eval.json`` after its held-out evaluation) and its steps/s."""
+    import json  # noqa: PLC0415
+
+    with open(os.path.join(workdir, "eval.json")) as f:
+        ev = json.load(f)
+    start = os.path.getmtime(os.path.join(workdir, "model.json"))
+    end = os.path.getmtime(os.path.join(workdir, "eval.json"))
+    return {"wall_s": round(end - start, 1), "steps": ev.get("step"),
+            "steps_per_s": ev.get("train_steps_per_s")}
+
+
 def open_results(path: str, script: str, videos, size) -> dict:
     """The results JSON at ``path`` (created if missing) with this run's header fields."""
     import json  # noqa: PLC0415
@@ -187,6 +200,7 @@ def main(argv=None):
         model, variables = load_model(workdir)
         entry = results["runs"].setdefault(key, {"variant": variant, "seed": seed,
                                                  "settings": {}})
+        entry.setdefault("train", train_record(workdir))
         for s in SETTINGS:
             if variant not in s.models or (only and s.name not in only):
                 continue
@@ -210,6 +224,7 @@ def main(argv=None):
             write_json(os.path.abspath(args.out), results)
             print(f"{key} {s.name}: J&F {row['JF']:.3f} ({row['fps']:.1f} frames/s)",
                   flush=True)
+    write_json(os.path.abspath(args.out), results)
     return results
 
 
