@@ -10,8 +10,8 @@ for 800 steps, with the cycle loss (``:cycle``) or without (``:baseline``). One 
 then evaluates each trained model under every inference setting of the tables. Expected
 results (docs/experiments.md; mean ± sd over seeds 0-2, held-out J&F, MEM reference set):
 ``:baseline`` 30.9 ± 1.2, ``:cycle`` 20.7 ± 3.2. Measured 2026-11-22 on a 2-core
-"Intel(R) Xeon(R) Processor" shared with other jobs: 11.3 / 13.6 min a run (the first
-baseline run, with one other job beside it, took about 6 min).
+"Intel(R) Xeon(R) Processor" shared with other jobs: 11.3 / 14.4 min a run (the first
+baseline run, with one other job beside it, took 7.4 min).
 """
 from configs import demo
 
