@@ -128,6 +128,26 @@ def stm_tables(res, timing=None) -> list[str]:
     return out
 
 
+def finetune_table(res) -> list[str]:
+    """The trained baselines continued for 400 updates without / with the cycle term."""
+    runs = res["runs"]
+    seeds = sorted({r["seed"] for r in runs.values()})
+    out = [f"**Cycle term as fine-tuning** (each seed's trained baseline continued for 400 "
+           f"updates at lr 1e-4 without (`:finetune-baseline`) or with (`:finetune-cycle`) the "
+           f"cycle term; seeds {seeds}, J&F %). Command: `{res['command']}`.", "",
+           train_line(runs), "",
+           "| inference | fine-tuned without cycle | fine-tuned with cycle | Δ (seeds with Δ > 0) |",
+           "|---|---|---|---|"]
+    for label, setting in (("MEM", "mem"), ("MEM + GC", "mem+gc"), ("{X1} / {Y1}", "first"),
+                           ("{Xt-1} / {Ŷt-1}", "prev")):
+        if not _cells(runs, "baseline", setting):
+            continue
+        d = _delta(runs, "baseline", "cycle", setting, setting)
+        out.append(f"| {label} | {mean_sd(_cells(runs, 'baseline', setting))} | "
+                   f"{mean_sd(_cells(runs, 'cycle', setting))} | {mean_sd(d)} ({_pos(d)}) |")
+    return out
+
+
 def train_line(runs) -> str:
     """Training wall time per variant (mean over seeds) from the results' ``train`` fields."""
     parts = []
@@ -197,7 +217,8 @@ def render(results_dir: str) -> str:
     stm = load("stm_synthetic.json")
     if stm is not None:
         parts += stm_tables(stm, load("gc_timing.json")) + [""]
-    for name, fn in (("cycle_erf.json", erf_table), ("gcseg_synthetic.json", gcseg_tables)):
+    for name, fn in (("stm_finetune.json", finetune_table), ("cycle_erf.json", erf_table),
+                     ("gcseg_synthetic.json", gcseg_tables)):
         data = load(name)
         if data is not None:
             parts += fn(data) + [""]

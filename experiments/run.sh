@@ -1,29 +1,36 @@
 #!/usr/bin/env bash
-# Every training run behind docs/experiments.md (STM: 2 variants, GCSeg: 3 module ablations;
-# seeds 0 1 2). Usage: bash experiments/run.sh [RUNS_DIR]   (default runs/experiments).
+# Every training run behind docs/experiments.md (STM: 2 variants, then 2 fine-tunings of the
+# trained baselines; GCSeg: 3 module ablations; seeds 0 1 2).
+# Usage: bash experiments/run.sh [RUNS_DIR]   (default runs/experiments).
 # Re-running resumes unfinished runs and skips finished ones. Then:
 #   python experiments/stm_ablations.py --runs RUNS_DIR/stm --out experiments/results/stm_synthetic.json
 #   python experiments/erf_figure.py --runs RUNS_DIR/stm --davis ../shared/data/davis2016-mini \
 #       --out docs/figures/cycle_erf.png --json experiments/results/cycle_erf.json
+#   python experiments/stm_ablations.py --runs RUNS_DIR/stm-finetune --only mem,mem+gc,first,prev \
+#       --out experiments/results/stm_finetune.json
+#   python experiments/gc_timing.py --run RUNS_DIR/stm/cycle-s0 --out experiments/results/gc_timing.json
 #   python experiments/gcseg_ablations.py --runs RUNS_DIR/gcseg --out experiments/results/gcseg_synthetic.json
 #   python experiments/report.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/experiments}
 SEEDS=${SEEDS:-"0 1 2"}
-SUITES=${SUITES:-"stm gcseg"}
-run() {  # config workdir seed
+SUITES=${SUITES:-"stm finetune gcseg"}
+run() {  # config workdir seed [more flags]
   if [ -f "$2/eval.json" ]; then echo "done: $2"; return; fi
-  python train.py --config "$1" --config.seed="$3" --workdir "$2"
+  python train.py --config "$1" --config.seed="$3" --workdir "$2" "${@:4}"
 }
 for suite in $SUITES; do
   for seed in $SEEDS; do
     case $suite in
       stm) for v in baseline cycle; do
              run "configs/experiments/stm_synthetic.py:$v" "$RUNS/stm/$v-s$seed" "$seed"; done ;;
+      finetune) for v in baseline cycle; do
+             run "configs/experiments/stm_synthetic.py:finetune-$v" "$RUNS/stm-finetune/$v-s$seed" \
+               "$seed" --config.train.init_from="$RUNS/stm/baseline-s$seed"; done ;;
       gcseg) for m in reference coseg both; do
              run "configs/experiments/gcseg_synthetic.py:$m" "$RUNS/gcseg/$m-s$seed" "$seed"; done ;;
-      *) echo "unknown suite $suite (stm, gcseg)" >&2; exit 2 ;;
+      *) echo "unknown suite $suite (stm, finetune, gcseg)" >&2; exit 2 ;;
     esac
   done
 done

@@ -95,6 +95,7 @@ def test_report_renders_mean_and_sd(tmp_path):
     res = tmp_path / "results"
     res.mkdir()
     (res / "stm_synthetic.json").write_text(json.dumps(_fake_stm_results()))
+    (res / "stm_finetune.json").write_text(json.dumps(_fake_stm_results()))
     (res / "gc_timing.json").write_text(json.dumps({
         "command": "t", "videos": 2, "load_average_start": 1, "load_average_end": 1,
         "rows": [{"n_iter": 0, "fps_median": 60.0}, {"n_iter": 10, "fps_median": 12.5}]}))
@@ -108,6 +109,8 @@ def test_report_renders_mean_and_sd(tmp_path):
     assert "| + cycle | 31.3 ± 0.6 | 31.3 ± 0.6 | 31.3 ± 0.6 | 10 | 1.3 ± 2.1 (2/3) |" in text
     assert "| 0 | 31.3 ± 0.6 | 10 | 60.0 |" in text and "| 10 | 31.3 ± 0.6 | 10 | 12.5 |" in text
     assert "| 5 | 31.3 ± 0.6 | 10 | - |" in text
+    assert "**Cycle term as fine-tuning**" in text
+    assert "| MEM | 30.0 ± 2.0 | 31.3 ± 0.6 | 1.3 ± 2.1 (2/3) |" in text
     doc.write_text("no markers")
     with pytest.raises(SystemExit, match="markers"):
         report.main(["--results", str(res), "--doc", str(doc)])
