@@ -202,13 +202,30 @@ def slot_trim_table(files) -> list[str]:
     return lines
 
 
+def caching_table(files) -> list[str]:
+    if not files:
+        return []
+    lines = ["## Correction: mask-independent features cached vs recomputed (one correction, "
+             "random weights)", "",
+             "| device | arch | size | objects | N | recomputed s | cached s | speed-up | max abs "
+             "diff | load | file |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for d in files:
+        c = d["config"]
+        lines.append(f"| {d['device']} | {c['arch']} | {c['size'][0]}x{c['size'][1]} | "
+                     f"{c['objects']} | {c['n_iter']} | {d['median_s']['before']:.3f} | "
+                     f"{d['median_s']['after']:.3f} | {d['speedup']:.2f}x | "
+                     f"{d['max_abs_diff']:.1e} | {_load_range(d)} | {d['_file']} |")
+    return lines
+
+
 def build_section(results_dir) -> str:
     data = _load(results_dir)
     pick = lambda kind: [d for d in data if d.get("benchmark") == kind]  # noqa: E731
     parts = [inference_table(pick("inference")), overhead_table(pick("inference")),
              memory_table(pick("inference")), training_table(pick("training")),
              scoring_table([d for d in data if "seconds_toolkit" in d]),
-             compile_table(pick("compile_count")), slot_trim_table(pick("slot_trim"))]
+             compile_table(pick("compile_count")), slot_trim_table(pick("slot_trim")),
+             caching_table(pick("correction_caching"))]
     body = "\n\n".join("\n".join(p) for p in parts if p)
     return f"{BEGIN}\n{body}\n{END}\n"
 
