@@ -25,10 +25,10 @@ IGNORE_LABEL = 255
 
 class VideoResult(NamedTuple):
     """``labels`` ``[T, H, W]`` uint8 with the caller's object ids, original size;
-    ``probs`` ``[T, N + 1, h, w]`` at the working size (device array; channel i <-> ``ids[i-1]``);
+    ``probs`` ``[T, N + 1, h, w]`` at the working size (host array; channel i <-> ``ids[i-1]``);
     ``ids`` the object ids in channel order; ``pad`` how frames were fitted."""
     labels: np.ndarray
-    probs: jax.Array
+    probs: np.ndarray
     ids: tuple[int, ...]
     pad: PadInfo
 
