@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Mapping, NamedTuple
 
-import jax
 import numpy as np
 
 from vosjax.correction import GradientCorrection
