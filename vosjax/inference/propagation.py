@@ -382,8 +382,7 @@ def propagate(model, variables, frames, first_masks, *, num_slots=None, mem_ever
       numpy arrays: the per-frame results stay on the device until the end and are then
       fetched together (stacking them on the device would compile once per video length).
     """
-    # Host frames: indexing a device array compiles a slice per video length; a host frame is
-    # transferred by the step's call instead.
+    # Host first: indexing a device array would compile a slice per video length.
     frames = np.asarray(frames, np.float32)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be [T, H, W, 3] (normalised RGB), got shape {frames.shape}")
@@ -411,6 +410,9 @@ def propagate(model, variables, frames, first_masks, *, num_slots=None, mem_ever
         if memory_masks.shape != (t_len,) + first_masks.shape:
             raise ValueError(f"memory_masks must be [T, O, H, W] = "
                              f"{(t_len,) + first_masks.shape}, got shape {memory_masks.shape}")
+    # One upfront transfer of all frames as separate device arrays: no per-frame host copy in
+    # the loop, and no slicing program per video length.
+    frames = jax.device_put(list(frames))
     prop = Propagator(model, variables, frames[0], first_masks, active=starts == 0,
                       num_slots=num_slots, mem_every=mem_every, reference=reference,
                       correction=correction, memory_slots=memory_slots)
