@@ -193,8 +193,18 @@ def main(argv=None):
         raise SystemExit(f"--only: unknown settings {sorted(unknown)}")
     results = open_results(args.out, "experiments/stm_ablations.py", videos, size)
     runs = find_runs(args.runs)
-    # Baseline predictions per seed feed Table 5's "baseline predict" setting.
+    workdirs = {(variant, seed): workdir for variant, seed, workdir in runs}
     baseline_preds: dict[int, dict] = {}
+
+    def baseline_predictions(seed):
+        """Table 5's "baseline predict" masks: baseline-s<seed>'s MEM predictions, computed
+        only when a setting needs them (None without that run)."""
+        if seed not in baseline_preds and ("baseline", seed) in workdirs:
+            m, v = load_model(workdirs[("baseline", seed)])
+            baseline_preds[seed] = evaluate(m, v, videos, size, None,
+                                            **setting_kwargs(SETTINGS[0]))[1]
+        return baseline_preds.get(seed)
+
     for variant, seed, workdir in sorted(runs, key=lambda r: (r[1], r[0])):
         key = f"{variant}-s{seed}"
         model, variables = load_model(workdir)
@@ -202,23 +212,21 @@ def main(argv=None):
                                                  "settings": {}})
         entry.setdefault("train", train_record(workdir))
         for s in SETTINGS:
-            if variant not in s.models or (only and s.name not in only):
-                continue
-            need_preds = variant == "baseline" and s.name == "mem"
-            if s.name in entry["settings"] and not (need_preds and seed not in baseline_preds):
+            if (variant not in s.models or (only and s.name not in only)
+                    or s.name in entry["settings"]):
                 continue
             mem = None
             if s.memory == "baseline":
-                if seed not in baseline_preds:
+                mem = baseline_predictions(seed)
+                if mem is None:
                     print(f"{key} {s.name}: skipped (no baseline-s{seed} run)", flush=True)
                     continue
-                mem = baseline_preds[seed]
             elif s.memory == "bbox":
                 mem = {v.name: box_labels(v.labels) for v in videos}
             t0 = time.perf_counter()
             row, preds = evaluate(model, variables, videos, size, mem, **setting_kwargs(s))
             row["wall_s"] = time.perf_counter() - t0
-            if need_preds:
+            if variant == "baseline" and s is SETTINGS[0]:
                 baseline_preds[seed] = preds
             entry["settings"][s.name] = row
             write_json(os.path.abspath(args.out), results)
