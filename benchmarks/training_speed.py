@@ -69,7 +69,7 @@ class Ours:
         from vosjax.training.optim import make_optimizer  # noqa: PLC0415
         from vosjax.training.sharding import make_mesh  # noqa: PLC0415
         from vosjax.training.state import TrainState  # noqa: PLC0415
-        from vosjax.training.step import jit_train_step  # noqa: PLC0415
+        from vosjax.training.step import jit_train_step, stm_loss_fn  # noqa: PLC0415
 
         model, variables = load_stm_training(state_dict, arch, precision=precision)
         if dtype != "float32":
@@ -82,9 +82,10 @@ class Ours:
                               rng=jax.random.PRNGKey(0))
 
         abstract = jax.eval_shape(make_state, variables)
-        self.step, shardings = jit_train_step(model, tx, self.mesh, abstract, cycle=True)
+        self.step, shardings = jit_train_step(stm_loss_fn(model, cycle=True), tx, self.mesh,
+                                              abstract)
         self._make = jax.jit(make_state, out_shardings=shardings)
-        self.variables = variables
+        self.model, self.variables = model, variables
         self.jax = jax
 
     def prepare(self, frames, masks, num_objects):
