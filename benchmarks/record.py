@@ -69,8 +69,8 @@ def write_json(path: str, record: dict) -> None:
 
 def summary(seconds: list[float]) -> dict:
     """Median, min and all runs (seconds, rounded)."""
-    return {"median_s": round(statistics.median(seconds), 4), "min_s": round(min(seconds), 4),
-            "runs_s": [round(s, 4) for s in seconds]}
+    return {"median_s": round(statistics.median(seconds), 6), "min_s": round(min(seconds), 6),
+            "runs_s": [round(s, 6) for s in seconds]}
 
 
 class CompileCounter:

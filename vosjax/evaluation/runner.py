@@ -2,15 +2,16 @@
 
 For each :class:`~vosjax.data.video.Video`: propagate its first-frame masks
 (:func:`vosjax.inference.video.segment_video`: STM, with gradient correction when asked, or
-GCSeg), optionally
-write palette PNGs at the original resolution (original object ids) and overlays, and score
-against the ground truth when the video has dense labels (the DAVIS protocol).
+GCSeg), optionally write palette PNGs at the original resolution (original object ids) and
+overlays, and score against the ground truth when the video has dense labels (the DAVIS
+protocol). Writing and scoring happen in a worker thread while the next video propagates.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
@@ -47,41 +48,70 @@ class RunReport:
         return self.frames / self.seconds if self.seconds else 0.0
 
 
+def _finish(video, labels, frames, output_dir, overlays):
+    """Write (PNGs, overlays) and score one segmented video; the score or None."""
+    from vosjax.data.video import write_predictions  # noqa: PLC0415
+
+    if output_dir is not None:
+        write_predictions(output_dir, video, labels)
+        if overlays:
+            from vosjax.evaluation.visualize import write_overlays  # noqa: PLC0415
+            d = os.path.join(output_dir, "overlays", video.name)
+            write_overlays(d, frames, video.to_original_ids(labels),
+                           list(video.frame_names), gif_path=d + ".gif")
+    gt = video.labels
+    if gt is not None and video.num_frames >= 3:
+        return score_sequence(video.name, gt, labels)
+    return None
+
+
 def run_videos(model, variables, videos: Sequence, options: InferenceOptions = InferenceOptions(),
                *, output_dir: str | None = None, overlays: bool = False,
-               progress: bool = False) -> RunReport:
-    """Segment (and score) ``videos``; see the module docstring."""
-    from vosjax.data.video import write_predictions  # noqa: PLC0415
+               progress: bool = False, background: bool = True) -> RunReport:
+    """Segment (and score) ``videos``; see the module docstring.
+
+    ``background`` (default): writing a video's PNGs / overlays and scoring it run in one worker
+    thread while the next video propagates (at most one video waits there, so memory stays
+    bounded); a failure there is raised by the next video's hand-off or at the end, after the
+    worker has finished (every folder is written whole or not at all). ``False`` does it all in
+    line, in order. ``fps`` times the propagation alone either way.
+    """
     from vosjax.inference.video import segment_video  # noqa: PLC0415
 
-    scored, fps, total_frames, total_s = [], {}, 0, 0.0
+    fps, total_frames, total_s = {}, 0, 0.0
+    done: list = []        # per video: its score (None: unscored) or a Future of it
+    pool = ThreadPoolExecutor(1, thread_name_prefix="vosjax-write") if background else None
     it = videos
     if progress:
         from tqdm.auto import tqdm  # noqa: PLC0415
         it = tqdm(videos, desc="videos", unit="video")
-    for video in it:
-        frames = video.load_frames(range(video.num_frames))
-        start = time.perf_counter()
-        result = segment_video(model, variables, frames, video.first_masks, size=options.size,
-                               upsample=options.upsample, mem_every=options.mem_every,
-                               correction=options.correction, reference=options.reference,
-                               memory_slots=options.memory_slots,
-                               num_fragments=options.num_fragments,
-                               adaptive_search=options.adaptive_search, seed=options.seed)
-        labels = np.asarray(result.labels)   # host uint8 ids at the original size
-        seconds = time.perf_counter() - start
-        fps[video.name] = video.num_frames / seconds
-        total_frames += video.num_frames
-        total_s += seconds
-        if output_dir is not None:
-            write_predictions(output_dir, video, labels)
-            if overlays:
-                from vosjax.evaluation.visualize import write_overlays  # noqa: PLC0415
-                d = os.path.join(output_dir, "overlays", video.name)
-                write_overlays(d, frames, video.to_original_ids(labels),
-                               list(video.frame_names), gif_path=d + ".gif")
-        gt = video.labels
-        if gt is not None and video.num_frames >= 3:
-            scored.append(score_sequence(video.name, gt, labels))
+    try:
+        for video in it:
+            frames = video.load_frames(range(video.num_frames))
+            start = time.perf_counter()
+            result = segment_video(model, variables, frames, video.first_masks,
+                                   size=options.size, upsample=options.upsample,
+                                   mem_every=options.mem_every, correction=options.correction,
+                                   reference=options.reference,
+                                   memory_slots=options.memory_slots,
+                                   num_fragments=options.num_fragments,
+                                   adaptive_search=options.adaptive_search, seed=options.seed)
+            labels = np.asarray(result.labels)   # host uint8 ids at the original size
+            seconds = time.perf_counter() - start
+            fps[video.name] = video.num_frames / seconds
+            total_frames += video.num_frames
+            total_s += seconds
+            args = (video, labels, frames if overlays else None, output_dir, overlays)
+            if pool is None:
+                done.append(_finish(*args))
+                continue
+            if done:
+                done[-1].result()      # the previous video is written: raises its failure
+            done.append(pool.submit(_finish, *args))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    scored = [s for s in (d.result() if isinstance(d, Future) else d for d in done)
+              if s is not None]
     scores = DavisScores(scored) if scored else None
     return RunReport(scores=scores, fps=fps, frames=total_frames, seconds=total_s)

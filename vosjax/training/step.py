@@ -92,12 +92,19 @@ def state_shardings(abstract_state: TrainState, mesh):
                       opt_state=shd.tree_shardings(abstract_state.opt_state, mesh), rng=rep)
 
 
-def jit_train_step(loss_fn, tx, mesh, abstract_state):
-    """``train_step`` jitted with explicit in/out shardings over ``mesh`` and the state donated."""
+def jit_train_step(loss_fn, tx, mesh, abstract_state, *, donate: bool = True):
+    """``train_step`` jitted with explicit in/out shardings over ``mesh``.
+
+    ``donate`` (default) hands the input state's buffers to the update, which writes the new
+    params / optimizer state into them: one copy of the state on the device instead of two, and
+    the caller must not touch the old state after the call. ``donate=False`` is for callers that
+    keep it (and for measuring the difference: benchmarks/speedups.py).
+    """
     st_sh = state_shardings(abstract_state, mesh)
     fn = functools.partial(train_step, loss_fn=loss_fn, tx=tx)
     return jax.jit(fn, in_shardings=(st_sh, shd.batch_sharding(mesh)),
-                   out_shardings=(st_sh, shd.replicated(mesh)), donate_argnums=(0,)), st_sh
+                   out_shardings=(st_sh, shd.replicated(mesh)),
+                   donate_argnums=(0,) if donate else ()), st_sh
 
 
 def jit_init_state(init_variables, tx, mesh):

@@ -1,0 +1,377 @@
+"""Before/after measurements of four speed-ups (one JSON per speed-up; random weights).
+
+    python benchmarks/speedups.py objects      # objects batched vs one object at a time
+    python benchmarks/speedups.py memory-read  # fused einsum read vs the official bmm form
+    python benchmarks/speedups.py donation     # donated vs copied state (training, inference)
+    python benchmarks/speedups.py png --davis ../shared/data/davis2016-mini  # background writes
+
+Each writes ``benchmarks/results/speedup_<name>_<backend>.json`` (``--out`` overrides). The
+"before" and "after" programs are timed alternately, ``--repeats`` times each after a warm-up
+call, so machine load touches both alike; every row also records that both give the same
+numbers (``max_abs_diff``). Donation compares fresh processes (peak memory is per process).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+import record  # noqa: E402
+
+
+def alternate(before, after, repeats: int) -> dict:
+    """Time ``before()`` and ``after()`` alternately (one warm-up call each first)."""
+    before()
+    after()
+    times = {"before": [], "after": []}
+    for _ in range(repeats):
+        for name, fn in (("before", before), ("after", after)):
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    b, a = record.summary(times["before"]), record.summary(times["after"])
+    return {"before": b, "after": a, "speedup": round(b["median_s"] / a["median_s"], 3)}
+
+
+def _max_diff(x, y) -> float:
+    import numpy as np  # noqa: PLC0415
+
+    return float(np.max(np.abs(np.asarray(x, np.float32) - np.asarray(y, np.float32))))
+
+
+def _blobs(rng, objects: int, h: int, w: int):
+    """``[O, H, W]`` float masks: one ellipse per object."""
+    import numpy as np  # noqa: PLC0415
+
+    yy, xx = np.mgrid[:h, :w]
+    out = np.zeros((objects, h, w), np.float32)
+    for o in range(objects):
+        cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+        out[o] = (((yy - cy) / (0.15 * h)) ** 2 + ((xx - cx) / (0.12 * w)) ** 2 <= 1)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# objects: batched vs one at a time
+# ---------------------------------------------------------------------------------------------
+def bench_objects(args) -> list[dict]:
+    """One propagation step (memorize the previous frame, read, decode) for O objects: the
+    objects as one batch axis (vosjax) vs a loop of O single-object calls in the same jitted
+    program (the query frame is encoded once in both)."""
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+
+    rows = []
+    h, w = args.size
+    model = STM(arch=args.arch)
+    variables = init_stm(model, jax.random.PRNGKey(0), 64, 64)
+    rng = np.random.default_rng(0)
+    p = math.ceil(h / 16) * math.ceil(w / 16)
+    for objects in args.objects:
+        frame, prev = (jnp.asarray(rng.standard_normal((h, w, 3)), jnp.float32)
+                       for _ in range(2))
+        masks = jnp.asarray(_blobs(rng, objects, h, w))
+        n = args.memory_frames * p
+        keys = jnp.asarray(rng.standard_normal((objects, n, model.keydim)), jnp.float32)
+        values = jnp.asarray(rng.standard_normal((objects, n, model.valdim)), jnp.float32)
+
+        def step(v, prev, masks, frame, keys, values, batched):
+            query = model.apply(v, frame, method=model.encode_query)
+            outs = []
+            groups = [slice(None)] if batched else [slice(o, o + 1) for o in range(objects)]
+            for g in groups:
+                k, val = model.apply(v, prev, masks[g], method=model.memorize)
+                kk = jnp.concatenate([keys[g], k], axis=1)
+                vv = jnp.concatenate([values[g], val], axis=1)
+                outs.append(model.apply(v, query, kk, vv, (h, w), method=model.segment_query))
+            return jnp.concatenate(outs)
+
+        fns = {b: jax.jit(lambda *a, b=b: step(*a, batched=b)) for b in (False, True)}
+        inputs = (variables, prev, masks, frame, keys, values)
+        outs = {b: jax.block_until_ready(fns[b](*inputs)) for b in fns}
+        res = alternate(lambda: jax.block_until_ready(fns[False](*inputs)),
+                        lambda: jax.block_until_ready(fns[True](*inputs)), args.repeats)
+        rows.append({"setting": f"{args.arch} {h}x{w}, {objects} objects, memory "
+                                f"{args.memory_frames}+1 frames, one step",
+                     "before_label": "loop over objects", "after_label": "objects batched",
+                     "arch": args.arch, "size": [h, w], "objects": objects,
+                     "memory_frames": args.memory_frames, **res,
+                     "max_abs_diff": _max_diff(outs[False], outs[True]),
+                     "load_average": record.load_average()})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# memory read: one einsum pair vs the official formulation
+# ---------------------------------------------------------------------------------------------
+def official_style_read(keys_cf, values_cf, q_key_cf):
+    """The official read, literally: channel-first memory ``keys [O, Ck, N]``, ``values
+    [O, Cv, N]``, the query key expanded to every object ``[O, Ck, M]``, two batched matmuls
+    with a transpose in between; returns ``[O, M, Cv]`` like :func:`memory_read`."""
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+
+    o, ck, _ = keys_cf.shape
+    q = jnp.broadcast_to(q_key_cf, (o,) + q_key_cf.shape[1:])
+    p = jnp.matmul(jnp.transpose(keys_cf, (0, 2, 1)), q) / math.sqrt(ck)    # [O, N, M]
+    p = jax.nn.softmax(p, axis=1)
+    return jnp.transpose(jnp.matmul(values_cf, p), (0, 2, 1))
+
+
+def bench_memory_read(args) -> list[dict]:
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from vosjax.models.stm import memory_read  # noqa: PLC0415
+
+    rows = []
+    rng = np.random.default_rng(0)
+    fused = jax.jit(lambda k, v, q: memory_read(k, v, q)[0])
+    unfused = jax.jit(official_style_read)
+    for size in args.read_sizes:
+        h, w = (int(s) for s in size.split("x"))
+        p = math.ceil(h / 16) * math.ceil(w / 16)
+        for frames in args.read_frames:
+            o, n = args.read_objects, frames * p
+            k = jnp.asarray(rng.standard_normal((o, n, 128)) * 0.1, jnp.float32)
+            v = jnp.asarray(rng.standard_normal((o, n, 512)), jnp.float32)
+            q = jnp.asarray(rng.standard_normal((p, 128)) * 0.1, jnp.float32)
+            kcf, vcf = jnp.transpose(k, (0, 2, 1)), jnp.transpose(v, (0, 2, 1))
+            qcf = jnp.transpose(q)[None]
+            a, b = fused(k, v, q), unfused(kcf, vcf, qcf)
+            res = alternate(lambda: jax.block_until_ready(unfused(kcf, vcf, qcf)),
+                            lambda: jax.block_until_ready(fused(k, v, q)), args.repeats)
+            rows.append({"setting": f"{o} objects, {size} (M = {p} query positions), "
+                                    f"memory {frames} frames (N = {n})",
+                         "before_label": "official bmm form", "after_label": "einsum pair",
+                         "size": [h, w], "objects": o, "memory_frames": frames, **res,
+                         "max_abs_diff": _max_diff(a, b), "load_average": record.load_average()})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# donation (each variant in a fresh process: peak RSS is per process)
+# ---------------------------------------------------------------------------------------------
+def probe_train(donate: bool, args) -> dict:
+    """STM-cycle training updates (3-frame clips) with the state donated or copied."""
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+
+    import training_speed  # noqa: PLC0415
+    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+    from vosjax.training.optim import make_optimizer  # noqa: PLC0415
+    from vosjax.training.sharding import batch_sharding, make_mesh  # noqa: PLC0415
+    from vosjax.training.state import TrainState  # noqa: PLC0415
+    from vosjax.training.step import jit_train_step, stm_loss_fn  # noqa: PLC0415
+
+    h, w = args.size
+    model = STM(arch=args.arch)
+    tx = make_optimizer(1e-5)
+    mesh = make_mesh(devices=jax.devices()[:1])
+
+    def make_state(rng):
+        v = init_stm(model, rng, 64, 64)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=v["params"],
+                          batch_stats=v["batch_stats"], opt_state=tx.init(v["params"]),
+                          rng=rng)
+
+    abstract = jax.eval_shape(make_state, jax.random.PRNGKey(0))
+    step, shardings = jit_train_step(stm_loss_fn(model, cycle=True), tx, mesh, abstract,
+                                     donate=donate)
+    state = jax.jit(make_state, out_shardings=shardings)(jax.random.PRNGKey(0))
+    frames, masks, num = training_speed.synthetic_clips(args.batch, 3, 2, 2, h, w)
+    sh = batch_sharding(mesh)
+    batch = {k: jax.device_put(x, sh) for k, x in
+             {"frames": frames, "masks": masks, "num_objects": num}.items()}
+    state_mib = sum(x.nbytes for x in jax.tree_util.tree_leaves(state)) / 2 ** 20
+    losses, times = [], []
+    before = record.rss_bytes()
+    with record.PeakRSS() as peak:
+        for _ in range(args.steps + 1):
+            start = time.perf_counter()
+            state, metrics = step(state, batch)
+            losses.append(float(metrics["loss"]))
+            times.append(time.perf_counter() - start)
+    return {"state_mib": round(state_mib, 1), "rss_before_mib": round(before / 2 ** 20, 1),
+            "peak_rss_mib": round(peak.peak / 2 ** 20, 1), "losses": losses,
+            "first_update_s": round(times[0], 3), **record.summary(times[1:])}
+
+
+def probe_inference(donate: bool, args) -> dict:
+    """Propagation of a synthetic video with the per-frame step donating its state (vosjax)
+    or copying it (the same step jitted without ``donate_argnums``)."""
+    import jax  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    import inference_speed  # noqa: PLC0415
+    from vosjax.inference import propagate, propagation  # noqa: PLC0415
+    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+
+    if not donate:   # the library's step, minus the donation
+        propagation._step_jit = jax.jit(propagation.propagation_step,
+                                        static_argnames=("model", "cfg"))
+    h, w = args.size
+    model = STM(arch=args.arch)
+    variables = init_stm(model, jax.random.PRNGKey(0), 64, 64)
+    frames, masks = inference_speed.synthetic_video(args.frames, 1, h, w)
+    propagate(model, variables, frames, masks[1:])     # compile
+    times, probs = [], None
+    before = record.rss_bytes()
+    with record.PeakRSS() as peak:
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            probs = propagate(model, variables, frames, masks[1:]).probs
+            times.append(time.perf_counter() - start)
+    return {"rss_before_mib": round(before / 2 ** 20, 1),
+            "peak_rss_mib": round(peak.peak / 2 ** 20, 1),
+            "probs_checksum": float(np.sum(np.square(probs[:, 1:]))), **record.summary(times)}
+
+
+def bench_donation(args) -> list[dict]:
+    rows = []
+    h, w = args.size
+    for kind in args.donation_kinds:
+        res = {}
+        for rep in range(2):                  # before, after, before, after
+            for donate in (False, True):
+                cmd = [sys.executable, os.path.abspath(__file__), "donation", "--probe", kind,
+                       "--donate", str(int(donate)), "--arch", args.arch, "--size", str(h),
+                       str(w), "--steps", str(args.steps), "--batch", str(args.batch),
+                       "--frames", str(args.frames), "--repeats", str(args.repeats)]
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                res.setdefault(donate, []).append(r)
+        before, after = res[False], res[True]
+        b = min(r["median_s"] for r in before)
+        a = min(r["median_s"] for r in after)
+        if kind == "train":
+            setting = f"{args.arch} {h}x{w}, training update, batch {args.batch}, 2 objects"
+            check = max(abs(x - y) for x, y in zip(before[0]["losses"], after[0]["losses"]))
+        else:
+            setting = f"{args.arch} {h}x{w}, propagation of a {args.frames}-frame video"
+            check = abs(before[0]["probs_checksum"] - after[0]["probs_checksum"])
+        rows.append({"setting": setting, "before_label": "state copied",
+                     "after_label": "state donated", "kind": kind,
+                     "before": {"median_s": b, "runs": before},
+                     "after": {"median_s": a, "runs": after},
+                     "speedup": round(b / a, 3), "max_abs_diff": check,
+                     "peak_rss_mib": {"before": max(r["peak_rss_mib"] for r in before),
+                                      "after": max(r["peak_rss_mib"] for r in after)},
+                     "load_average": record.load_average(),
+                     "note": "before/after: best of two fresh processes' medians"})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# png: writing and scoring in the background vs in line
+# ---------------------------------------------------------------------------------------------
+def bench_png(args) -> list[dict]:
+    """``run_videos`` over the DAVIS clips with PNGs written: ``background=False`` vs True."""
+    import jax  # noqa: PLC0415
+
+    from configs import demo  # noqa: PLC0415
+    from vosjax.data.davis import DavisDataset  # noqa: PLC0415
+    from vosjax.evaluation.runner import InferenceOptions, run_videos  # noqa: PLC0415
+    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+    from vosjax.training.loop import build_model  # noqa: PLC0415
+
+    if not args.davis or not os.path.isdir(args.davis):
+        raise SystemExit(f"--davis {args.davis!r}: not a DAVIS folder (davis2016-mini works)")
+    ds = DavisDataset(args.davis, year="2016", split=args.split)
+    videos = [ds[i] for i in range(len(ds))]
+    frames = sum(v.num_frames for v in videos)
+    models = [("demo ResNet-10 64x96", build_model(demo.get_config().model), (64, 96))]
+    if not args.skip_large:
+        models.append((f"{args.arch} {args.size[0]}x{args.size[1]}", STM(arch=args.arch),
+                       tuple(args.size)))
+    rows = []
+    for name, model, size in models:
+        variables = init_stm(model, jax.random.PRNGKey(0), 64, 64)
+        opts = InferenceOptions(size=size)
+        with tempfile.TemporaryDirectory() as tmp:
+            reports = {}
+
+            def run(bg, reports=reports, variables=variables, model=model, opts=opts, tmp=tmp):
+                reports[bg] = run_videos(model, variables, videos, opts, background=bg,
+                                         output_dir=os.path.join(tmp, str(bg)))
+            res = alternate(lambda: run(False), lambda: run(True), args.repeats)
+            prop = {("background" if bg else "in_line"): round(r.seconds, 3)
+                    for bg, r in reports.items()}
+            same = reports[False].scores.global_row() == reports[True].scores.global_row()
+        rows.append({"setting": f"{name}, {len(videos)} DAVIS-2016 videos ({frames} frames), "
+                                "PNGs at 480p + scoring",
+                     "before_label": "write + score in line",
+                     "after_label": "write + score in a worker thread", **res,
+                     "propagation_s_last_run": prop,
+                     "max_abs_diff": 0.0 if same else float("nan"),
+                     "load_average": record.load_average()})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+BENCHES = {"objects": bench_objects, "memory-read": bench_memory_read,
+           "donation": bench_donation, "png": bench_png}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("which", choices=sorted(BENCHES))
+    p.add_argument("--arch", default="resnet18")
+    p.add_argument("--size", nargs=2, type=int, default=[240, 427], metavar=("H", "W"))
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--objects", nargs="+", type=int, default=[1, 3])
+    p.add_argument("--memory-frames", type=int, default=4)
+    p.add_argument("--read-sizes", nargs="+", default=["240x427", "480x854"])
+    p.add_argument("--read-frames", nargs="+", type=int, default=[1, 4, 8])
+    p.add_argument("--read-objects", type=int, default=3)
+    p.add_argument("--donation-kinds", nargs="+", choices=["train", "inference"],
+                   default=["train", "inference"])
+    p.add_argument("--steps", type=int, default=3, help="timed training updates (donation)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--frames", type=int, default=20, help="video length (donation)")
+    p.add_argument("--davis", default=None, help="DAVIS root for `png`")
+    p.add_argument("--split", default="val")
+    p.add_argument("--skip-large", action="store_true", help="png: the demo model only")
+    p.add_argument("--probe", choices=["train", "inference"], help=argparse.SUPPRESS)
+    p.add_argument("--donate", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--out", default=None)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.probe:
+        fn = probe_train if args.probe == "train" else probe_inference
+        print(json.dumps(fn(bool(args.donate), args)), flush=True)
+        return
+    import jax  # noqa: PLC0415
+
+    backend = jax.default_backend()
+    head = record.header(backend)
+    rows = BENCHES[args.which](args)
+    out = args.out or os.path.join(HERE, "results",
+                                   f"speedup_{args.which.replace('-', '_')}_{backend}.json")
+    record.write_json(out, {**head, "benchmark": f"speedup_{args.which}",
+                            "versions": record.versions(), "rows": rows,
+                            "load_average_end": record.load_average()})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
