@@ -30,17 +30,23 @@ Scripts (each writes JSON into `benchmarks/results/`; this file is generated fro
 * `training_speed.py`: clips/s of the STM-cycle training step (3-frame clips, cycle on), vosjax's
   jitted step vs the official `train` loop (`train_batch=1`, `iter_size=B`), with XLA's FLOP
   count of the compiled step (achieved FLOP/s; MFU with `--peak-flops`).
+  `training_breakdown.py`: the same update split into forward, backward and optimizer;
+  `conv_kernels.py`: STM's convolutions alone in XLA and PyTorch; `profile_step.py`: a profiler
+  trace of one propagated video summed by XLA op kind.
 * `score_timing.py`: J&F scoring of a DAVIS-2017-val-sized set vs the davis2017-evaluation
   toolkit. `stm_step.py`: one memorize + segment step.
+* `compile_count.py`, `slot_trim.py`, `correction_caching.py`, `speedups.py`: one speed-up
+  each, measured before/after in the same run (`speedups.py objects|memory-read|donation|png`).
 
 GPU rows: run the same scripts with `--device gpu` on the GPU machine and commit the JSON files
 (`inference_gpu.json`, `training_gpu.json`); the tables pick them up.
 
-How to read the CPU rows: they come from a 2-core machine shared with other jobs; every row
-carries the 1-minute load average during it (above 2 means another job held a core). Both
-libraries used `--threads` threads; PyTorch's OpenMP pool slows down sharply when another process
-holds one of its cores, so under load the official figures vary more than vosjax's (see
-`runs_s` in the JSON). vosjax's correction rows are not bit-comparable to the official ones
+How to read the CPU rows: a 2-core machine; every row carries the 1-minute load average
+during it. Measure on an idle machine: when another process holds a core, PyTorch's OpenMP
+pool slows down several-fold while XLA degrades gently, which inflated our first CPU ratios
+(R18, 1 object: 4.06x measured at load 2.8-3.7, 0.80x idle). The inference and training rows
+below were re-measured idle (load <= 2 = our own two threads).
+vosjax's correction rows are not bit-comparable to the official ones
 with random weights (the rate-180 descent is chaotic); `max_abs_diff_probs_to_first_correction`
 is the parity check for them.
 """
@@ -202,6 +208,25 @@ def slot_trim_table(files) -> list[str]:
     return lines
 
 
+def unroll_table(files) -> list[str]:
+    """``correction_speed.py --unroll-only``: one correction, rolled vs unrolled loop."""
+    files = [d for d in files if d.get("correction_unroll")]
+    if not files:
+        return []
+    lines = ["## Correction loop: `lax.fori_loop` rolled vs unrolled (one correction; the "
+             "default `unroll` is chosen per backend)", "",
+             "| device | arch | size | objects | unroll | compile s | median s | load | file |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for d in files:
+        c = d["config"]
+        for r in d["correction_unroll"]:
+            lines.append(f"| {d['device']} | {c['arch']} | {c['size'][0]}x{c['size'][1]} | "
+                         f"{c['objects']} | {r['unroll']} | {r['compile_s']:.1f} | "
+                         f"{r['median_s']:.2f} | {_fmt(d['load_average_start'][0], 1)}-"
+                         f"{_fmt(d['load_average_end'][0], 1)} | {d['_file']} |")
+    return lines
+
+
 def caching_table(files) -> list[str]:
     if not files:
         return []
@@ -218,14 +243,97 @@ def caching_table(files) -> list[str]:
     return lines
 
 
+def breakdown_table(files) -> list[str]:
+    """``training_breakdown.py``: forward / backward / update seconds per implementation."""
+    if not files:
+        return []
+    lines = ["## Training update broken down (one 3-frame clip, cycle on; backward = "
+             "forward+backward minus forward)", "",
+             "| device | arch | size | objects | part | vosjax s | official s | ratio | load | "
+             "file |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for d in files:
+        c = d["settings"]
+        for part in ("forward", "backward", "forward_backward", "update"):
+            lines.append(f"| {_device(d)} | {c['arch']} | {c['size'][0]}x{c['size'][1]} | "
+                         f"{c['objects']} | {part.replace('_', ' + ')} | "
+                         f"{d['ours']['median_s'][part]:.2f} | "
+                         f"{d['official']['median_s'][part]:.2f} | {d['speedup'][part]:.2f}x | "
+                         f"{_load_range(d)} | {d['_file']} |")
+    return lines
+
+
+def profile_table(files) -> list[str]:
+    """``profile_step.py``: the op kinds that take a propagation's time."""
+    if not files:
+        return []
+    lines = ["## Where propagation time goes (profiler trace of one video, summed op time)", "",
+             "| device | arch | size | T | op kinds (share) | costliest op (layer, s) | file |",
+             "|---|---|---|---|---|---|---|"]
+    for d in files:
+        c = d["settings"]
+        kinds = ", ".join(f"{k['kind']} {100 * k['share']:.1f}%" for k in d["kinds"][:4])
+        top = d["top_ops"][0]
+        lines.append(f"| {d['device']} | {c['arch']} | {c['size'][0]}x{c['size'][1]} | "
+                     f"{c['frames']} | {kinds} | {top['op']} ({top['layer']}, {top['s']:.2f}) | "
+                     f"{d['_file']} |")
+    return lines
+
+
+def conv_table(files) -> list[str]:
+    """``conv_kernels.py``: one convolution alone, XLA vs PyTorch (ms; time ratio)."""
+    if not files:
+        return []
+    lines = ["## Convolutions alone, XLA vs PyTorch (what bounds the rows above; ms, XLA/PyTorch "
+             "time)", "",
+             "| device | layer | input | kernel | forward | grad input | grad kernel | "
+             "grad both | load | file |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for d in files:
+        for r in d["rows"]:
+            cells = [f"{r[p]['jax']['ms']:.1f} / {r[p]['torch']['ms']:.1f} "
+                     f"({r[p]['jax_over_torch_time']:.2f}x)"
+                     for p in ("forward", "grad_input", "grad_kernel", "grad_both")]
+            k = r["kernel"]
+            lines.append(f"| {d['device']} | {r['layer']} | {'x'.join(map(str, r['input']))} | "
+                         f"{k[0]}x{k[1]} {k[2]}->{k[3]} /{r['stride']} | {' | '.join(cells)} | "
+                         f"{_fmt(r['load_average'], 1)} | {d['_file']} |")
+    return lines
+
+
+SPEEDUPS = {"speedup_objects": "objects batched", "speedup_memory-read": "memory read",
+            "speedup_donation": "donated buffers", "speedup_png": "PNG writing off the path"}
+
+
+def speedups_table(files) -> list[str]:
+    """Rows of ``speedups.py`` (before/after timed alternately in one run)."""
+    if not files:
+        return []
+    lines = ["## Speed-ups before/after (`speedups.py`; alternated in one run, medians)", "",
+             "| device | speed-up | setting | before | after | before s | after s | ratio | "
+             "max abs diff | peak RSS MiB before / after | load | file |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for d in sorted(files, key=lambda d: list(SPEEDUPS).index(d["benchmark"])):
+        for r in d["rows"]:
+            rss = r.get("peak_rss_mib")
+            rss = f"{rss['before']:.0f} / {rss['after']:.0f}" if rss else "-"
+            lines.append(f"| {d['device']} | {SPEEDUPS[d['benchmark']]} | {r['setting']} | "
+                         f"{r['before_label']} | {r['after_label']} | "
+                         f"{r['before']['median_s']:.4g} | {r['after']['median_s']:.4g} | "
+                         f"{r['speedup']:.2f}x | {r['max_abs_diff']:.1e} | {rss} | "
+                         f"{_fmt(r['load_average'], 1)} | {d['_file']} |")
+    return lines
+
+
 def build_section(results_dir) -> str:
     data = _load(results_dir)
     pick = lambda kind: [d for d in data if d.get("benchmark") == kind]  # noqa: E731
     parts = [inference_table(pick("inference")), overhead_table(pick("inference")),
              memory_table(pick("inference")), training_table(pick("training")),
+             breakdown_table(pick("training_breakdown")), profile_table(pick("profile_step")),
+             conv_table(pick("conv_kernels")),
              scoring_table([d for d in data if "seconds_toolkit" in d]),
              compile_table(pick("compile_count")), slot_trim_table(pick("slot_trim")),
-             caching_table(pick("correction_caching"))]
+             caching_table(pick("correction_caching")), unroll_table(data),
+             speedups_table([d for d in data if d.get("benchmark") in SPEEDUPS])]
     body = "\n\n".join("\n".join(p) for p in parts if p)
     return f"{BEGIN}\n{body}\n{END}\n"
 

@@ -64,3 +64,33 @@ def test_training_driver_tiny(tmp_path):
     # Same weights and clip: the first update's loss is the official one.
     assert row["first_loss_abs_diff"] < 1e-4 * max(1.0, abs(row["official"]["first_loss"]))
     assert row["ours"]["flops"] > 0 and row["ours"]["clips_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_training_breakdown_tiny(tmp_path):
+    import make_table
+    import training_breakdown
+
+    out = tmp_path / "training_breakdown_cpu.json"
+    training_breakdown.main(["--official", str(OFFICIAL), "--arch", "resnet18", "--size", "32",
+                             "48", "--repeats", "1", "--out", str(out)])
+    data = json.loads(out.read_text())
+    for impl in ("ours", "official"):
+        m = data[impl]["median_s"]
+        assert m["backward"] == pytest.approx(m["forward_backward"] - m["forward"], abs=1e-3)
+        assert m["forward"] > 0 and m["update"] > 0
+    assert "| resnet18 | 32x48 | 2 | backward |" in make_table.build_section(str(tmp_path))
+
+
+def test_conv_kernels_tiny(tmp_path):
+    import conv_kernels
+    import make_table
+
+    out = tmp_path / "conv_kernels_cpu.json"
+    conv_kernels.main(["--scale", "0.1", "--repeats", "1", "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == len(conv_kernels.SHAPES)
+    for r in rows:
+        for part in conv_kernels.PARTS:
+            assert r[part]["jax"]["ms"] > 0 and r[part]["torch"]["ms"] > 0
+    assert "Convolutions alone" in make_table.build_section(str(tmp_path))
