@@ -38,8 +38,10 @@ Scripts (each writes JSON into `benchmarks/results/`; this file is generated fro
 * `compile_count.py`, `slot_trim.py`, `correction_caching.py`, `speedups.py`: one speed-up
   each, measured before/after in the same run (`speedups.py objects|memory-read|donation|png`).
 
-GPU rows: run the same scripts with `--device gpu` on the GPU machine and commit the JSON files
-(`inference_gpu.json`, `training_gpu.json`); the tables pick them up.
+GPU rows: `bash benchmarks/gpu_suite.sh PART OFFICIAL [DEST]` runs the same scripts with
+`--device gpu` in parts that each fit in a 10-minute run (`inference-r18`, `inference-r50`,
+`inference-480p`, `training` with MFU, `kernels`); commit the `*_gpu.json` files and the
+tables pick them up. `SMOKE=1` runs every command tiny on the CPU to check the plumbing.
 
 How to read the CPU rows: a 2-core machine; every row carries the 1-minute load average
 during it. Measure on an idle machine: when another process holds a core, PyTorch's OpenMP
@@ -309,11 +311,11 @@ def speedups_table(files) -> list[str]:
         return []
     lines = ["## Speed-ups before/after (`speedups.py`; alternated in one run, medians)", "",
              "| device | speed-up | setting | before | after | before s | after s | ratio | "
-             "max abs diff | peak RSS MiB before / after | load | file |",
+             "max abs diff | peak MiB before / after (device, else RSS) | load | file |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for d in sorted(files, key=lambda d: list(SPEEDUPS).index(d["benchmark"])):
         for r in d["rows"]:
-            rss = r.get("peak_rss_mib")
+            rss = r.get("peak_device_mib") or r.get("peak_rss_mib")
             rss = f"{rss['before']:.0f} / {rss['after']:.0f}" if rss else "-"
             lines.append(f"| {d['device']} | {SPEEDUPS[d['benchmark']]} | {r['setting']} | "
                          f"{r['before_label']} | {r['after_label']} | "

@@ -167,6 +167,15 @@ def bench_memory_read(args) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 # donation (each variant in a fresh process: peak RSS is per process)
 # ---------------------------------------------------------------------------------------------
+def _device_peak_mib():
+    """Peak bytes in use on the accelerator (MiB), when its backend reports memory stats."""
+    import jax  # noqa: PLC0415
+
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else round(peak / 2 ** 20, 1)
+
+
 def probe_train(donate: bool, args) -> dict:
     """STM-cycle training updates (3-frame clips) with the state donated or copied."""
     import jax  # noqa: PLC0415
@@ -209,6 +218,7 @@ def probe_train(donate: bool, args) -> dict:
             times.append(time.perf_counter() - start)
     return {"state_mib": round(state_mib, 1), "rss_before_mib": round(before / 2 ** 20, 1),
             "peak_rss_mib": round(peak.peak / 2 ** 20, 1), "losses": losses,
+            "peak_device_mib": _device_peak_mib(),
             "first_update_s": round(times[0], 3), **record.summary(times[1:])}
 
 
@@ -238,7 +248,7 @@ def probe_inference(donate: bool, args) -> dict:
             probs = propagate(model, variables, frames, masks[1:]).probs
             times.append(time.perf_counter() - start)
     return {"rss_before_mib": round(before / 2 ** 20, 1),
-            "peak_rss_mib": round(peak.peak / 2 ** 20, 1),
+            "peak_rss_mib": round(peak.peak / 2 ** 20, 1), "peak_device_mib": _device_peak_mib(),
             "probs_checksum": float(np.sum(np.square(probs[:, 1:]))), **record.summary(times)}
 
 
@@ -272,6 +282,9 @@ def bench_donation(args) -> list[dict]:
                      "speedup": round(b / a, 3), "max_abs_diff": check,
                      "peak_rss_mib": {"before": max(r["peak_rss_mib"] for r in before),
                                       "after": max(r["peak_rss_mib"] for r in after)},
+                     **({"peak_device_mib": {"before": max(r["peak_device_mib"] for r in before),
+                                             "after": max(r["peak_device_mib"] for r in after)}}
+                        if before[0].get("peak_device_mib") is not None else {}),
                      "load_average": record.load_average(),
                      "note": "before/after: best of two fresh processes' medians"})
         print(json.dumps(rows[-1]), flush=True)
