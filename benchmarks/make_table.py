@@ -46,9 +46,9 @@ tables pick them up. `SMOKE=1` runs every command tiny on the CPU to check the p
 How to read the CPU rows: a 2-core machine; every row carries the 1-minute load average
 during it. Measure on an idle machine: when another process holds a core, PyTorch's OpenMP
 pool slows down several-fold while XLA degrades gently, which inflated our first CPU ratios
-(R18, 1 object: 4.06x measured at load 2.8-3.7, 0.80x idle). The inference and training rows
-below were re-measured idle (load <= 2 = our own two threads).
-vosjax's correction rows are not bit-comparable to the official ones
+(R18, 1 object: 4.06x at load 2.8-3.7 in the inference_cpu.json of commit fb982de, 0.80x
+idle). The inference and training rows below were re-measured idle (load <= 2: our own two
+threads). vosjax's correction rows are not bit-comparable to the official ones
 with random weights (the rate-180 descent is chaotic); `max_abs_diff_probs_to_first_correction`
 is the parity check for them.
 """

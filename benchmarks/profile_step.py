@@ -67,6 +67,8 @@ def main(argv=None):
                                + f" --xla_dump_to={dump} --xla_dump_hlo_as_text").strip()
     import jax  # noqa: PLC0415
 
+    # a program loaded from the persistent compilation cache is not compiled, so not dumped
+    jax.config.update("jax_enable_compilation_cache", False)
     import inference_speed  # noqa: PLC0415
     from vosjax.inference import propagate  # noqa: PLC0415
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
