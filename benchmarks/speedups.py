@@ -48,18 +48,6 @@ def _max_diff(x, y) -> float:
     return float(np.max(np.abs(np.asarray(x, np.float32) - np.asarray(y, np.float32))))
 
 
-def _blobs(rng, objects: int, h: int, w: int):
-    """``[O, H, W]`` float masks: one ellipse per object."""
-    import numpy as np  # noqa: PLC0415
-
-    yy, xx = np.mgrid[:h, :w]
-    out = np.zeros((objects, h, w), np.float32)
-    for o in range(objects):
-        cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
-        out[o] = (((yy - cy) / (0.15 * h)) ** 2 + ((xx - cx) / (0.12 * w)) ** 2 <= 1)
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # objects: batched vs one at a time
 # ---------------------------------------------------------------------------------------------
@@ -71,6 +59,7 @@ def bench_objects(args) -> list[dict]:
     import jax.numpy as jnp  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
+    import inference_speed  # noqa: PLC0415
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
 
     rows = []
@@ -80,9 +69,9 @@ def bench_objects(args) -> list[dict]:
     rng = np.random.default_rng(0)
     p = math.ceil(h / 16) * math.ceil(w / 16)
     for objects in args.objects:
-        frame, prev = (jnp.asarray(rng.standard_normal((h, w, 3)), jnp.float32)
-                       for _ in range(2))
-        masks = jnp.asarray(_blobs(rng, objects, h, w))
+        frames, masks0 = inference_speed.synthetic_video(2, objects, h, w)
+        prev, frame = jnp.asarray(frames[0]), jnp.asarray(frames[1])
+        masks = jnp.asarray(masks0[1:])
         n = args.memory_frames * p
         keys = jnp.asarray(rng.standard_normal((objects, n, model.keydim)), jnp.float32)
         values = jnp.asarray(rng.standard_normal((objects, n, model.valdim)), jnp.float32)
@@ -320,7 +309,7 @@ def bench_png(args) -> list[dict]:
         with tempfile.TemporaryDirectory() as tmp:
             reports = {}
 
-            def run(bg, reports=reports, variables=variables, model=model, opts=opts, tmp=tmp):
+            def run(bg):     # called right away by alternate(): no late-binding issue
                 reports[bg] = run_videos(model, variables, videos, opts, background=bg,
                                          output_dir=os.path.join(tmp, str(bg)))
             res = alternate(lambda: run(False), lambda: run(True), args.repeats)
