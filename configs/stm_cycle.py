@@ -23,6 +23,9 @@ def get_config(arg: str = "r50"):
     c.seed = 0
     # Multi-host runs: jax.distributed.initialize() (coordinator from the environment).
     c.distributed = False
+    # Persistent XLA compilation cache (vosjax.compilation_cache): "" = the user cache
+    # ($JAX_COMPILATION_CACHE_DIR or ~/.cache/vosjax/xla), "off", or a folder.
+    c.compile_cache = ""
 
     c.model = ml_collections.ConfigDict(dict(
         name="stm", arch=ARCHS[arg], keydim=128, valdim=512, mdim=256,

@@ -16,6 +16,9 @@ def run(config, *, checkpoint: str, dataset: str, split: str, output: str,
     from vosjax.training.run import inference_options  # noqa: PLC0415
     from vosjax.training.tasks import model_numerics  # noqa: PLC0415
 
+    from vosjax import compilation_cache  # noqa: PLC0415
+
+    compilation_cache.enable(config.compile_cache)
     spec = parse_spec(dataset)
     # config.model.compute decides the numerics (the checkpoint stores the architecture only).
     model, variables = load_model(checkpoint, **model_numerics(config.model))

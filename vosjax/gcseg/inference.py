@@ -109,7 +109,8 @@ def frame_step(model, variables, frame, prev_masks, ref_frames, ref_masks, ref_w
     logits = call(feats_t_k, feats_ref, r, (h, w), method=model.segment_target)
     probs = jax.nn.softmax(logits, axis=-1)[..., 1].reshape(k, o, h, w)
     wts = ref_weights.astype(jnp.float32)
-    probs = jnp.einsum("kohw,k->ohw", probs, wts) / jnp.maximum(jnp.sum(wts), 1e-12)
+    probs = jnp.einsum("kohw,k->ohw", probs, wts, precision=jax.lax.Precision.HIGHEST
+                       ) / jnp.maximum(jnp.sum(wts), 1e-12)
     return probs, keep, sim
 
 

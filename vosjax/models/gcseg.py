@@ -44,7 +44,7 @@ def coseg_product(feats, vec):
     ``feats`` ``[N, h, w, C]``, ``vec`` ``[N, C]`` -> ``[N, h, w, C]``:
     ``G[n, i, j, c] = F[n, i, j, c] * f[n, c]``.
     """
-    return jnp.einsum("nhwc,nc->nhwc", feats, vec)
+    return feats * vec[:, None, None, :].astype(feats.dtype)
 
 
 def similarity_map(r_proj, f_proj, mode: str = "channel"):
@@ -61,9 +61,9 @@ def similarity_map(r_proj, f_proj, mode: str = "channel"):
       ``[N, h, w, C']`` (channel) or ``[N, h, w, 1]`` (dot).
     """
     if mode == "channel":
-        return jnp.einsum("nc,nhwc->nhwc", r_proj, f_proj)  # [N, h, w, C']
+        return r_proj[:, None, None, :] * f_proj  # [N, h, w, C']
     if mode == "dot":
-        return jnp.einsum("nc,nhwc->nhw", r_proj, f_proj)[..., None]  # [N, h, w, 1]
+        return jnp.sum(r_proj[:, None, None, :] * f_proj, axis=-1, keepdims=True)  # [N, h, w, 1]
     raise ValueError(f"similarity={mode!r}: expected 'channel' or 'dot'")
 
 
@@ -234,7 +234,8 @@ class MaskEncoder(nn.Module):
         if self.fuse == "weighted":
             w = self.param("kernel", nn.initializers.constant(1.0 / k), (k,))
             b = self.param("bias", nn.initializers.zeros, ())
-            return jnp.einsum("nkc,k->nc", pooled, w.astype(pooled.dtype)) + b
+            return jnp.einsum("nkc,k->nc", pooled, w.astype(pooled.dtype),
+                              precision=self.precision) + b
         out = nn.Conv(c, (k,), padding="VALID", precision=self.precision, dtype=self.dtype,
                       name="conv")(pooled)  # [N, 1, C]
         return out[:, 0]
@@ -359,7 +360,7 @@ class Decoder(nn.Module):
         x = ResidualBlockNoBN(name="residual", **kw)(x)
         x = ASPP(self.channels, tuple(self.aspp_rates), name="aspp", **kw)(x)
         logits = nn.Conv(2, (1, 1), name="classifier", **kw)(x)
-        return resize_bilinear(logits.astype(jnp.float32), out_hw)
+        return resize_bilinear(logits, out_hw, self.precision).astype(jnp.float32)
 
 
 # ----------------------------------------------------------------------------- the network
@@ -512,7 +513,8 @@ class GCSeg(nn.Module):
         if self.mode in ("both", "reference"):
             f = both(feats_t[self.ref_level], feats_ref[self.ref_level])
             rr = self.reference(f, jnp.concatenate([r] * streams, 0))
-            parts.append(resize_bilinear(rr, hw) if rr.shape[1:3] != tuple(hw) else rr)
+            parts.append(resize_bilinear(rr, hw, resolve_precision(self.precision))
+                         if rr.shape[1:3] != tuple(hw) else rr)
         main = self.decoder(jnp.concatenate(parts, -1), out_hw)
         aux = self.coseg_decoder(parts[0], out_hw) if self.mode == "both" else None
 

@@ -21,12 +21,15 @@ Conventions
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 # In "max" mode a feature pixel belongs to a region when its overlap exceeds this (in feature
 # pixels); it only guards against float residue at shared edges (a one-image-pixel region at
 # stride 32 still overlaps by 1/32).
 MAX_MODE_MIN_OVERLAP = 1e-4
+# Name scope of the area averages below: float32 HIGHEST in every compute mode (vosjax.compute).
+F32_AGGREGATION = "f32_aggregation"
 
 
 def mask_box(mask, threshold: float = 0.5):
@@ -91,7 +94,9 @@ def pyramid_roi_pool(feats, box, valid, *, grid: int = 3, mode: str = "avg"):
     f32 = feats.astype(jnp.float32)
     if mode == "avg":
         # pooled[i, j, c] = sum_hw wy[i, h] wx[j, w] F[h, w, c] / (sum_h wy[i, h] sum_w wx[j, w])
-        num = jnp.einsum("ih,jw,hwc->ijc", wy, wx, f32)
+        # An exact area average, in float32 in every compute mode (named for the policy test).
+        with jax.named_scope(F32_AGGREGATION):
+            num = jnp.einsum("ih,jw,hwc->ijc", wy, wx, f32, precision=jax.lax.Precision.HIGHEST)
         den = wy.sum(1)[:, None] * wx.sum(1)[None, :]
         pooled = num / jnp.maximum(den, 1e-12)[..., None]
     else:
@@ -118,7 +123,9 @@ def area_downsample(masks, hw):
     gets the fraction of its area covered by the mask (for masks that are 0/1)."""
     ay = area_resize_matrix(masks.shape[1], hw[0])  # [h, H]
     ax = area_resize_matrix(masks.shape[2], hw[1])  # [w, W]
-    return jnp.einsum("hy,nyx,wx->nhw", ay, masks.astype(jnp.float32), ax)
+    with jax.named_scope(F32_AGGREGATION):
+        return jnp.einsum("hy,nyx,wx->nhw", ay, masks.astype(jnp.float32), ax,
+                          precision=jax.lax.Precision.HIGHEST)
 
 
 def box_pool(feats, box, valid, *, mode: str = "avg"):

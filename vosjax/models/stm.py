@@ -16,6 +16,7 @@ object, which changes no number: ``conv1(frame)`` in the memory encoder, and the
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -190,6 +191,36 @@ class MemoryEncoder(ResNet):
         return self.conv1(frame)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def dot_f32(precision, dims, a, b):
+    """``lax.dot_general(a, b, dims)`` accumulated and returned in float32 whatever the
+    operands' dtype.
+
+    Its gradient keeps the operands' dtype: the cotangent is cast to it before the transposed
+    products (plain ``preferred_element_type`` would run them in float32 on bfloat16 operands).
+    """
+    return jax.lax.dot_general(a, b, dims, precision=precision,
+                               preferred_element_type=jnp.float32)
+
+
+def _dot_f32_fwd(precision, dims, a, b):
+    return dot_f32(precision, dims, a, b), (a, b)
+
+
+def _dot_f32_bwd(precision, dims, res, g):
+    a, b = res
+    _, vjp = jax.vjp(lambda x, y: jax.lax.dot_general(x, y, dims, precision=precision,
+                                                      preferred_element_type=a.dtype), a, b)
+    return vjp(g.astype(a.dtype))
+
+
+dot_f32.defvjp(_dot_f32_fwd, _dot_f32_bwd)
+
+# memory_read's two products as dot_general dimension numbers ((contract), (batch)).
+_KEYS_DOT_QUERY = (((2,), (1,)), ((), ()))     # [O, N, C] x [M, C] -> [O, N, M]
+_ATTN_DOT_VALUES = (((1,), (1,)), ((0,), (0,)))  # [O, N, M] x [O, N, C] -> [O, M, C]
+
+
 def memory_read(mem_keys, mem_values, q_key, valid=None, precision=None):
     """STM memory read: attention over memory positions, scaled by ``1/sqrt(keydim)``.
 
@@ -205,16 +236,14 @@ def memory_read(mem_keys, mem_values, q_key, valid=None, precision=None):
     ck = mem_keys.shape[-1]
     # logits[o, n, m] = <k_mem[o, n], k_q[m]> / sqrt(Ck), accumulated in float32 whatever the
     # operand dtype (a bfloat16 bank is read with float32 accumulation).
-    logits = jnp.einsum("onc,mc->onm", mem_keys, q_key.astype(mem_keys.dtype),
-                        precision=precision, preferred_element_type=jnp.float32)
+    logits = dot_f32(precision, _KEYS_DOT_QUERY, mem_keys, q_key.astype(mem_keys.dtype))
     logits = logits / math.sqrt(ck)
     if valid is not None:
         valid = jnp.broadcast_to(valid if valid.ndim == 2 else valid[None], logits.shape[:2])
         logits = jnp.where(valid[..., None], logits, -jnp.inf)
     attn = jax.nn.softmax(logits, axis=1)
     # read[o, m] = sum_n attn[o, n, m] * v_mem[o, n]
-    read = jnp.einsum("onm,onc->omc", attn.astype(mem_values.dtype), mem_values,
-                      precision=precision)
+    read = dot_f32(precision, _ATTN_DOT_VALUES, attn.astype(mem_values.dtype), mem_values)
     return read, attn
 
 

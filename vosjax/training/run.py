@@ -5,6 +5,7 @@ import os
 
 import jax
 
+from vosjax import compilation_cache
 from vosjax.checkpoint import write_json
 from vosjax.evaluation.runner import InferenceOptions, RunReport, run_videos
 from vosjax.training.input_pipeline import build_videos
@@ -59,6 +60,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     write ``WORKDIR/eval.json``."""
     if config.get("distributed", False):
         jax.distributed.initialize()
+    compilation_cache.enable(config.compile_cache)
     out = train(config, workdir)
     if not config.eval.enabled:
         return {"train": out}

@@ -1,0 +1,133 @@
+"""bfloat16 against float32-highest, measured (vosjax.compute).
+
+Two measurements:
+
+1. **Held-out J&F** of a trained demo model (a ``train.py --config configs/demo.py`` workdir):
+   the demo's held-out synthetic videos segmented in both modes, without and with gradient
+   correction (N = 10, every 5 frames, alpha = 10.8: the paper's 180 scaled to 64x96 frames as
+   in docs/experiments.md), DAVIS protocol.
+2. **Golden R18 weights** (``../shared/golden/stm_training``): the golden 11-frame clip
+   propagated in both modes (without / with correction); per frame, the max and mean absolute
+   difference of the probabilities and the share of pixels whose label differs.
+
+Command::
+
+    python experiments/compute_modes.py --workdir /tmp/vosjax-demo \
+        --golden ../shared/golden/stm_training --out experiments/results/compute_modes.json
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import pathlib
+import platform
+import sys
+import time
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+MODES = ("float32-highest", "bfloat16")
+
+
+def heldout_jf(workdir: str, correction_rate: float, num_videos: int | None) -> dict:
+    """J&F of the demo's held-out videos in each mode, correction off and on."""
+    from configs import demo  # noqa: PLC0415
+    from vosjax.checkpoint import load_model  # noqa: PLC0415
+    from vosjax.compute import resolve  # noqa: PLC0415
+    from vosjax.correction import GradientCorrection  # noqa: PLC0415
+    from vosjax.evaluation.runner import run_videos  # noqa: PLC0415
+    from vosjax.training.run import heldout_videos, inference_options  # noqa: PLC0415
+
+    config = demo.get_config()
+    if num_videos:
+        with config.unlocked():
+            config.eval.num_videos = num_videos
+    videos = heldout_videos(config)
+    base = inference_options(config)
+    rows = {}
+    for corr in (None, GradientCorrection(n_iter=10, rate=correction_rate, every=5)):
+        opts = base.__class__(**{**base.__dict__, "correction": corr})
+        key = "correction" if corr else "plain"
+        for mode in MODES:
+            model, variables = load_model(workdir, **resolve(mode).model_kwargs())
+            start = time.perf_counter()
+            report = run_videos(model, variables, videos, opts)
+            row = {k: float(v) for k, v in report.scores.global_row().items()}
+            row["seconds"] = time.perf_counter() - start
+            rows.setdefault(key, {})[mode] = row
+            print(f"{key:10s} {mode:16s} J&F {100 * row['J&F-Mean']:.2f}", flush=True)
+        r = rows[key]
+        r["delta_jf_points"] = 100 * (r["bfloat16"]["J&F-Mean"] - r["float32-highest"]["J&F-Mean"])
+    return {"videos": len(videos), "correction_rate": correction_rate, "rows": rows}
+
+
+def golden_frames(golden: pathlib.Path) -> dict:
+    """Per-frame differences bfloat16 vs float32-highest on the golden R18 clip."""
+    from vosjax.compute import resolve  # noqa: PLC0415
+    from vosjax.convert import load_stm_training  # noqa: PLC0415
+    from vosjax.correction import GradientCorrection  # noqa: PLC0415
+    from vosjax.inference import propagate  # noqa: PLC0415
+
+    w = {k: (v.astype(np.float32) if v.dtype == np.float16 else v)
+         for k, v in np.load(golden / "weights_r18.npz").items()}
+    inp = dict(np.load(golden / "inputs.npz"))
+    frames = inp["frames"].transpose(0, 2, 3, 1)
+    first = inp["masks"][0, 1:int(inp["num_objects"]) + 1]
+    base, variables = load_stm_training(w)
+    slots, every = int(inp["max_obj"]), int(inp["save_freq"])
+    out = {}
+    for name, corr in (("plain", None),
+                       ("correction", GradientCorrection(n_iter=int(inp["loop"]),
+                                                         rate=float(inp["correction_rate"]),
+                                                         every=every))):
+        probs = {}
+        for mode in MODES:
+            model = base.clone(**resolve(mode).model_kwargs())
+            probs[mode] = np.asarray(propagate(model, variables, frames, first, num_slots=slots,
+                                               mem_every=every, correction=corr).probs)
+        a, b = probs["float32-highest"], probs["bfloat16"]
+        diff = np.abs(a - b)
+        out[name] = [{"frame": t, "max_abs": float(diff[t].max()),
+                      "mean_abs": float(diff[t].mean()),
+                      "label_changed": float(np.mean(a[t].argmax(0) != b[t].argmax(0)))}
+                     for t in range(a.shape[0])]
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workdir", required=True, help="trained demo workdir (train.py output)")
+    p.add_argument("--golden", default=str(REPO.parent / "shared" / "golden" / "stm_training"))
+    p.add_argument("--out", default=str(REPO / "experiments" / "results" / "compute_modes.json"))
+    p.add_argument("--correction-rate", type=float, default=10.8)
+    p.add_argument("--num-videos", type=int, default=None, help="default: the demo's 8")
+    args = p.parse_args(argv)
+    import jax  # noqa: PLC0415
+
+    from vosjax.checkpoint import write_json  # noqa: PLC0415
+
+    golden = pathlib.Path(args.golden)
+    if not (golden / "weights_r18.npz").is_file():
+        raise SystemExit(f"{golden}: no weights_r18.npz (the golden STM-Training data)")
+    result = {
+        "command": "python " + " ".join([os.path.relpath(__file__, REPO)] + sys.argv[1:]),
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+                   f"backend {jax.default_backend()}",
+        "jax": jax.__version__,
+        "heldout": heldout_jf(args.workdir, args.correction_rate, args.num_videos),
+        "golden_r18": golden_frames(golden),
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    write_json(args.out, result)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
