@@ -6,7 +6,7 @@ frames) in; label maps at the original size out. Resizing is the data pipeline's
 back with nearest (the paper) or bilinear-probability upsampling.
 
 The model family picks the loop (:data:`PROPAGATORS`, keyed by the checkpoint registry name):
-STM -> :func:`vosjax.inference.propagation.propagate`, GCSeg ->
+STM (both families) -> :func:`vosjax.inference.propagation.propagate`, GCSeg ->
 :func:`vosjax.gcseg.inference.segment_video` (objects given in frame 0 only).
 """
 from __future__ import annotations
@@ -86,7 +86,8 @@ def _propagate_gcseg(model, variables, frames, masks, starts, *, correction, num
 
 
 #: Registry name of the model (:func:`vosjax.checkpoint.model_kind`) -> propagation loop.
-PROPAGATORS = {"stm": _propagate_stm, "gcseg": _propagate_gcseg}
+PROPAGATORS = {"stm": _propagate_stm, "stm_original": _propagate_stm,
+               "gcseg": _propagate_gcseg}
 
 
 def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray], *,
