@@ -323,7 +323,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     n = sum(int(np.prod(x.shape)) for x in __import__("jax").tree_util.tree_leaves(variables))
-    print(f"wrote {args.out}: {type(model).__name__} {model.arch} keydim={model.keydim} valdim={model.valdim}, "
+    print(f"wrote {args.out}: {type(model).__name__} {model.arch} keydim={model.keydim} "
+          f"valdim={model.valdim}, "
           f"{n:,} values")
     return 0
 

@@ -60,8 +60,8 @@ def build_programs(model, variables, *, size, objects: int, num_slots: int | Non
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
-    from vosjax.inference.propagation import (StepConfig, correction_step, init_state,  # noqa: PLC0415
-                                              propagation_step)
+    from vosjax.inference.propagation import (  # noqa: PLC0415
+        StepConfig, correction_step, init_state, propagation_step)
 
     h, w = (int(s) for s in size)
     if min(h, w) <= 0 or not isinstance(objects, int) or objects < 1:
