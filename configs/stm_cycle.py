@@ -25,8 +25,9 @@ def get_config(arg: str = "r50"):
     c.distributed = False
 
     c.model = ml_collections.ConfigDict(dict(
-        name="stm", arch=ARCHS[arg], keydim=128, valdim=512, mdim=256, precision="highest",
-        dtype="float32"))
+        name="stm", arch=ARCHS[arg], keydim=128, valdim=512, mdim=256,
+        # vosjax.compute: "auto" = bfloat16 on GPU/TPU, float32-highest (parity) on CPU.
+        compute="auto"))
 
     c.data = ml_collections.ConfigDict(dict(
         sources=(("davis2017", 5), ("youtubevos", 1)),

@@ -68,6 +68,7 @@ def test_cli_export_round_trip_original_stm(tmp_path):
     desc = json.loads((tmp_path / "stm.vjx.json").read_text())
     assert desc == json.loads(zipfile.ZipFile(out).read("export.json"))
     assert desc["model"]["model"] == "stm_original" and desc["num_slots"] == 3
+    assert desc["compute"] == "float32-highest"
     step = desc["programs"]["step"]
     assert [i["name"] for i in step["inputs"]] == ["state", "frame"]
     assert step["inputs"][1]["shape"] == [32, 48, 3] and step["outputs"][1]["shape"] == [4, 32, 48]

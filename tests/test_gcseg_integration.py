@@ -32,7 +32,7 @@ def pair_sampler(**kw):
 def gcseg_config(objective="pairs"):
     c = ml_collections.ConfigDict()
     c.seed = 0
-    c.model = dict(name="gcseg", dtype="float32", **TINY)
+    c.model = dict(name="gcseg", compute="float32-highest", **TINY)
     c.data = dict(size=(H, W))
     c.train = dict(objective=objective, zero_prev_prob=0.5, reduction="mean")
     return c

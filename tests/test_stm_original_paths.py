@@ -86,7 +86,7 @@ def test_cycle_loss_through_the_training_task(orig, video):
 
     model_cfg = ml_collections.ConfigDict(dict(
         name="stm_original", arch="resnet10", keydim=16, valdim=32, mdim=32,
-        precision="highest", dtype="float32"))
+        compute="float32-highest"))
     cfg = ml_collections.ConfigDict(dict(model=model_cfg, train=dict(cycle=True, bootstrap=0.4)))
     task = get_task(model_cfg)
     model = task.build_model(model_cfg)

@@ -20,8 +20,7 @@ H, W, SLOTS, T = 32, 48, 2, 3
 def tiny_config(clip_len=T, **train_overrides):
     c = ml_collections.ConfigDict()
     c.seed = 0
-    c.model = dict(name="stm", arch="resnet10", keydim=16, valdim=32, precision="highest",
-                   dtype="float32")
+    c.model = dict(name="stm", arch="resnet10", keydim=16, valdim=32, compute="float32-highest")
     c.data = dict(size=(H, W), num_slots=SLOTS, clip_len=clip_len)
     c.train = dict(batch_size=8, num_train_steps=3, checkpoint_every=1, keep_checkpoints=10,
                    log_every=1, learning_rate=1e-3, schedule="constant", warmup_steps=0,
@@ -91,7 +90,7 @@ def test_sharded_equals_unsharded():
 
 def test_bf16_compute_keeps_float32_master_weights():
     cfg = tiny_config(clip_len=2, cycle=False)
-    cfg.model.dtype = "bfloat16"
+    cfg.model.compute = "bfloat16"
     params, m = run_steps(cfg, jax.devices()[:1], 1)
     assert np.isfinite(float(m["loss"]))
     assert {np.asarray(x).dtype for x in jax.tree_util.tree_leaves(params)} == {np.dtype("float32")}
@@ -169,8 +168,8 @@ def test_bad_config_values_are_named(tmp_path):
     with pytest.raises(ValueError, match="config.train.batch_size=6"):
         train(loop_config(batch_size=6), str(tmp_path), sampler=clips(), progress=False)
     cfg = tiny_config()
-    cfg.model.dtype = "float8"
-    with pytest.raises(ValueError, match="config.model.dtype='float8'"):
+    cfg.model.compute = "float8"
+    with pytest.raises(ValueError, match="config.model.compute='float8'"):
         build_model(cfg.model)
     with pytest.raises(ValueError, match="schedule='linear'"):
         build_optimizer(tiny_config(schedule="linear").train)

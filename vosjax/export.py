@@ -116,6 +116,12 @@ def _leaf_name(path) -> str:
     return ".".join(parts)
 
 
+def _compute_mode(model) -> str:
+    from vosjax import compute  # noqa: PLC0415
+
+    return compute.mode_of(model)
+
+
 def _spec(name, x, doc=""):
     d = {"name": name, "shape": [int(s) for s in x.shape], "dtype": str(np.dtype(x.dtype))}
     if doc:
@@ -152,7 +158,7 @@ def export_model(model, variables, out: str | os.PathLike, *, size, objects: int
                   "background, channel o object o; labels = argmax over axis 0")
     desc = {
         "format": FORMAT, "version": FORMAT_VERSION,
-        "model": model_spec, "size": [h, w], "objects": objects, "num_slots": cfg.num_slots,
+        "model": model_spec, "compute": _compute_mode(model), "size": [h, w], "objects": objects, "num_slots": cfg.num_slots,
         "mem_every": cfg.mem_every, "memory_slots": memory_slots,
         "correction": None if correction is None else {
             "n_iter": correction.n_iter, "rate": correction.rate, "every": correction.every},
@@ -207,16 +213,21 @@ def main(argv=None) -> int:
     p.add_argument("--mem-every", type=int, default=5, help="memory write period (5)")
     p.add_argument("--memory-slots", type=int, default=16,
                    help="permanent memory frames (first + most recent); fixed capacity")
+    p.add_argument("--compute", default="float32-highest",
+                   help="numerics mode (vosjax.compute: float32-highest | float32 | bfloat16 | "
+                        "auto); the default matches propagate's parity mode")
     p.add_argument("--platforms", nargs="+", default=None,
                    help="jax platforms to lower for (default: this machine's backend)")
     p.add_argument("--out", required=True, help="output file (a zip); FILE.json is written too")
     args = p.parse_args(argv)
 
+    from vosjax import compute  # noqa: PLC0415
     from vosjax.checkpoint import load_model, model_spec  # noqa: PLC0415
     from vosjax.correction import GradientCorrection  # noqa: PLC0415
 
     try:
-        model, variables = load_model(args.checkpoint)
+        numerics = compute.resolve(args.compute).model_kwargs()
+        model, variables = load_model(args.checkpoint, **numerics)
         if not hasattr(model, "memorize"):
             raise ValueError(f"{args.checkpoint}: {type(model).__name__} has no STM propagation "
                              "step to export (STM families only)")

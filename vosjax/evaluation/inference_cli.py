@@ -14,9 +14,11 @@ def run(config, *, checkpoint: str, dataset: str, split: str, output: str,
     """Segment ``dataset`` with the model in ``checkpoint`` using ``config.eval`` settings."""
     from vosjax.checkpoint import load_model  # noqa: PLC0415
     from vosjax.training.run import inference_options  # noqa: PLC0415
+    from vosjax.training.tasks import model_numerics  # noqa: PLC0415
 
     spec = parse_spec(dataset)
-    model, variables = load_model(checkpoint)
+    # config.model.compute decides the numerics (the checkpoint stores the architecture only).
+    model, variables = load_model(checkpoint, **model_numerics(config.model))
     videos = load_videos(spec, split, first_mask=first_mask)
     opts = inference_options(config)
     os.makedirs(output, exist_ok=True)

@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=180.0)
     p.add_argument("--size", type=parse_size, default=(240, 427), help="working size HxW")
     p.add_argument("--overwrite", action="store_true")
+    from vosjax.compute import MODES  # noqa: PLC0415
+    p.add_argument("--compute", default="auto", choices=MODES,
+                   help="numerics mode (vosjax.compute): auto = bfloat16 on GPU, "
+                        "float32-highest on CPU")
     return p
 
 
@@ -128,12 +132,14 @@ def main(argv=None) -> int:
     else:
         refs = [r for r in (5, 10, 15, 20) if r < t] or [t - 1]
 
+    from vosjax.compute import resolve  # noqa: PLC0415
+    numerics = resolve(args.compute).model_kwargs()
     if args.checkpoint:
         from vosjax.checkpoint import load_model  # noqa: PLC0415
-        model, variables = load_model(args.checkpoint)
+        model, variables = load_model(args.checkpoint, **numerics)
     else:
         from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
-        model = STM(args.arch)
+        model = STM(args.arch, **numerics)
         variables = jax.jit(lambda r: init_stm(model, r))(jax.random.PRNGKey(args.seed))
 
     x, info = resize_pad_frames(frames, args.size)

@@ -125,9 +125,10 @@ def init_state(model, variables, frame, masks, active, *, cfg: StepConfig, bank_
     o = masks.shape[0]
     masks = jnp.where(active[:, None, None], masks.astype(jnp.float32), 0.0)
     probs0 = masks_to_probs(masks, cfg.num_slots)
-    p = jax.eval_shape(lambda: model.apply(variables, frame, masks[:1], method=model.memorize))[0]
-    p = p.shape[1]     # memory positions per frame (h*w at stride 16)
-    bank = empty_bank(o, p, bank_slots, model.keydim, model.valdim)
+    k = jax.eval_shape(lambda: model.apply(variables, frame, masks[:1], method=model.memorize))[0]
+    # k.shape[1]: memory positions per frame (h*w at stride 16); the bank stores keys/values in
+    # the model's compute dtype (bfloat16 mode: half the memory of float32).
+    bank = empty_bank(o, k.shape[1], bank_slots, model.keydim, model.valdim, dtype=k.dtype)
     ref_query = ref_probs = None
     if cfg.correction is not None:
         ref_query = model.apply(variables, frame, method=model.encode_query)

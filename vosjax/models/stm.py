@@ -200,12 +200,14 @@ def memory_read(mem_keys, mem_values, q_key, valid=None, precision=None):
         (a fixed-capacity memory bank marks its empty slots this way).
 
     Returns:
-      ``(read [O, M, Cv], attn [O, N, M])`` where ``attn`` sums to 1 over N.
+      ``(read [O, M, Cv], attn [O, N, M])``, both float32, where ``attn`` sums to 1 over N.
     """
     ck = mem_keys.shape[-1]
-    # logits[o, n, m] = <k_mem[o, n], k_q[m]> / sqrt(Ck)
-    logits = jnp.einsum("onc,mc->onm", mem_keys, q_key, precision=precision) / math.sqrt(ck)
-    logits = logits.astype(jnp.float32)
+    # logits[o, n, m] = <k_mem[o, n], k_q[m]> / sqrt(Ck), accumulated in float32 whatever the
+    # operand dtype (a bfloat16 bank is read with float32 accumulation).
+    logits = jnp.einsum("onc,mc->onm", mem_keys, q_key.astype(mem_keys.dtype),
+                        precision=precision, preferred_element_type=jnp.float32)
+    logits = logits / math.sqrt(ck)
     if valid is not None:
         valid = jnp.broadcast_to(valid if valid.ndim == 2 else valid[None], logits.shape[:2])
         logits = jnp.where(valid[..., None], logits, -jnp.inf)
@@ -223,10 +225,11 @@ class STM(nn.Module):
       arch: backbone, ``resnet18|34|50|101`` (the released STM-Cycle models: R18, R50).
       keydim, valdim: memory key / value channels (128 / 512).
       mdim: decoder width (256 in the official model; smaller for CPU demos).
-      precision: conv/matmul precision; ``"highest"`` (default) is full float32 everywhere,
-        which the parity tolerances need on GPUs (TF32/bf16 defaults break them).
-      dtype: compute dtype (None = float32; ``jnp.bfloat16`` for a fast mode; the softmaxes
-        stay float32).
+      precision, dtype: conv/matmul precision and operand dtype, normally set together from a
+        named mode by :func:`vosjax.compute.resolve` (``STM(**resolve("bfloat16").model_kwargs(),
+        ...)``). The defaults (``"highest"``, None) are the ``"float32-highest"`` parity mode;
+        with ``jnp.bfloat16`` the parameters stay float32 and the softmaxes, the soft
+        aggregation and the memory read's accumulation stay float32.
 
     Public methods (call through ``model.apply(variables, ..., method=model.<name>)``):
     :meth:`memorize`, :meth:`segment`, :meth:`encode_query`, :meth:`segment_query`,

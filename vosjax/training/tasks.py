@@ -22,9 +22,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-import jax.numpy as jnp
-
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+from vosjax import compute
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,11 +35,13 @@ class Task:
     batches: Callable[[Any], Any]
 
 
-def compute_dtype(model_cfg):
-    """``config.model.dtype`` -> the modules' compute dtype (None = float32)."""
-    if model_cfg.dtype not in DTYPES:
-        raise ValueError(f"config.model.dtype={model_cfg.dtype!r}: expected one of {list(DTYPES)}")
-    return None if model_cfg.dtype == "float32" else DTYPES[model_cfg.dtype]
+def model_numerics(model_cfg) -> dict:
+    """``config.model.compute`` (a :mod:`vosjax.compute` mode) -> the modules' ``precision`` and
+    ``dtype`` arguments."""
+    try:
+        return compute.resolve(model_cfg.compute).model_kwargs()
+    except ValueError as e:
+        raise ValueError(f"config.model.{e}") from None
 
 
 # -- STM ----------------------------------------------------------------------------------------
@@ -52,8 +52,7 @@ def _stm_model(model_cfg):
 
     cls = STMOriginal if model_cfg.get("name", "stm") == "stm_original" else STM
     return cls(arch=model_cfg.arch, keydim=model_cfg.keydim, valdim=model_cfg.valdim,
-               mdim=model_cfg.get("mdim", 256), precision=model_cfg.precision,
-               dtype=compute_dtype(model_cfg))
+               mdim=model_cfg.get("mdim", 256), **model_numerics(model_cfg))
 
 
 def _stm_init(model, config):
@@ -83,14 +82,14 @@ GCSEG_OBJECTIVES = ("pairs", "recurrent")
 def _gcseg_model(model_cfg):
     from vosjax.models.gcseg import GCSeg  # noqa: PLC0415
 
-    known = {f.name for f in dataclasses.fields(GCSeg)} - {"parent", "name", "dtype"}
-    fields = {k: v for k, v in model_cfg.items() if k not in ("name", "dtype")}
+    known = {f.name for f in dataclasses.fields(GCSeg)} - {"parent", "name", "precision", "dtype"}
+    fields = {k: v for k, v in model_cfg.items() if k not in ("name", "compute")}
     unknown = sorted(set(fields) - known)
     if unknown:
         raise ValueError(f"config.model: unknown GCSeg field(s) {unknown} (known: {sorted(known)})")
     # Lists become tuples: the model is a static (hashed) argument of jit.
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
-    return GCSeg(**fields, dtype=compute_dtype(model_cfg))
+    return GCSeg(**fields, **model_numerics(model_cfg))
 
 
 def _gcseg_init(model, config):
