@@ -13,10 +13,12 @@ Commands (the roots are the downloaded datasets)::
     python evaluate.py --config configs/stm_original.py --checkpoint ckpt/stm_original \
         --dataset youtubevos:/data/YTVOS --split valid --output out/stm_original_yv
 
-Add ``--config.eval.correction=True`` for STM-Cycle's gradient correction (eq. 5) on the
-original weights (docs/stm_original.md compares the two). Fine-tuning with the cycle loss
-uses the STM-Cycle training settings; ``data.size`` is shared with evaluation, so train at the
-paper's 240x427 and evaluate with this config::
+Numerics follow ``config.model.compute`` (inherited ``"auto"``: bfloat16 on GPU/TPU,
+float32-highest on CPU); ``--config.model.compute=float32-highest`` gives the parity numerics
+on a GPU too. Add ``--config.eval.correction=True`` for STM-Cycle's gradient correction
+(eq. 5) on the original weights (docs/stm_original.md compares the two). Fine-tuning with the
+cycle loss uses the STM-Cycle training settings; ``data.size`` is shared with evaluation, so
+train at the paper's 240x427 and evaluate with this config::
 
     python train.py --config configs/stm_original.py --workdir runs/stm_original_cycle \
         --config.data.size="(240, 427)" --config.train.init_from=ckpt/stm_original \
