@@ -20,8 +20,9 @@ from vosjax.losses import cross_entropy_loss, iou_loss
 from vosjax.models.stm import STM, init_stm, soft_aggregate
 
 
-def tiny_stm(seed: int = 0):
-    model = STM("resnet10", keydim=16, valdim=32, mdim=32)
+def tiny_stm(seed: int = 0, model_cls=STM):
+    """``model_cls``: :class:`STM` or a variant with the same fields (``STMOriginal``)."""
+    model = model_cls("resnet10", keydim=16, valdim=32, mdim=32)
     shapes = jax.eval_shape(lambda: init_stm(model, jax.random.PRNGKey(0), 32, 32))
     rng = np.random.default_rng(seed)
 

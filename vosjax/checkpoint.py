@@ -3,6 +3,9 @@
 Layout of a model directory (written by ``python -m vosjax.convert``)::
 
     DIR/model.json      {"model": "stm", "fields": {"arch": "resnet50", "keydim": 128, ...}}
+
+``"model"`` names the family (``"stm"`` STM-Training / STM-Cycle, ``"stm_original"`` the
+original STM, ``"gcseg"``), so loading rebuilds the right module.
     DIR/variables/      orbax StandardCheckpointer tree {"params": ..., "batch_stats": ...}
 
 A ``train.py`` workdir loads too: its ``model.json`` plus the latest step under
@@ -24,7 +27,8 @@ FORMAT_VERSION = 1
 
 def _registry():
     from vosjax.models.stm import STM  # noqa: PLC0415
-    models = {"stm": STM}
+    from vosjax.models.stm_original import STMOriginal  # noqa: PLC0415
+    models = {"stm": STM, "stm_original": STMOriginal}
     try:
         from vosjax.models.gcseg import GCSeg  # noqa: PLC0415
         models["gcseg"] = GCSeg
@@ -38,7 +42,7 @@ RUNTIME_FIELDS = ("precision", "dtype", "parent", "name")
 
 
 def model_kind(model) -> str:
-    """The registry name (``"stm"``, ``"gcseg"``) of a model instance."""
+    """The registry name (``"stm"``, ``"stm_original"``, ``"gcseg"``) of a model instance."""
     for kind, cls in _registry().items():
         if type(model) is cls:
             return kind

@@ -1,14 +1,17 @@
-"""Import PyTorch STM-Training (lyxok1/STM-Training, branch ``cycle``) weights into vosjax.
+"""Import PyTorch STM weights into vosjax: STM-Training (lyxok1/STM-Training, branch
+``cycle``, the STM-Cycle code) and the original STM (seoungwugoh/STM, ``STM_weights.pth``).
 
 Library use::
 
     model, variables = load_stm_training("stm_cycle_r50.pth")     # arch inferred from shapes
+    model, variables = load_stm_original("STM_weights.pth")       # -> STMOriginal
     keys, values = model.apply(variables, frame, masks, method=model.memorize)
 
 Command line (writes an orbax checkpoint + ``model.json`` that :func:`vosjax.checkpoint.load_model`
-and ``evaluate.py --checkpoint`` read)::
+and ``evaluate.py --checkpoint`` read; ``model.json`` records the family)::
 
     python -m vosjax.convert --from stm-training stm_cycle_r50.pth --out ckpt/stm_cycle_r50
+    python -m vosjax.convert --from stm STM_weights.pth --out ckpt/stm_original
 
 Sources: ``.pth``/``.pt`` (through ``torch.load(weights_only=True)``: nothing is unpickled but
 tensors and plain containers; needs the ``torch`` extra), ``.npz`` (``allow_pickle=False``),
@@ -226,7 +229,8 @@ def _torch_name(flat: str) -> str:
 # STM-Training
 # ---------------------------------------------------------------------------------------------
 def infer_stm_config(state_dict: Mapping[str, np.ndarray], where: str = "state dict") -> dict:
-    """``{"arch", "keydim", "valdim", "mdim"}`` from the shapes of an STM-Training state dict."""
+    """``{"arch", "keydim", "valdim", "mdim"}`` from the shapes of an STM state dict (either
+    family: STM-Training and the original STM share these entries)."""
     try:
         bottleneck = "Encoder_Q.res2.0.conv3.weight" in state_dict
         n4 = len({k.split(".")[2] for k in state_dict if k.startswith("Encoder_Q.res4.")})
@@ -244,6 +248,37 @@ def infer_stm_config(state_dict: Mapping[str, np.ndarray], where: str = "state d
     return {"arch": arch, "keydim": keydim, "valdim": valdim, "mdim": mdim}
 
 
+# The memory encoder's stem convolution that tells the two families apart.
+FAMILY_KEYS = {"stm-training": "Encoder_M.conv1_bg.weight", "stm": "Encoder_M.conv1_o.weight"}
+
+
+def _load_stm(source, family: str, arch: str | None, precision: Any):
+    import jax  # noqa: PLC0415
+
+    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+    from vosjax.models.stm_original import STMOriginal  # noqa: PLC0415
+
+    where = source if isinstance(source, (str, os.PathLike)) else "the given mapping"
+    where = os.fspath(where) if not isinstance(where, str) else where
+    sd = read_state_dict(source)
+    cfg = infer_stm_config(sd, where)
+    if FAMILY_KEYS[family] not in sd:
+        other = [f for f, k in FAMILY_KEYS.items() if k in sd]
+        hint = (f"; it looks like a {other[0]!r} checkpoint (has {FAMILY_KEYS[other[0]]!r}): "
+                f"use --from {other[0]}" if other else "")
+        raise CheckpointError(f"{where}: not a {family!r} checkpoint (missing key "
+                              f"{FAMILY_KEYS[family]!r}){hint}")
+    if arch is not None:
+        if arch != cfg["arch"]:
+            raise CheckpointError(f"{where}: arch={arch!r} requested but the weights are "
+                                  f"{cfg['arch']!r}")
+    cls = STMOriginal if family == "stm" else STM
+    model = cls(precision=precision, **cfg)
+    expected = jax.eval_shape(lambda: init_stm(model, jax.random.PRNGKey(0), 32, 32))
+    variables = state_dict_to_variables(sd, expected, where=where)
+    return model, jax.tree_util.tree_map(jax.numpy.asarray, variables)
+
+
 def load_stm_training(source, arch: str | None = None, *, precision: Any = "highest"):
     """Load official STM-Training weights as ``(model, variables)``.
 
@@ -254,28 +289,26 @@ def load_stm_training(source, arch: str | None = None, *, precision: Any = "high
         not match the shapes raises).
       precision: the model's conv/matmul precision (default full float32).
     """
-    import jax  # noqa: PLC0415
+    return _load_stm(source, "stm-training", arch, precision)
 
-    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
 
-    where = source if isinstance(source, (str, os.PathLike)) else "the given mapping"
-    where = os.fspath(where) if not isinstance(where, str) else where
-    sd = read_state_dict(source)
-    cfg = infer_stm_config(sd, where)
-    if arch is not None:
-        if arch != cfg["arch"]:
-            raise CheckpointError(f"{where}: arch={arch!r} requested but the weights are "
-                                  f"{cfg['arch']!r}")
-    model = STM(precision=precision, **cfg)
-    expected = jax.eval_shape(lambda: init_stm(model, jax.random.PRNGKey(0), 32, 32))
-    variables = state_dict_to_variables(sd, expected, where=where)
-    return model, jax.tree_util.tree_map(jax.numpy.asarray, variables)
+def load_stm_original(source, arch: str | None = None, *, precision: Any = "highest"):
+    """Load original STM weights (seoungwugoh/STM ``STM_weights.pth``, a ``DataParallel``
+    state dict: the ``module.`` prefix is dropped) as ``(STMOriginal, variables)``.
+
+    Arguments as :func:`load_stm_training`; the released model is ResNet-50.
+    """
+    return _load_stm(source, "stm", arch, precision)
+
+
+LOADERS = {"stm-training": load_stm_training, "stm": load_stm_original}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m vosjax.convert", description=__doc__.split("\n")[0])
-    p.add_argument("--from", dest="src_format", choices=["stm-training"], required=True,
-                   help="format of the source checkpoint")
+    p.add_argument("--from", dest="src_format", choices=sorted(LOADERS), required=True,
+                   help="format of the source checkpoint: stm-training (lyxok1/STM-Training, "
+                        "STM-Cycle) or stm (seoungwugoh/STM, the original STM_weights.pth)")
     p.add_argument("source", help=".pth/.pt/.npz/.safetensors file")
     p.add_argument("--out", required=True, help="output directory (must not exist, or be empty)")
     p.add_argument("--arch", default=None, help="expected backbone (default: inferred)")
@@ -284,13 +317,14 @@ def main(argv=None) -> int:
     from vosjax.checkpoint import save_model  # noqa: PLC0415
 
     try:
-        model, variables = load_stm_training(args.source, args.arch)
+        model, variables = LOADERS[args.src_format](args.source, args.arch)
         save_model(args.out, model, variables)
     except (CheckpointError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     n = sum(int(np.prod(x.shape)) for x in __import__("jax").tree_util.tree_leaves(variables))
-    print(f"wrote {args.out}: STM {model.arch} keydim={model.keydim} valdim={model.valdim}, "
+    print(f"wrote {args.out}: {type(model).__name__} {model.arch} keydim={model.keydim} "
+          f"valdim={model.valdim}, "
           f"{n:,} values")
     return 0
 

@@ -4,10 +4,11 @@ The paper trains and tests at 240x427 (DAVIS 480p halved). Frames of any size ar
 fit inside the working size keeping their aspect ratio, then padded (centred) to exactly the
 working size; predictions are cropped and resized back to the original size.
 
-Padding choice: we pad the *normalised* frame with 0, i.e. with the dataset mean colour. The
-official code letterboxes the uint8 frame with 0 (black) *before* normalising, so its padding
-becomes ``-mean/std``. Mean-colour padding carries no spurious dark border into the features;
-at 480p -> 240x427 there is no padding at all, so both agree on DAVIS.
+Padding choice: by default we pad the *normalised* frame with 0, i.e. with the dataset mean
+colour. The official code letterboxes the uint8 frame with 0 (black) *before* normalising, so its
+padding becomes ``-mean/std``. Mean-colour padding carries no spurious dark border into the
+features; at 480p -> 240x427 there is no padding at all, so both agree on DAVIS. ``pad="black"``
+reproduces the official letterbox (the original STM pads 480p frames to a multiple of 16).
 
 Label maps are always resized with NEAREST. (The official pipeline resizes masks bilinearly and
 truncates to uint8 by accident; we do not reproduce that.)
@@ -113,22 +114,32 @@ def _pad_info(orig_hw, size) -> tuple[PadInfo, tuple]:
     return info, pad
 
 
-def resize_pad_frames(frames: np.ndarray, size: tuple[int, int] = WORK_SIZE):
+PADS = ("mean", "black")
+
+
+def resize_pad_frames(frames: np.ndarray, size: tuple[int, int] = WORK_SIZE,
+                      pad: str = "mean"):
     """uint8 ``[T, H, W, 3]`` -> (float32 normalised ``[T, h, w, 3]`` at ``size``, PadInfo).
 
-    Bilinear keep-aspect resize, then normalisation, then zero padding (= the mean colour).
+    Bilinear keep-aspect resize, then normalisation, then padding with the mean colour
+    (``pad="mean"``: normalised 0) or with black (``pad="black"``: uint8 0, as the official
+    codes letterbox before normalising).
     """
+    if pad not in PADS:
+        raise ValueError(f"pad must be one of {PADS}, got {pad!r}")
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be [T, H, W, 3], got shape {frames.shape}")
-    info, pad = _pad_info(frames.shape[1:3], size)
+    info, widths = _pad_info(frames.shape[1:3], size)
     if info.resized_hw == info.orig_hw:
         x = normalize(frames)
     else:
         x = resize_bilinear(frames.astype(np.float32) / np.float32(255), info.resized_hw,
                             axes=(1, 2))
         x = (x - IMAGENET_MEAN) / IMAGENET_STD
-    return np.pad(x, ((0, 0), pad[0], pad[1], (0, 0))), info
+    fill = -IMAGENET_MEAN / IMAGENET_STD if pad == "black" else np.zeros(3, np.float32)
+    widths = ((0, 0), widths[0], widths[1], (0, 0))
+    return np.pad(x - fill, widths) + fill, info
 
 
 def resize_pad_labels(labels: np.ndarray, size: tuple[int, int] = WORK_SIZE):

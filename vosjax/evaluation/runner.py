@@ -23,6 +23,11 @@ from vosjax.evaluation.protocol import DavisScores, score_sequence
 class InferenceOptions:
     """Explicit inference settings (built from ``config.eval`` by the callers)."""
     size: tuple[int, int] = (240, 427)
+    # Frame padding to ``size``: "mean" colour or "black" (the official letterbox); see
+    # vosjax.data.transforms.resize_pad_frames.
+    pad: str = "mean"
+    # Output channels minus one (None: the video's object count; the original STM uses 10).
+    num_slots: int | None = None
     mem_every: int = 5
     reference: str = "mem"
     upsample: str = "nearest"
@@ -90,7 +95,8 @@ def run_videos(model, variables, videos: Sequence, options: InferenceOptions = I
             frames = video.load_frames(range(video.num_frames))
             start = time.perf_counter()
             result = segment_video(model, variables, frames, video.first_masks,
-                                   size=options.size, upsample=options.upsample,
+                                   size=options.size, pad=options.pad,
+                                   num_slots=options.num_slots, upsample=options.upsample,
                                    mem_every=options.mem_every, correction=options.correction,
                                    reference=options.reference,
                                    memory_slots=options.memory_slots,

@@ -6,7 +6,7 @@ frames) in; label maps at the original size out. Resizing is the data pipeline's
 back with nearest (the paper) or bilinear-probability upsampling.
 
 The model family picks the loop (:data:`PROPAGATORS`, keyed by the checkpoint registry name):
-STM -> :func:`vosjax.inference.propagation.propagate`, GCSeg ->
+STM (both families) -> :func:`vosjax.inference.propagation.propagate`, GCSeg ->
 :func:`vosjax.gcseg.inference.segment_video` (objects given in frame 0 only).
 """
 from __future__ import annotations
@@ -86,11 +86,13 @@ def _propagate_gcseg(model, variables, frames, masks, starts, *, correction, num
 
 
 #: Registry name of the model (:func:`vosjax.checkpoint.model_kind`) -> propagation loop.
-PROPAGATORS = {"stm": _propagate_stm, "gcseg": _propagate_gcseg}
+PROPAGATORS = {"stm": _propagate_stm, "stm_original": _propagate_stm,
+               "gcseg": _propagate_gcseg}
 
 
 def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray], *,
-                  size: tuple[int, int] = WORK_SIZE, upsample: str = "nearest",
+                  size: tuple[int, int] = WORK_SIZE, pad: str = "mean",
+                  upsample: str = "nearest",
                   num_slots: int | None = None, mem_every: int = 5,
                   correction: GradientCorrection | None = None, reference: str = "mem",
                   memory_slots: int | None = None, num_fragments: int = 3,
@@ -102,7 +104,8 @@ def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray
       frames: uint8 ``[T, H, W, 3]`` RGB at the original size.
       annotations: ``{frame index: label map [H, W]}``; frame 0 normally, plus later frames
         where new objects appear (YouTube-VOS, STM only). Ids need not be contiguous.
-      size: working size (h, w); upsample: ``"nearest"`` (argmax, then nearest) or
+      size: working size (h, w); pad: ``"mean"`` or ``"black"`` letterbox colour
+        (:func:`~vosjax.data.transforms.resize_pad_frames`); upsample: ``"nearest"`` (argmax, then nearest) or
         ``"bilinear"`` (bilinear probabilities, then argmax).
       num_slots, mem_every, correction, reference, memory_slots: STM, as
         :func:`~vosjax.inference.propagation.propagate`.
@@ -123,7 +126,7 @@ def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray
     ids, starts, masks = objects_from_annotations(annotations, frames.shape[0])
     if masks.shape[1:] != frames.shape[1:3]:
         raise ValueError(f"annotations are {masks.shape[1:]} but frames {frames.shape[1:3]}")
-    x, info = resize_pad_frames(frames, size)
+    x, info = resize_pad_frames(frames, size, pad)
     small, _ = resize_pad_labels(masks.astype(np.uint8), size)
     memory_masks = None
     if memory_labels is not None:

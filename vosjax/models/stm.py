@@ -270,11 +270,13 @@ class STM(nn.Module):
     mdim: int = 256
     precision: Any = "highest"
     dtype: Any = None
+    # The memory encoder's class (a hook for variants: vosjax.models.stm_original).
+    memory_encoder_cls = MemoryEncoder
 
     def setup(self):
         prec = resolve_precision(self.precision)
         kw = dict(precision=prec, dtype=self.dtype)
-        self.Encoder_M = MemoryEncoder(self.arch, num_stages=3, **kw)
+        self.Encoder_M = self.memory_encoder_cls(self.arch, num_stages=3, **kw)
         self.Encoder_Q = ResNet(self.arch, num_stages=3, **kw)
         self.KV_M_r4 = KeyValue(self.keydim, self.valdim, **kw)
         self.KV_Q_r4 = KeyValue(self.keydim, self.valdim, **kw)

@@ -24,7 +24,9 @@ def inference_options(config) -> InferenceOptions:
         corr = GradientCorrection(n_iter=e.get("correction_iters", 10),
                                   rate=e.get("correction_rate", 180.0),
                                   every=e.get("correction_every", 5))
-    return InferenceOptions(size=tuple(config.data.size), mem_every=e.get("mem_every", 5),
+    return InferenceOptions(size=tuple(config.data.size), pad=e.get("pad", "mean"),
+                            num_slots=e.get("num_slots") or None,
+                            mem_every=e.get("mem_every", 5),
                             reference=e.get("reference", "mem"),
                             upsample=e.get("upsample", "nearest"),
                             memory_slots=e.get("memory_slots") or None, correction=corr,

@@ -13,7 +13,8 @@ A task gives, from the (ml_collections) config:
 * ``batches(config) -> sampler`` with ``batch(step) -> dict of [B_local, ...] numpy`` (this
   host's share of global batch ``step``) and ``state(step) -> dict`` (JSON, checkpointed).
 
-Tasks: ``"stm"`` (STM-cycle, :mod:`vosjax.training.objective`) and ``"gcseg"`` (GCSeg eq. 3
+Tasks: ``"stm"`` (STM-cycle, :mod:`vosjax.training.objective`), ``"stm_original"`` (the
+original STM network, same objective) and ``"gcseg"`` (GCSeg eq. 3
 on reference/target pairs, or recurrent fine-tuning, :mod:`vosjax.gcseg.objective`).
 """
 from __future__ import annotations
@@ -47,8 +48,10 @@ def model_numerics(model_cfg) -> dict:
 
 def _stm_model(model_cfg):
     from vosjax.models.stm import STM  # noqa: PLC0415
+    from vosjax.models.stm_original import STMOriginal  # noqa: PLC0415
 
-    return STM(arch=model_cfg.arch, keydim=model_cfg.keydim, valdim=model_cfg.valdim,
+    cls = STMOriginal if model_cfg.get("name", "stm") == "stm_original" else STM
+    return cls(arch=model_cfg.arch, keydim=model_cfg.keydim, valdim=model_cfg.valdim,
                mdim=model_cfg.get("mdim", 256), **model_numerics(model_cfg))
 
 
@@ -125,6 +128,8 @@ def _gcseg_batches(config):
 
 TASKS = {
     "stm": Task("stm", _stm_model, _stm_init, _stm_loss, _stm_batches),
+    # The original STM (vosjax.models.stm_original): the same objective, init and data.
+    "stm_original": Task("stm_original", _stm_model, _stm_init, _stm_loss, _stm_batches),
     "gcseg": Task("gcseg", _gcseg_model, _gcseg_init, _gcseg_loss, _gcseg_batches),
 }
 
