@@ -25,8 +25,10 @@ Commands (GPU; the roots are the downloaded datasets)::
 The paper gives the architecture (R101) and the loss, not the optimiser, size or schedule; we
 use the STM-cycle settings for equal footing (Adam lr 1e-5, 240x427, 4 pairs a step). Inference:
 ``config.eval.num_fragments`` (n = 3), ``adaptive_search`` (on), ``seed`` (reference draws).
-Expected result: the paper reports DAVIS-17 val J&F 69.2 / DAVIS-16 val J 80.7 (Tables II-III,
-pre-trained on static images + fine-tuned). Not yet reproduced by us.
+Expected result (the paper, pre-trained on static images + fine-tuned, row "Ours"):
+DAVIS-17 val J&F 67.0 (J 65.5, F 68.4; Table III) and DAVIS-16 val J&F 82.2 (J 82.6, F 81.7;
+Table II); without the static-image pre-training ("Ours†", Table II; the setting of the
+Table V ablation): DAVIS-16 J&F 71.1 (J 70.5, F 71.7). Not yet reproduced by us.
 
 ``:demo`` learns on built-in synthetic data on a CPU, in one run: ``pretrain_steps`` steps of
 static-image pairs, then video pairs, then a held-out evaluation (trained vs untrained)::
