@@ -64,7 +64,8 @@ def get_config(arg: str = "video"):
         name="gcseg", arch="resnet101", mode="both", levels=(3, 4, 5), ref_level=5,
         coseg_channels=256, coseg_gate="sigmoid", ref_channels=256, similarity="channel",
         roi_grid=3, roi_mode="avg", roi_fuse="weighted", box_threshold=0.5,
-        decoder_channels=256, gcn_kernel=7, aspp_rates=(6, 12, 18), judge_threshold=0.7,
+        decoder_channels=256, gcn_kernel=7, aspp_rates=(6, 12, 18), judgement="paper",
+        judge_threshold=0.7,
         freeze_backbone=stage != "pretrain", precision="default", dtype="float32"))
     # GCSeg picks one object per clip (a binary problem); pairs use GapRanges, not the
     # STM gap schedule; recurrent clips are consecutive frames.
