@@ -24,7 +24,10 @@ Commands (GPU; the roots are the downloaded datasets)::
 
 The paper gives the architecture (R101) and the loss, not the optimiser, size or schedule; we
 use the STM-cycle settings for equal footing (Adam lr 1e-5, 240x427, 4 pairs a step). Inference:
-``config.eval.num_fragments`` (n = 3), ``adaptive_search`` (on), ``seed`` (reference draws).
+``config.eval.num_fragments`` (n = 3), ``adaptive_search`` (on), ``seed`` (reference draws);
+the judgement rule is ``config.model.judgement`` (``"paper"``, as written, cosine >
+``judge_threshold`` = 0.7; ``"centred"`` / ``"standardised"`` need a threshold chosen on
+training videos, see docs/gcseg.md "The judgement module").
 Expected result (the paper, pre-trained on static images + fine-tuned, row "Ours"):
 DAVIS-17 val J&F 67.0 (J 65.5, F 68.4; Table III) and DAVIS-16 val J&F 82.2 (J 82.6, F 81.7;
 Table II); without the static-image pre-training ("Ours†", Table II; the setting of the
