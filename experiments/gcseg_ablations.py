@@ -99,7 +99,8 @@ def calibrate(model, variables, videos, size) -> dict:
     FPR, correct vs wrong masks; :mod:`experiments.gcseg_judgement`), with its training AUC."""
     import numpy as np  # noqa: PLC0415
 
-    from experiments.gcseg_judgement import WRONG, best_threshold, roc_auc, similarities  # noqa: PLC0415
+    from experiments.gcseg_judgement import (WRONG, best_threshold, roc_auc,  # noqa: PLC0415
+                                             similarities)
 
     s = similarities(model, variables, videos, size, ["centred"], seed=0)["centred"]
     neg = np.concatenate([s[k] for k in WRONG])

@@ -253,7 +253,8 @@ def main(argv=None):
     res = {"command": " ".join(["python", "experiments/gcseg_judgement.py", *sys.argv[1:]]),
            "machine": cpu_name(), "nproc": os.cpu_count(), "run": os.path.abspath(args.run),
            "model": {"mode": model.mode, "arch": model.arch, "ref_level": model.ref_level},
-           "features": args.features, "train_videos": len(train), "heldout_videos": len(held), "size": list(size),
+           "features": args.features, "train_videos": len(train),
+           "heldout_videos": len(held), "size": list(size),
            "rules": {}}
     for rule in rules:
         thr = best_threshold(sims_train[rule]["correct"],
