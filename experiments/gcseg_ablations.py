@@ -3,7 +3,8 @@
 Each trained run is scored on the held-out synthetic videos with the adaptive search off
 (``nosearch``) and on with each judgement rule: ``search-paper`` (the paper's rule, cosine >
 0.7) and ``search-centred`` (features centred per channel over the frame, threshold chosen on
-TRAINING videos for this run by ``experiments/gcseg_judgement.py``'s criterion)::
+TRAINING videos for this run by ``experiments/gcseg_judgement.py``'s criterion), plus a
+control, ``zero-prev``: every ``M_{t-1}`` rejected (the short-term cue never used)::
 
     python experiments/gcseg_ablations.py --runs runs/experiments/gcseg-paper \
         --out experiments/results/gcseg_paper_protocol.json
@@ -148,7 +149,10 @@ def main(argv=None):
         settings = (("nosearch", model, False),
                     ("search-paper", model.clone(judgement="paper", judge_threshold=0.7), True),
                     ("search-centred", model.clone(judgement="centred", judge_threshold=thr),
-                     True))
+                     True),
+                    # Control: a threshold above any cosine rejects every M_{t-1}; tells a
+                    # judgement that judges from one that merely drops the short-term cue.
+                    ("zero-prev", model.clone(judgement="paper", judge_threshold=2.0), True))
         for name, m, search in settings:
             if name in entry["settings"]:
                 continue

@@ -165,7 +165,7 @@ GCSEG_VARIANTS = (("baseline", "baseline", "53.2"), ("reference", "Ref", "61.9")
                   ("coseg", "Co-seg", "60.4"), ("both", "Ref + Co-seg", "71.1"),
                   ("both+rec", "Ref + Co-seg, + recurrent stage", ""))
 GCSEG_SETTINGS = (("nosearch", "off"), ("search-paper", "on, paper's rule"),
-                  ("search-centred", "on, centred rule"))
+                  ("search-centred", "on, centred rule"), ("zero-prev", "M_t-1 always zeroed"))
 
 
 def gcseg_paper_tables(res) -> list[str]:
@@ -180,12 +180,14 @@ def gcseg_paper_tables(res) -> list[str]:
            "**Table V** (modules) with the adaptive search off and on (both judgement rules). "
            "Paper column: the paper's Table V J&F (DAVIS-2016 val, no pre-training), for the "
            "ordering only; the scales are not comparable.", "",
+           "Control column: every M_t-1 zeroed (no short-term cue at all).", "",
            "| modules | n | seeds | J&F search off | J&F on, paper's rule | J&F on, centred rule "
-           "| J / F (off) | paper J&F |", "|---|---|---|---|---|---|---|---|"]
+           "| J&F, M_t-1 always zeroed (control) | J / F (off) | paper J&F |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for variant, label, paper in GCSEG_VARIANTS:
         sel = [r for r in runs.values() if r["variant"] == variant]
         if not sel:
-            out.append(f"| {label} | 0 | | owed | owed | owed | | {paper} |")
+            out.append(f"| {label} | 0 | | owed | owed | owed | owed | | {paper} |")
             continue
         cells = [mean_sd(_cells(runs, variant, s)) for s, _ in GCSEG_SETTINGS]
         jf = (f"{mean_sd(_cells(runs, variant, 'nosearch', 'J'))} / "
@@ -200,15 +202,16 @@ def gcseg_paper_tables(res) -> list[str]:
             "| modules | rule | n | on - off (seeds > 0) | rejected | non-empty | threshold |",
             "|---|---|---|---|---|---|---|"]
     for variant, label, _ in GCSEG_VARIANTS:
-        for s, rule in (("search-paper", "paper"), ("search-centred", "centred")):
+        for s, rule in (("search-paper", "paper"), ("search-centred", "centred"),
+                        ("zero-prev", "always zero (control)")):
             sel = [r for r in runs.values() if r["variant"] == variant
                    and s in r["settings"] and "nosearch" in r["settings"]]
             if not sel:
                 continue
             d = [r["settings"][s]["JF"] - r["settings"]["nosearch"]["JF"] for r in sel]
             j = [r["settings"][s]["judge"] for r in sel]
-            thr = ([r["centred_calibration"]["threshold"] for r in sel] if rule == "centred"
-                   else [0.7])
+            thr = {"paper": [0.7], "centred": [r["centred_calibration"]["threshold"]
+                                               for r in sel]}.get(rule, [2.0])
             thr_s = ", ".join(f"{t:.3f}" for t in thr)
             out.append(f"| {label} | {rule} | {len(sel)} | {mean_sd(d)} ({_pos(d)}) | "
                        f"{mean_sd([x['rejected_fraction'] for x in j])} | "

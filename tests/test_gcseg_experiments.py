@@ -78,8 +78,8 @@ def test_expected_runs_and_paper_tables():
            "command": "x", "owed": {"coseg-s0": "python train.py ..."}}
     lines = report.gcseg_paper_tables(res)
     assert ("| Ref + Co-seg | 2 | [0, 1] | 15.0 ± 7.1 | 15.0 ± 7.1 | 14.5 ± 3.5 | "
-            "15.0 ± 7.1 / 15.0 ± 7.1 | 71.1 |") in lines
-    assert "| Co-seg | 0 | | owed | owed | owed | | 60.4 |" in lines
+            "n/a | 15.0 ± 7.1 / 15.0 ± 7.1 | 71.1 |") in lines
+    assert "| Co-seg | 0 | | owed | owed | owed | owed | | 60.4 |" in lines
     assert ("| Ref + Co-seg | centred | 2 | -0.5 ± 3.5 (1/2) | 50.0 ± 0.0 | 25.0 ± 0.0 | "
             "0.900, 0.900 |") in lines
     assert ("| Ref + Co-seg | paper | 2 | 0.0 ± 0.0 (0/2) | 50.0 ± 0.0 | 25.0 ± 0.0 | "
