@@ -95,6 +95,29 @@ def evaluate_gcseg(model, variables, videos, size, *, adaptive_search, num_fragm
     return out
 
 
+def trivial_scores(videos) -> dict:
+    """J&F of two model-free predictions on ``videos`` (DAVIS protocol): no object after
+    frame 0 (the protocol scores 1 where the ground truth is empty too), and the frame-0
+    masks copied to every frame; plus the share of (frame >= 1, object) pairs in which the
+    object is present."""
+    import numpy as np  # noqa: PLC0415
+
+    from vosjax.evaluation.protocol import DavisScores, score_sequence  # noqa: PLC0415
+
+    empty, copy, present = [], [], []
+    for v in videos:
+        lab = v.labels
+        pred = np.zeros_like(lab)
+        pred[0] = lab[0]
+        empty.append(score_sequence(v.name, lab, pred))
+        copy.append(score_sequence(v.name, lab, np.repeat(lab[:1], len(lab), 0)))
+        present += [float((lab[1:] == i).any(axis=(1, 2)).mean())
+                    for i in np.unique(lab[0]) if i]
+    return {"empty_after_frame0": DavisScores(empty).global_row()["J&F-Mean"],
+            "copy_frame0": DavisScores(copy).global_row()["J&F-Mean"],
+            "object_present_share": float(np.mean(present))}
+
+
 def calibrate(model, variables, videos, size) -> dict:
     """The centred rule's threshold for this model, chosen on training ``videos`` (max TPR -
     FPR, correct vs wrong masks; :mod:`experiments.gcseg_judgement`), with its training AUC."""
@@ -132,6 +155,7 @@ def main(argv=None):
     size = tuple(config.data.size)
     results = open_results(args.out, "experiments/gcseg_ablations.py", videos, size)
     results["protocol"] = args.protocol
+    results["trivial"] = trivial_scores(videos)
     expected = expected_runs(args.protocol, args.runs)
     only = set(filter(None, args.only.split(",")))
     ev = dict(num_fragments=config.eval.num_fragments, seed=config.eval.seed)

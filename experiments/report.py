@@ -195,6 +195,13 @@ def gcseg_paper_tables(res) -> list[str]:
         seeds = sorted(r["seed"] for r in sel)
         out.append(f"| {label} | {len(sel)} | {seeds} | " + " | ".join(cells)
                    + f" | {jf} | {paper} |")
+    triv = res.get("trivial")
+    if triv:
+        out += ["", f"Model-free references on the same videos: no object after frame 0 scores "
+                f"J&F {100 * triv['empty_after_frame0']:.1f} (the objects are absent in "
+                f"{100 * (1 - triv['object_present_share']):.0f}% of the (frame, object) pairs, "
+                f"which the DAVIS protocol scores 1 when the prediction is empty too); the "
+                f"frame-0 masks copied to every frame score {100 * triv['copy_frame0']:.1f}."]
     out += ["", "**Table VI** (adaptive search on minus off, J&F points, per-seed differences; "
             "\"rejected\": share of (frame, object) decisions that zeroed M_t-1; \"non-empty\": "
             "share that zeroed a non-empty M_t-1, the only ones that change the output). "
