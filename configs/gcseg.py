@@ -24,9 +24,14 @@ Commands (GPU; the roots are the downloaded datasets)::
 
 The paper gives the architecture (R101) and the loss, not the optimiser, size or schedule; we
 use the STM-cycle settings for equal footing (Adam lr 1e-5, 240x427, 4 pairs a step). Inference:
-``config.eval.num_fragments`` (n = 3), ``adaptive_search`` (on), ``seed`` (reference draws).
-Expected result: the paper reports DAVIS-17 val J&F 69.2 / DAVIS-16 val J 80.7 (Tables II-III,
-pre-trained on static images + fine-tuned). Not yet reproduced by us.
+``config.eval.num_fragments`` (n = 3), ``adaptive_search`` (on), ``seed`` (reference draws);
+the judgement rule is ``config.model.judgement`` (``"paper"``, as written, cosine >
+``judge_threshold`` = 0.7; ``"centred"`` / ``"standardised"`` need a threshold chosen on
+training videos, see docs/gcseg.md "The judgement module").
+Expected result (the paper, pre-trained on static images + fine-tuned, row "Ours"):
+DAVIS-17 val J&F 67.0 (J 65.5, F 68.4; Table III) and DAVIS-16 val J&F 82.2 (J 82.6, F 81.7;
+Table II); without the static-image pre-training ("Ours†", Table II; the setting of the
+Table V ablation): DAVIS-16 J&F 71.1 (J 70.5, F 71.7). Not yet reproduced by us.
 
 ``:demo`` learns on built-in synthetic data on a CPU, in one run: ``pretrain_steps`` steps of
 static-image pairs, then video pairs, then a held-out evaluation (trained vs untrained)::
@@ -62,8 +67,8 @@ def get_config(arg: str = "video"):
         name="gcseg", arch="resnet101", mode="both", levels=(3, 4, 5), ref_level=5,
         coseg_channels=256, coseg_gate="sigmoid", ref_channels=256, similarity="channel",
         roi_grid=3, roi_mode="avg", roi_fuse="weighted", box_threshold=0.5,
-        decoder_channels=256, gcn_kernel=7, aspp_rates=(6, 12, 18), judge_threshold=0.7,
-        freeze_backbone=stage != "pretrain", compute="auto"))
+        decoder_channels=256, gcn_kernel=7, aspp_rates=(6, 12, 18), judgement="paper",
+        judge_threshold=0.7, freeze_backbone=stage != "pretrain", compute="auto"))
     # GCSeg picks one object per clip (a binary problem); pairs use GapRanges, not the
     # STM gap schedule; recurrent clips are consecutive frames.
     c.data.clip_len = 5

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every training run behind docs/experiments.md (STM: 2 variants, then 2 fine-tunings of the
-# trained baselines; GCSeg: 3 module ablations; seeds 0 1 2).
+# trained baselines; GCSeg with the paper's ablation protocol: 4 module settings without
+# static-image pre-training + the recurrent stage of the full model; seeds 0 1 2).
 # Usage: bash experiments/run.sh [RUNS_DIR]   (default runs/experiments).
 # Re-running resumes unfinished runs and skips finished ones. Then:
 #   python experiments/stm_ablations.py --runs RUNS_DIR/stm --out experiments/results/stm_synthetic.json
@@ -9,13 +10,17 @@
 #   python experiments/stm_ablations.py --runs RUNS_DIR/stm-finetune --only mem,mem+gc,first,prev \
 #       --out experiments/results/stm_finetune.json
 #   python experiments/gc_timing.py --run RUNS_DIR/stm/cycle-s0 --out experiments/results/gc_timing.json
-#   python experiments/gcseg_ablations.py --runs RUNS_DIR/gcseg --out experiments/results/gcseg_synthetic.json
+#   python experiments/gcseg_ablations.py --runs RUNS_DIR/gcseg-paper --out experiments/results/gcseg_paper_protocol.json
+#   python experiments/gcseg_judgement.py --run RUNS_DIR/gcseg-paper/both-s0 --out experiments/results/gcseg_judgement.json
+# Suite gcseg-pretrain: the earlier GCSeg runs (200 static-image pre-training updates first,
+# not the paper's ablation protocol) behind experiments/results/gcseg_synthetic.json.
 #   python experiments/report.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/experiments}
 SEEDS=${SEEDS:-"0 1 2"}
 SUITES=${SUITES:-"stm finetune gcseg"}
+GC=configs/experiments/gcseg_synthetic.py
 run() {  # config workdir seed [more flags]
   if [ -f "$2/eval.json" ]; then echo "done: $2"; return; fi
   python train.py --config "$1" --config.seed="$3" --workdir "$2" "${@:4}"
@@ -28,9 +33,15 @@ for suite in $SUITES; do
       finetune) for v in baseline cycle; do
              run "configs/experiments/stm_synthetic.py:finetune-$v" "$RUNS/stm-finetune/$v-s$seed" \
                "$seed" --config.train.init_from="$RUNS/stm/baseline-s$seed"; done ;;
-      gcseg) for m in reference coseg both; do
-             run "configs/experiments/gcseg_synthetic.py:$m" "$RUNS/gcseg/$m-s$seed" "$seed"; done ;;
-      *) echo "unknown suite $suite (stm, finetune, gcseg)" >&2; exit 2 ;;
+      gcseg) # most informative first: the full model, its recurrent stage, then Table V.
+             run "$GC:both" "$RUNS/gcseg-paper/both-s$seed" "$seed"
+             run "$GC:both-recurrent" "$RUNS/gcseg-paper/both+rec-s$seed" "$seed" \
+               --config.train.init_from="$RUNS/gcseg-paper/both-s$seed"
+             for m in baseline reference coseg; do
+               run "$GC:$m" "$RUNS/gcseg-paper/$m-s$seed" "$seed"; done ;;
+      gcseg-pretrain) for m in reference coseg both; do
+             run "$GC:$m-pretrain" "$RUNS/gcseg/$m-s$seed" "$seed"; done ;;
+      *) echo "unknown suite $suite (stm, finetune, gcseg, gcseg-pretrain)" >&2; exit 2 ;;
     esac
   done
 done

@@ -7,7 +7,7 @@ For each frame ``t >= 1``:
    predicted masks) -- :func:`reference_indices`;
 2. adaptive search (optional): the judgement module compares ``F_0`` and ``F_t`` over the
    boxes of ``M_0`` and ``M_{t-1}``; an unreliable ``M_{t-1}`` is replaced by zeros and
-   ``F_t`` recomputed (only when some object was rejected: ``lax.cond``);
+   ``F_t`` recomputed (only when a rejected mask was non-empty: ``lax.cond``);
 3. one prediction per reference, averaged (reference weights, so duplicates of early frames
    count once);
 4. every object is its own binary problem on the batch axis; :func:`merge_objects` merges
@@ -97,10 +97,14 @@ def frame_step(model, variables, frame, prev_masks, ref_frames, ref_masks, ref_w
     if adaptive_search:
         feats0 = jax.tree_util.tree_map(lambda x: x[:o], feats_ref)     # frame 0, M_0
         sim, keep = call(feats0, ref_masks[0], feats_t, prev_masks, method=model.judge)
+        # Re-encode only when a rejected mask is non-empty: zeroing an empty mask leaves the
+        # extractor's input unchanged. A scalar predicate, so lax.cond runs one branch.
+        changed = jnp.any(~keep & jnp.any(prev_masks != 0, axis=(1, 2)))
         feats_t = jax.lax.cond(
-            jnp.all(keep), lambda: feats_t,
+            changed,
             lambda: call(frames_t, jnp.where(keep[:, None, None], prev_masks, 0.0),
-                         method=model.extract))
+                         method=model.extract),
+            lambda: feats_t)
     else:
         sim, keep = jnp.zeros((o,), jnp.float32), jnp.ones((o,), bool)
     feats_t_k = jax.tree_util.tree_map(

@@ -93,28 +93,72 @@ def cosine_similarity(a, b, eps: float = 1e-8):
     return num / jnp.maximum(den, eps)
 
 
-def judge_mask(feat0, mask0, feat_t, prev_mask, *, threshold: float = 0.7,
-               box_threshold: float = 0.5):
-    """Judgement module (Figs. 6-7): is ``M_{t-1}`` reliable enough to be fed to ``E``?
+JUDGEMENTS = ("paper", "centred", "standardised")
 
-    ROI-pools (average over the whole box) ``F_0`` over the bounding box of ``M_0`` and ``F_t``
-    over that of ``M_{t-1}`` and compares the two vectors by cosine similarity.
+
+def judgement_similarity(feat0, mask0, feat_t, prev_mask, *, rule: str = "paper",
+                         box_threshold: float = 0.5):
+    """Judgement module score (Sec. III-B, Figs. 6-7; the paper gives this rule no equation
+    number): how similar is the object under ``M_{t-1}`` in ``F_t`` to the one under ``M_0``
+    in ``F_0``?
+
+    ``rule="paper"`` -- the paper's rule as written:
+    ``s = cos(ROI(F_0, box(M_0)), ROI(F_t, box(M_{t-1})))``, ``ROI`` = average pooling over
+    the whole bounding box. On post-ReLU features (non-negative, with a large component
+    common to every position) this cosine is close to 1 whatever the box holds
+    (docs/gcseg.md, "The judgement module").
+
+    ``rule="centred"`` -- the same cosine after subtracting each map's per-channel spatial
+    mean: ``s = cos(ROI(F_0, b_0) - mean_hw F_0, ROI(F_t, b_t) - mean_hw F_t)``, i.e. it
+    compares how the box *differs from the rest of its frame*, so the component shared by
+    all positions (and by correct and wrong boxes alike) cancels.
+
+    ``rule="standardised"`` -- as ``"centred"`` with each channel also divided by its spatial
+    standard deviation over the frame (every channel weighs the same in the cosine).
 
     Args:
       feat0: ``[N, h, w, C]`` features of ``(I_0, M_0)``; mask0: ``[N, H, W]``.
       feat_t: ``[N, h, w, C]`` features of ``(I_t, M_{t-1})``; prev_mask: ``[N, H, W]``.
-      threshold: keep ``M_{t-1}`` when the similarity is strictly above it (paper: 0.7).
+      rule: ``"paper"`` | ``"centred"`` | ``"standardised"``.
+      box_threshold: a pixel belongs to a mask's box when its value is above it.
 
     Returns:
-      ``(similarity [N] float32, keep [N] bool)``. An empty mask pools to zeros, so its
-      similarity is 0 and it is not kept (zeroing an empty mask changes nothing).
+      ``(similarity [N] float32 in [-1, 1], valid [N] bool)``; ``valid`` is False when
+      either mask is empty, and then the similarity is 0.
     """
-    def pooled(feats, masks):
-        box, valid = jax.vmap(lambda m: mask_box(m, box_threshold))(masks)
-        return jax.vmap(box_pool)(feats, box, valid)  # [N, C]
+    if rule not in JUDGEMENTS:
+        raise ValueError(f"judgement={rule!r}: expected one of {JUDGEMENTS}")
 
-    sim = cosine_similarity(pooled(feat0, mask0), pooled(feat_t, prev_mask))
-    return sim, sim > threshold
+    def pooled(feats, masks):
+        feats = feats.astype(jnp.float32)
+        box, valid = jax.vmap(lambda m: mask_box(m, box_threshold))(masks)
+        vec = jax.vmap(box_pool)(feats, box, valid)  # [N, C]
+        if rule != "paper":
+            mean = jnp.mean(feats, axis=(1, 2))
+            vec = vec - mean
+            if rule == "standardised":
+                vec = vec / (jnp.std(feats, axis=(1, 2)) + 1e-6)
+        return vec, valid
+
+    (v0, ok0), (vt, okt) = pooled(feat0, mask0), pooled(feat_t, prev_mask)
+    valid = ok0 & okt
+    return jnp.where(valid, cosine_similarity(v0, vt), 0.0), valid
+
+
+def judge_mask(feat0, mask0, feat_t, prev_mask, *, threshold: float = 0.7,
+               rule: str = "paper", box_threshold: float = 0.5):
+    """Judgement module (Figs. 6-7): is ``M_{t-1}`` reliable enough to be fed to ``E``?
+
+    Keeps ``M_{t-1}`` when both masks are non-empty and :func:`judgement_similarity` is
+    strictly above ``threshold`` (paper: 0.7, for ``rule="paper"``).
+
+    Returns:
+      ``(similarity [N] float32, keep [N] bool)``. An empty mask is not kept (similarity 0);
+      zeroing an empty mask changes nothing.
+    """
+    sim, valid = judgement_similarity(feat0, mask0, feat_t, prev_mask, rule=rule,
+                                      box_threshold=box_threshold)
+    return sim, valid & (sim > threshold)
 
 
 # ----------------------------------------------------------------------------- modules
@@ -394,7 +438,11 @@ class GCSeg(nn.Module):
         (:func:`similarity_map`).
       roi_grid, roi_mode, roi_fuse, box_threshold: mask encoder (:class:`MaskEncoder`).
       decoder_channels, gcn_kernel, aspp_rates: decoder (:class:`Decoder`).
-      judge_threshold: cosine threshold of the judgement module (paper: 0.7).
+      judgement: the judgement module's rule (:func:`judgement_similarity`): ``"paper"``
+        (as written), ``"centred"`` or ``"standardised"`` (features centred / standardised
+        per channel over the frame before the cosine; docs/gcseg.md).
+      judge_threshold: keep ``M_{t-1}`` when the judgement similarity is above it (paper:
+        0.7 for the paper's rule).
       freeze_backbone: stop gradients at the extractor output (the paper fixes ``E`` after
         pre-training).
       precision, dtype: runtime numerics (not architecture).
@@ -418,6 +466,7 @@ class GCSeg(nn.Module):
     decoder_channels: int = 256
     gcn_kernel: int = 7
     aspp_rates: tuple[int, ...] = (6, 12, 18)
+    judgement: str = "paper"
     judge_threshold: float = 0.7
     freeze_backbone: bool = False
     precision: Any = None
@@ -437,6 +486,8 @@ class GCSeg(nn.Module):
                 or self.ref_level not in STRIDES or self.ref_level < 3):
             raise ValueError(f"levels={self.levels!r}, ref_level={self.ref_level!r}: "
                              "expected levels among 2, 3, 4, 5 and ref_level among 3, 4, 5")
+        if self.judgement not in JUDGEMENTS:
+            raise ValueError(f"judgement={self.judgement!r}: expected one of {JUDGEMENTS}")
         if self.roi_grid < 1 or self.gcn_kernel < 1 or self.gcn_kernel % 2 == 0:
             raise ValueError(f"roi_grid={self.roi_grid}, gcn_kernel={self.gcn_kernel}: need "
                              "roi_grid >= 1 and an odd gcn_kernel")
@@ -485,7 +536,8 @@ class GCSeg(nn.Module):
     def judge(self, feats0, mask0, feats_t, prev_mask):
         """Judgement module on the ``ref_level`` features; see :func:`judge_mask`."""
         return judge_mask(feats0[self.ref_level], mask0, feats_t[self.ref_level], prev_mask,
-                          threshold=self.judge_threshold, box_threshold=self.box_threshold)
+                          threshold=self.judge_threshold, rule=self.judgement,
+                          box_threshold=self.box_threshold)
 
     def _dec_hw(self, feats):
         return feats[self._fine_level].shape[1:3]
@@ -570,5 +622,6 @@ def init_gcseg(model: GCSeg, rng, height: int = 64, width: int = 64, batch: int 
 __all__ = ["GCSeg", "GCSegOutput", "FeatureExtractor", "CoSegmentation", "MaskEncoder",
            "ReferenceModule", "Decoder", "GlobalConvBlock", "ResidualBlockNoBN", "ASPP",
            "LevelFusion", "ConvBlock", "coseg_product", "similarity_map", "spatial_softmax",
-           "attend", "reference_upper_output", "cosine_similarity", "judge_mask",
+           "attend", "reference_upper_output", "cosine_similarity", "judgement_similarity",
+           "judge_mask", "JUDGEMENTS",
            "init_gcseg", "MODES"]
