@@ -10,7 +10,7 @@ that fits a time budget. Replaces ``gpu_suite.sh``.
   ``JAX_PLATFORMS=cuda`` when unset, so a broken CUDA plugin is an error, not a CPU fallback)
   and, with ``--official``, ``torch.cuda.is_available()`` must hold. ``--smoke`` runs on the
   CPU instead, everything tiny (a plumbing check: its figures are not speed figures).
-* Offline: vosjax weights are random (``init_stm``); the official model is built with
+* Offline: vosjax weights are random (:func:`random_variables`); the official model is built with
   ``weights=None`` / ``pretrained=False`` (``official.py`` patches the torchvision constructors
   the checkout calls; ``torchvision_standin.py`` when torchvision is missing).
 * Imports nothing of tensorflow-datasets, ml_collections, tensorboardX or grain.
@@ -40,6 +40,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -518,7 +519,11 @@ def call_official(ctx, spec: dict, timeout: float) -> dict:
     env = dict(os.environ)
     if ctx.smoke:
         env["CUDA_VISIBLE_DEVICES"] = ""
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=max(timeout, 1.0), env=env)
+    try:   # killed before the watchdog's grace ends, so no child outlives the run
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=max(timeout, 1.0),
+                             env=env)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("the official child ran past the end of the budget (killed)") from None
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
     if out.returncode != 0 or not lines:
         raise RuntimeError(f"official child failed (rc {out.returncode}): "
@@ -545,20 +550,11 @@ def run_official(ctx, plan: Plan, *, what, mode, objects=None, correction=False)
         flops, source = inference_flops(ctx, plan, arch, mode, objects, correction, hw)
         row.update(objects=objects, frames=plan.frames, correction=correction,
                    flops_per_frame=flops, **mfu_fields(flops * res["frames_per_s"], mode, ctx))
-        ours = ctx.find("inference", arch=arch, mode=mode, objects=objects,
-                        correction=correction, size=list(hw), videos=1)
-        if ours:
-            row["vosjax_frames_per_s"] = ours["frames_per_s"]
-            row["vosjax_speedup"] = ours["frames_per_s"] / res["frames_per_s"]
     else:
         flops, source = training_flops(ctx, plan, arch, mode)
         row.update(batch=plan.train_batch, clip_len=plan.clip_len, cycle=True,
                    objects=plan.train_objects, flops_per_update=flops,
                    **mfu_fields(flops / res["median_s"], mode, ctx))
-        ours = ctx.find("training", arch=arch, mode=mode)
-        if ours:
-            row["vosjax_clips_per_s"] = ours["clips_per_s"]
-            row["vosjax_speedup"] = ours["clips_per_s"] / res["clips_per_s"]
     row["flops_source"] = (f"{source}, same configuration (same math; the official code is "
                            "not an XLA program)")
     return row
@@ -567,6 +563,68 @@ def run_official(ctx, plan: Plan, *, what, mode, objects=None, correction=False)
 # ---------------------------------------------------------------------------------------------
 # the run
 # ---------------------------------------------------------------------------------------------
+WATCHDOG_GRACE_S = 5.0
+
+
+def _find(rows, section, **want):
+    for r in rows:
+        if r["section"] == section and r["status"] == "ok" and all(
+                r.get(k) == v for k, v in want.items()):
+            return r
+    return None
+
+
+def link_official(rows) -> None:
+    """Each official row gets vosjax's figure of the same configuration in every mode measured
+    (``vs_vosjax``: vosjax / official), and ``vosjax_speedup`` for the same mode."""
+    for r in rows:
+        if r["section"] != "official" or r["status"] != "ok":
+            continue
+        key = "frames_per_s" if r["what"] == "inference" else "clips_per_s"
+        r["vs_vosjax"] = {}
+        for mode in MODES:
+            if r["what"] == "inference":
+                ours = _find(rows, "inference", arch=r["arch"], mode=mode, objects=r["objects"],
+                             correction=r["correction"], size=r["size"], videos=1)
+            else:
+                ours = _find(rows, "training", arch=r["arch"], mode=mode)
+            if ours:
+                r["vs_vosjax"][mode] = {f"vosjax_{key}": ours[key],
+                                        "speedup": ours[key] / r[key]}
+        same = r["vs_vosjax"].get(r["mode"])
+        r["vosjax_speedup"] = same["speedup"] if same else None
+
+
+def targets_measured(rows, plan: Plan) -> dict:
+    """The issue's targets against this run's rows (None: not measured)."""
+    a, hw = plan.arch, list(plan.size)
+    out = {}
+    off = _find(rows, "inference", arch=a, mode="bfloat16", objects=2, correction=False,
+                size=hw, videos=1)
+    on = _find(rows, "inference", arch=a, mode="bfloat16", objects=2, correction=True,
+               size=hw, videos=1)
+    out["inference_bf16_fps"] = {"frames_per_s": off and off["frames_per_s"], "target": 500.0,
+                                 "met": off["frames_per_s"] >= 500.0 if off else None}
+    if off and on:
+        time_ratio = off["frames_per_s"] / on["frames_per_s"]
+        flop_ratio = on["flops_per_frame"] / off["flops_per_frame"]
+        out["correction_cost"] = {"time_ratio": time_ratio, "flop_ratio": flop_ratio,
+                                  "time_over_flop_ratio": time_ratio / flop_ratio,
+                                  "target": 1.15, "met": time_ratio / flop_ratio <= 1.15}
+    else:
+        out["correction_cost"] = {"met": None}
+    train = _find(rows, "training", arch=a, mode="bfloat16")
+    out["training_mfu"] = {"mfu": train and train["mfu"], "target": 0.35,
+                           "met": (train["mfu"] >= 0.35) if train and train["mfu"] else None}
+    official = [r for r in rows if r["section"] == "official" and r["status"] == "ok"
+                and r.get("what") == "training" and r["mode"] == "float32"]
+    ratio = (official[0].get("vs_vosjax", {}).get("bfloat16", {}).get("speedup")
+             if official else None)
+    out["training_vs_official"] = {"vosjax_bf16_over_official_default": ratio, "target": 4.0,
+                                   "met": ratio >= 4.0 if ratio else None}
+    return out
+
+
 def jobs(plan: Plan, smoke: bool) -> list[Job]:
     """Every row, in priority order (the issue's targets first)."""
     a, hw = plan.arch, plan.size
@@ -645,12 +703,6 @@ class Context:
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
-    def find(self, section, **want):
-        for r in self.rows:
-            if r["section"] == section and r["status"] == "ok" and all(
-                    r.get(k) == v for k, v in want.items()):
-                return r
-        return None
 
 
 def check_backends(args) -> str:
@@ -715,9 +767,11 @@ def main(argv=None) -> int:
                 raise SystemExit(f"gpu_bench: the official side cannot run: {e}")
             official_reason = f"torch unavailable: {str(e).splitlines()[-1][:300]}"
     backend = check_backends(args)
-    out_path = args.out or (os.path.abspath("gpu_smoke.json") if args.smoke else os.path.join(
-        HERE, "results", f"gpu_{backend}.json"))
     import jax  # noqa: PLC0415
+
+    kind = re.search(r"\b([A-Z]\d{2,4})\b", jax.devices()[0].device_kind)
+    out_path = args.out or (os.path.abspath("gpu_smoke.json") if args.smoke else os.path.join(
+        HERE, "results", f"gpu_{kind.group(1).lower() if kind else backend}.json"))
 
     versions = record.versions()
     versions["torch"] = torch_settings["torch"] if torch_settings else None
@@ -727,8 +781,8 @@ def main(argv=None) -> int:
             "official_checkout": os.path.abspath(args.official) if args.official else None,
             "budget_s": budget, "plan": dataclasses.asdict(plan), "targets": TARGETS,
             "sections": SECTIONS, "jax_devices": [str(d) for d in jax.devices()],
-            "weights": "random (vosjax: init_stm; official: torch init, BN statistics "
-                       "calibrated on random input); speed only",
+            "weights": "random (vosjax: N(0, 1/fan_in) kernels, identity BN; official: torch "
+                       "init, BN statistics calibrated on random input); speed only",
             "note": ("SMOKE RUN: tiny sizes on the CPU, a plumbing check; none of its "
                      "figures is a speed figure") if args.smoke else None}
     lock = threading.Lock()
@@ -736,23 +790,32 @@ def main(argv=None) -> int:
 
     def write(complete=False):
         with lock:
+            link_official(ctx.rows)
             rows = list(ctx.rows)
             if state["running"] is not None:
                 rows.append(state["running"])
             record.write_json(out_path, {**head, "rows": rows, "ceilings": dict(ctx.ceilings),
+                                         "targets_measured": {
+                                             **targets_measured(rows, plan),
+                                             **({"note": "smoke run: the targets are GPU "
+                                                 "targets; not evaluated"} if args.smoke
+                                                else {})},
                                          "complete": complete,
                                          "elapsed_s": round(time.monotonic() - started, 1)})
 
     def watchdog():
         while not state["done"]:
-            if ctx.remaining() <= 0 and state["running"] is not None:
+            if ctx.remaining() <= -WATCHDOG_GRACE_S:
                 with lock:
-                    state["running"]["status"] = "cut"
-                    state["running"]["reason"] = "still running at the end of the budget"
-                write()
-                print(f"gpu_bench: budget spent, cut {state['running']['name']!r}; "
-                      f"wrote {out_path}", flush=True)
-                os._exit(3)
+                    running = state["running"]
+                    if running is not None:
+                        running["status"] = "cut"
+                        running["reason"] = "still running at the end of the budget"
+                if running is not None:
+                    write()
+                    print(f"gpu_bench: budget spent, cut {running['name']!r}; wrote {out_path}",
+                          flush=True)
+                    os._exit(3)
             time.sleep(0.5)
 
     threading.Thread(target=watchdog, daemon=True).start()

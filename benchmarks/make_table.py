@@ -415,6 +415,17 @@ def gpu_bench_table(files) -> list[str]:
                          f"{_gpu_value(r) if r['status'] == 'ok' else '-'} | "
                          f"{_fmt(flops / 1e9 if flops else None, 2)} | {mfu} | "
                          f"{_fmt(r.get('vosjax_speedup'), 2)} | {vers} | {d['_file']} |")
+    for d in files:
+        t = d.get("targets_measured") or {}
+        if d.get("smoke") or not t:
+            continue
+        lines += ["", f"Targets ({d['device']}, {d['_file']}):", ""]
+        for name, text in d.get("targets", {}).items():
+            got = t.get(name, {})
+            shown = ", ".join(f"{k} {_fmt(v, 3)}" for k, v in got.items()
+                              if k not in ("met", "target"))
+            met = {True: "met", False: "not met", None: "not measured"}[got.get("met")]
+            lines.append(f"* {text}: {met} ({shown or '-'})")
     return lines
 
 
