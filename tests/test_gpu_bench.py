@@ -56,6 +56,12 @@ def test_smoke_json_structure(smoke):
     assert {"ceilings", "inference", "videos", "480p", "training"} <= ran   # every section
     official = [r for r in data["rows"] if r["section"] == "official"]
     assert official and all(r["status"] == "ok" or r["reason"] for r in official)
+    for r in official:
+        if r["status"] == "ok":        # torch and a checkout here (never in CI)
+            assert "vs_vosjax" in r and r["versions"]["torch"]
+            assert set(r["torch_settings"]) >= {"matmul_allow_tf32", "cudnn_allow_tf32"}
+            assert ("TF32" in r["numerics"]) == (r["mode"] == "float32")
+    assert set(data["targets_measured"]) >= set(gpu_bench.TARGETS) | {"note"}
 
 
 @pytest.mark.slow
