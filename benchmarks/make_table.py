@@ -38,10 +38,64 @@ Scripts (each writes JSON into `benchmarks/results/`; this file is generated fro
 * `compile_count.py`, `slot_trim.py`, `correction_caching.py`, `speedups.py`: one speed-up
   each, measured before/after in the same run (`speedups.py objects|memory-read|donation|png`).
 
-GPU rows: `bash benchmarks/gpu_suite.sh PART OFFICIAL [DEST]` runs the same scripts with
-`--device gpu` in parts that each fit in a 10-minute run (`inference-r18`, `inference-r50`,
-`inference-480p`, `training` with MFU, `kernels`); commit the `*_gpu.json` files and the
-tables pick them up. `SMOKE=1` runs every command tiny on the CPU to check the plumbing.
+## GPU rows: one offline command (`gpu_bench.py`)
+
+Every GPU row comes from one command that fits a time budget (default 8 minutes; `--budget-min`)
+and needs no network. On a machine with one NVIDIA GPU, from the repository root, with the
+official checkout (lyxok1/STM-Training, branch `cycle`; never committed) copied into the
+git-ignored `.official/` so that it travels with the working tree:
+
+    python benchmarks/gpu_bench.py --official .official --out benchmarks/results/gpu_h200.json; python benchmarks/make_table.py
+
+(a remote device run: carry `.official`, timeout about 600 s; then commit `gpu_h200.json` and
+this file). What it does:
+
+* refuses to run without a GPU, for JAX (`jax.default_backend()` must be `gpu`; it sets
+  `JAX_PLATFORMS=cuda` when unset, so a broken CUDA plugin is an error, not a CPU fallback) and
+  for PyTorch (`torch.cuda.is_available()`, checked in a child process before JAX takes the
+  GPU); `--no-official` records the official rows as skipped instead;
+* never downloads: vosjax's weights are random; `official.py` builds the checkout's ResNets
+  with `weights=None` even with a real torchvision (the checkout asks for `pretrained=True`),
+  `torchvision_standin.py` when torchvision is missing;
+* imports nothing of tensorflow-datasets, ml_collections, tensorboardX or grain (tested with
+  those imports blocked): a bare image with jax[cuda], flax, optax, orbax-checkpoint, chex,
+  torch and torchvision runs it as is, without `pip install -e .` (the script puts the
+  repository on `sys.path`). Should a pure-Python package ever be missing there, carry its
+  wheel: here `pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl
+  NAME==VERSION` (`.whl/` is git-ignored; carry it), there `pip install --no-index --no-deps
+  --target /tmp/site .whl/*.whl` and run with `PYTHONPATH=/tmp/site`;
+* runs the rows in priority order (the targets first) and skips, with the reason recorded, a
+  row whose expected duration (a fixed reserve until a row of its kind has run, then that
+  row's duration) exceeds the time left; the JSON is rewritten (atomically) after every row,
+  and a row still running when the budget ends is recorded as `cut` (exit status 3);
+* records per row the device, jax / torch versions, XLA's FLOP count of the compiled programs
+  (a rolled correction loop, which XLA counts once, is counted N times) and MFU against the
+  matmul ceiling the same run measured for the row's numerics: bf16 rows against the bf16
+  ceiling, float32 rows (vosjax's `float32` mode: TF32 allowed) against the float32 ceiling at
+  default precision, never the bf16 peak. The official rows run PyTorch with its TF32
+  defaults (`torch.backends.cuda.matmul.allow_tf32`, `torch.backends.cudnn.allow_tf32`
+  recorded in the row) or under `torch.autocast(bfloat16)`, and take the FLOPs of vosjax's
+  program of the same configuration.
+
+Sections: (a) matmul (bf16, float32, float32-highest) and copy ceilings; (b) STM R50 240x427,
+one video (T = 41), 1 and 2 objects, bf16 / float32, gradient correction off / on (N = 10
+every 5): frames/s, FLOPs/frame, MFU; (c) 16 videos at once, `jax.vmap` of the per-frame step
+(aggregate frames/s); (d) 480x854; (e) the training update at batch 8 (cycle on, 3-frame
+clips, 2 objects in 2 slots), bf16 / float32: clips/s and MFU; (f) the official STM-Training
+test loop and training loop on the same GPU.
+
+Targets (issue 14; benchmarks, not timed tests), on one H100/H200, STM R50 240x427, 2
+objects: single video bf16 >= 500 frames/s; gradient correction costs at most 1.15x its FLOP
+ratio (XLA's counts give about 2.8x for 1 object, 3.4x for 2); training bf16 >= 35% MFU and
+>= 4x the official clips/s on the same GPU.
+
+`--smoke` runs every section tiny on the CPU (resnet10 at 32x48; the official rows, with
+`--official` and torch installed, use resnet18; otherwise they are skipped with the reason):
+a plumbing check run in CI (`tests/test_gpu_bench.py`); its figures are not speed figures
+and are never committed. The GPU rows not measured yet are listed under "GPU rows owed" below
+(no GPU run so far: none of them has a figure, and none is estimated).
+
+## CPU rows
 
 How to read the CPU rows: a 2-core machine; every row carries the 1-minute load average
 during it. Measure on an idle machine: when another process holds a core, PyTorch's OpenMP
@@ -325,10 +379,79 @@ def speedups_table(files) -> list[str]:
     return lines
 
 
+def _gpu_value(r):
+    if "frames_per_s" in r:
+        return f"{r['frames_per_s']:.4g} frames/s"
+    if "clips_per_s" in r:
+        return f"{r['clips_per_s']:.4g} clips/s"
+    if r.get("section") == "ceilings":
+        m = r["matmul"]
+        return ("matmul TFLOP/s: " + ", ".join(f"{k} {v['flops_per_s'] / 1e12:.3g}"
+                                               for k, v in m.items())
+                + f"; copy {r['copy']['bytes_per_s'] / 1e9:.3g} GB/s")
+    return "-"
+
+
+def gpu_bench_table(files) -> list[str]:
+    """Rows of ``gpu_bench.py`` (the one GPU command); smoke files are labelled as such."""
+    if not files:
+        return []
+    lines = ["## GPU benchmark (`gpu_bench.py`; one command, rows in priority order)", "",
+             "| device | run | section | row | status | speed | GFLOP per frame / update | "
+             "MFU (ceiling) | vosjax / official | versions | file |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for d in files:
+        run = ("smoke (CPU plumbing check, not a speed figure)" if d.get("smoke")
+               else f"budget {d.get('budget_s', 0) / 60:.0f} min")
+        for r in d["rows"]:
+            flops = r.get("flops_per_frame", r.get("flops_per_update"))
+            mfu = (f"{100 * r['mfu']:.1f}% ({r['mfu_ceiling']})" if r.get("mfu") is not None
+                   else "-")
+            status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('reason')}"
+            v = r.get("versions", {})
+            vers = f"jax {v.get('jax')}, torch {v.get('torch') or '-'}"
+            lines.append(f"| {r.get('device', d['device'])} | {run} | {r['section']} | "
+                         f"{r['name']} | {status} | "
+                         f"{_gpu_value(r) if r['status'] == 'ok' else '-'} | "
+                         f"{_fmt(flops / 1e9 if flops else None, 2)} | {mfu} | "
+                         f"{_fmt(r.get('vosjax_speedup'), 2)} | {vers} | {d['_file']} |")
+    for d in files:
+        t = d.get("targets_measured") or {}
+        if d.get("smoke") or not t:
+            continue
+        lines += ["", f"Targets ({d['device']}, {d['_file']}):", ""]
+        for name, text in d.get("targets", {}).items():
+            got = t.get(name, {})
+            shown = ", ".join(f"{k} {_fmt(v, 3)}" for k, v in got.items()
+                              if k not in ("met", "target"))
+            met = {True: "met", False: "not met", None: "not measured"}[got.get("met")]
+            lines.append(f"* {text}: {met} ({shown or '-'})")
+    return lines
+
+
+def gpu_owed(files) -> list[str]:
+    """The rows of ``gpu_bench.py`` that no GPU run has measured yet."""
+    sys.path.insert(0, HERE)
+    import gpu_bench  # noqa: PLC0415
+
+    done = {r["name"] for d in files if not d.get("smoke") and d.get("backend") != "cpu"
+            for r in d["rows"] if r["status"] == "ok"}
+    owed = [j for j in gpu_bench.jobs(gpu_bench.FULL, False) if j.name not in done]
+    if not owed:
+        return []
+    return ["## GPU rows owed (no GPU run has measured them yet)", "",
+            *[f"* {SECTION_NAMES.get(j.section, j.section)}: {j.name}" for j in owed]]
+
+
+SECTION_NAMES = {"ceilings": "(a) ceilings", "inference": "(b) one video",
+                 "videos": "(c) many videos", "480p": "(d) 480p", "training": "(e) training",
+                 "official": "(f) official"}
+
+
 def build_section(results_dir) -> str:
     data = _load(results_dir)
     pick = lambda kind: [d for d in data if d.get("benchmark") == kind]  # noqa: E731
-    parts = [inference_table(pick("inference")), overhead_table(pick("inference")),
+    parts = [gpu_bench_table(pick("gpu_bench")), gpu_owed(pick("gpu_bench")), inference_table(pick("inference")), overhead_table(pick("inference")),
              memory_table(pick("inference")), training_table(pick("training")),
              breakdown_table(pick("training_breakdown")), profile_table(pick("profile_step")),
              conv_table(pick("conv_kernels")),

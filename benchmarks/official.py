@@ -7,6 +7,12 @@ Only the model code is exercised. The checkout's data and config modules import 
 model never uses (opencv, lmdb, imgaug, yacs, progress, DALI); when those are not installed,
 empty placeholder modules are registered for them so the imports succeed, and
 ``torchvision.models`` is replaced by :mod:`torchvision_standin` when torchvision is missing.
+
+Offline: the checkout builds its encoders with ``torchvision.models.resnetXX(pretrained=True)``
+(an ImageNet download with a real torchvision); :func:`import_official` rebinds the checkout's
+``models`` name to constructors that pass ``weights=None`` (``pretrained=False`` on torchvision
+< 0.13 and the stand-in), so no weights are ever fetched. The benchmarks overwrite every
+weight anyway.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import inspect
 import os
 import sys
 import types
@@ -86,9 +93,38 @@ def import_official(checkout: str):
         sys.meta_path.append(_PlaceholderFinder())
     sys.path.insert(0, os.path.abspath(checkout))
     models = importlib.import_module("libs.models.models")
+    models.models = offline_resnets(models.models)
     loss = importlib.import_module("libs.utils.loss")
     importlib.import_module("libs.dataset.data")    # convert_one_hot (training cycle terms)
     return models, loss
+
+
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
+
+
+def _without_weights(build):
+    params = inspect.signature(build).parameters
+    no_weights = {"weights": None} if "weights" in params else {"pretrained": False}
+
+    def offline(pretrained=False, **kwargs):
+        del pretrained     # the checkout asks for ImageNet weights; never downloaded here
+        kwargs.pop("weights", None)
+        return build(**no_weights, **kwargs)
+    offline.__name__ = getattr(build, "__name__", "resnet")
+    return offline
+
+
+def offline_resnets(tv_models) -> types.ModuleType:
+    """A stand-in for the ``torchvision.models`` module the checkout imported whose ResNet
+    constructors never load pretrained weights (idempotent)."""
+    if getattr(tv_models, "OFFLINE", False):
+        return tv_models
+    module = types.ModuleType(f"{tv_models.__name__}_offline")
+    module.OFFLINE = True
+    for name in RESNETS:
+        if hasattr(tv_models, name):
+            setattr(module, name, _without_weights(getattr(tv_models, name)))
+    return module
 
 
 def build_model(models, arch: str, state_dict: dict | None = None, device: str = "cpu"):
