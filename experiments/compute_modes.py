@@ -66,6 +66,47 @@ def heldout_jf(workdir: str, correction_rate: float, num_videos: int | None) -> 
     return {"videos": len(videos), "correction_rate": correction_rate, "rows": rows}
 
 
+class _Jittered:
+    """A video whose uint8 frames get seeded +-1 noise (an imperceptible perturbation)."""
+
+    def __init__(self, video, seed: int):
+        self.video, self.seed = video, seed
+
+    def __getattr__(self, name):
+        return getattr(self.video, name)
+
+    def load_frames(self, indices):
+        f = self.video.load_frames(indices).astype(np.int16)
+        noise = np.random.default_rng(self.seed).integers(-1, 2, f.shape)
+        return np.clip(f + noise, 0, 255).astype(np.uint8)
+
+
+def noise_control(workdir: str, seeds, num_videos: int | None) -> dict:
+    """How much J&F moves in float32-highest when the frames get +-1 uint8 noise: the scale of
+    change that the metric shows on this model for a perturbation far below bfloat16's."""
+    from configs import demo  # noqa: PLC0415
+    from vosjax.checkpoint import load_model  # noqa: PLC0415
+    from vosjax.compute import resolve  # noqa: PLC0415
+    from vosjax.evaluation.runner import run_videos  # noqa: PLC0415
+    from vosjax.training.run import heldout_videos, inference_options  # noqa: PLC0415
+
+    config = demo.get_config()
+    if num_videos:
+        with config.unlocked():
+            config.eval.num_videos = num_videos
+    videos, opts = heldout_videos(config), inference_options(config)
+    model, variables = load_model(workdir, **resolve("float32-highest").model_kwargs())
+    out = {}
+    for seed in seeds:
+        report = run_videos(model, variables, [_Jittered(v, seed) for v in videos], opts,
+                            background=False)
+        out[str(seed)] = 100 * float(report.scores.global_row()["J&F-Mean"])
+        print(f"float32-highest, +-1 uint8 noise seed {seed}: J&F {out[str(seed)]:.2f}",
+              flush=True)
+    return {"what": "plain (no correction), float32-highest, frames +-1 uint8 noise",
+            "jf_by_seed": out}
+
+
 def golden_frames(golden: pathlib.Path) -> dict:
     """Per-frame differences bfloat16 vs float32-highest on the golden R18 clip."""
     from vosjax.compute import resolve  # noqa: PLC0415
@@ -106,11 +147,23 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(REPO / "experiments" / "results" / "compute_modes.json"))
     p.add_argument("--correction-rate", type=float, default=10.8)
     p.add_argument("--num-videos", type=int, default=None, help="default: the demo's 8")
+    p.add_argument("--control-only", action="store_true",
+                   help="add the +-1 uint8 noise control (seeds 1, 2) to an existing --out")
     args = p.parse_args(argv)
     import jax  # noqa: PLC0415
 
     from vosjax.checkpoint import write_json  # noqa: PLC0415
 
+    if args.control_only:
+        import json  # noqa: PLC0415
+        with open(args.out) as f:
+            result = json.load(f)
+        result["heldout"]["noise_control"] = noise_control(args.workdir, (1, 2), args.num_videos)
+        result["noise_control_command"] = "python " + " ".join(
+            [os.path.relpath(__file__, REPO)] + sys.argv[1:])
+        write_json(args.out, result)
+        print(f"wrote {args.out}")
+        return 0
     golden = pathlib.Path(args.golden)
     if not (golden / "weights_r18.npz").is_file():
         raise SystemExit(f"{golden}: no weights_r18.npz (the golden STM-Training data)")
