@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from vosjax.data import masks
-from vosjax.data.augment import AugmentConfig, clip_matrices, warp_clip
+from vosjax.data.augment import (AugmentConfig, clip_matrices, photometric_draws, warp_clip,
+                                 warp_labels)
 from vosjax.data.transforms import WORK_SIZE
 from vosjax.data.video import Video
 
@@ -178,6 +179,14 @@ class ClipSampler:
     # -- clips ----------------------------------------------------------------------------------
     def clip(self, index: int) -> Clip:
         """Global clip ``index`` of the stream (same result on every host and every run)."""
+        return self._produce(index, with_frames=True)
+
+    def num_objects(self, index: int) -> int:
+        """``clip(index).num_objects`` without reading or warping a frame: the same random
+        draws on the annotations only (what :class:`BucketSampler` looks ahead with)."""
+        return self._produce(index, with_frames=False).num_objects
+
+    def _produce(self, index: int, with_frames: bool) -> Clip:
         cfg = self.config
         epoch, pos = divmod(int(index), self.clips_per_epoch)
         d, v = self._items[self._order(epoch)[pos]]
@@ -206,38 +215,54 @@ class ClipSampler:
             labels = video.load_labels(picks)
             present = np.flatnonzero(np.bincount(labels[0].reshape(-1),
                                                  minlength=video.num_objects + 1)[1:]) + 1
-        frames = video.load_frames(picks)
+        frames = video.load_frames(picks) if with_frames else None
+        x = None
         for attempt in range(cfg.max_retries + 1):
             keep = rng.permutation(present)[:cfg.max_objects]
             aug = cfg.augment if attempt < cfg.max_retries else None
             mats = clip_matrices(rng, aug, video.hw, cfg.size, cfg.num_frames)
-            x, labs = warp_clip(frames, _select(labels, keep, video.num_objects), mats,
-                                cfg.size, rng, aug)
+            sel = _select(labels, keep, video.num_objects)
+            if with_frames:
+                x, labs = warp_clip(frames, sel, mats, cfg.size, rng, aug)
+            else:
+                labs = np.stack([warp_labels(lab, m, cfg.size) for lab, m in zip(sel, mats)])
             ref = np.bincount(labs[0].reshape(-1), minlength=len(keep) + 1)[1:] > 0
             if ref.any():
                 break
+            if not with_frames and aug is not None:
+                # warp_clip's photometric draws (the next attempt's draws follow them).
+                photometric_draws(rng, aug, (cfg.num_frames, *cfg.size, 3))
         # Objects cropped out of the reference frame are dropped and the rest renumbered.
         lut = np.zeros(len(keep) + 1, np.uint8)
         lut[1:][ref] = np.arange(1, int(ref.sum()) + 1)
         return Clip(x, np.take(lut, labs), int(ref.sum()), video.name, tuple(int(p) for p in picks))
 
-    def batch(self, step: int) -> dict[str, np.ndarray]:
-        """This host's share of global batch ``step``: ``frames`` float32 [B, T, H, W, 3],
-        ``masks`` float32 [B, T, num_slots + 1, H, W] one-hot (channel 0 background),
-        ``num_objects`` int32 [B]."""
-        first = step * self.global_batch_size + self.process_index * self.local_batch_size
-        idx = range(first, first + self.local_batch_size)
-        if self.num_workers > 1:
+    def clips(self, indices) -> list[Clip]:
+        """Global clips ``indices`` (decoded on ``num_workers`` threads)."""
+        indices = [int(i) for i in indices]
+        if self.num_workers > 1 and len(indices) > 1:
             from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
             with ThreadPoolExecutor(self.num_workers) as ex:
-                clips = list(ex.map(self.clip, idx))
-        else:
-            clips = [self.clip(i) for i in idx]
+                return list(ex.map(self.clip, indices))
+        return [self.clip(i) for i in indices]
+
+    def collate(self, indices, num_slots: int | None = None) -> dict[str, np.ndarray]:
+        """The batch of global clips ``indices``: ``frames`` float32 [B, T, H, W, 3], ``masks``
+        float32 [B, T, num_slots + 1, H, W] one-hot (channel 0 background; default
+        ``config.slots``), ``num_objects`` int32 [B]."""
+        clips = self.clips(indices)
         return {
             "frames": np.stack([c.frames for c in clips]),
-            "masks": masks.one_hot(np.stack([c.labels for c in clips]), self.config.slots),
+            "masks": masks.one_hot(np.stack([c.labels for c in clips]),
+                                   self.config.slots if num_slots is None else num_slots),
             "num_objects": np.array([c.num_objects for c in clips], np.int32),
         }
+
+    def batch(self, step: int) -> dict[str, np.ndarray]:
+        """This host's share of global batch ``step`` (see :meth:`collate`): global clips
+        ``step * global_batch_size + process_index * local_batch_size + b``."""
+        first = step * self.global_batch_size + self.process_index * self.local_batch_size
+        return self.collate(range(first, first + self.local_batch_size))
 
     def batches(self, start_step: int = 0, num_steps: int | None = None
                 ) -> Iterator[dict[str, np.ndarray]]:
