@@ -83,7 +83,10 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
 
     The model family is ``config.model.name`` (:mod:`vosjax.training.tasks`).
     ``sampler``: an object with ``batch(step) -> dict`` and ``state(step) -> dict`` (default:
-    the task's stream built from ``config``).
+    the task's stream built from ``config``); a ``restore(state)`` method, if it has one, gets
+    the checkpointed state on resume (e.g. :class:`~vosjax.data.sampler.BucketSampler`).
+    ``config.train.slot_policy``: ``"bucket"`` is the task's sampler, ``"trim"`` is applied
+    here (one process only), ``"pad"`` does nothing.
     Returns a summary dict (final step, last metrics, steps/s).
     """
     # -- setup ----------------------------------------------------------------------------------
