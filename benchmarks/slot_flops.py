@@ -40,7 +40,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-ARCHS = {"resnet18": "r18", "resnet50": "r50", "resnet101": "r101"}
+ARCHS = ("resnet10", "resnet18", "resnet50", "resnet101")
 
 
 class CountStream:
@@ -128,7 +128,7 @@ def count_cost(root, size, clips, seed=0):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True)
-    p.add_argument("--arch", default="resnet50", choices=sorted(ARCHS))
+    p.add_argument("--arch", default="resnet50", choices=ARCHS)
     p.add_argument("--size", type=int, nargs=2, default=(240, 427))
     p.add_argument("--clip-len", type=int, default=3)
     p.add_argument("--batch", type=int, default=8)
@@ -158,7 +158,8 @@ def main(argv=None):
     from vosjax.training.tasks import get_task  # noqa: PLC0415
 
     head = record.header("cpu")
-    config = stm_cycle.get_config(ARCHS[args.arch])
+    config = stm_cycle.get_config("r50")
+    config.model.arch = args.arch
     config.train.cycle = bool(args.cycle)
     config.data.size = tuple(args.size)
     config.data.clip_len = args.clip_len
@@ -228,7 +229,7 @@ def main(argv=None):
     out = {**head, **record.versions(), "benchmark": "slot_flops",
            "flops_source": "XLA cost analysis of the lowered training step (jit(...).lower("
                            "abstract inputs).cost_analysis()): nothing compiled or executed",
-           "config": {"config": f"configs/stm_cycle.py:{ARCHS[args.arch]}",
+           "config": {"config": "configs/stm_cycle.py",
                       "arch": args.arch, "size": list(args.size), "clip_len": args.clip_len,
                       "batch": b, "num_slots": args.num_slots, "cycle": bool(args.cycle),
                       "compute": str(config.model.compute)},
