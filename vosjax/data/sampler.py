@@ -382,8 +382,12 @@ class BucketSampler:
     shapes on every host, no communication. The price: a host needs the object count of every
     global clip, not only of its own. :meth:`ClipSampler.num_objects` gives it from the
     annotations alone (the clip's random draws without reading, warping or perturbing a
-    frame), a fraction of a clip's cost (measured in ``benchmarks/slot_flops.py``); each host
-    counts ``global_batch_size`` clips a step on ``num_workers`` threads.
+    frame): 0.22 of a clip's time on DAVIS 480p at 240x427 with the paper's augmentation
+    (``benchmarks/results/slot_flops_cpu.json``). Each host counts ``global_batch_size``
+    clips a step (on ``num_workers`` threads) besides producing its ``local_batch_size``:
+    +22% data work on one host, about as much counting as producing at ~5 hosts, and more
+    beyond. (Many-host runs could count a 1/P share each and all-gather the counts; not done
+    here: it would make the data stream a collective.)
     """
 
     def __init__(self, sampler: ClipSampler, keep_states: int = 8):
