@@ -138,8 +138,8 @@ def trim_slots(batch: dict) -> dict:
     segments. Trimming them (``config.train.slot_policy = "trim"``) compiles one step per
     object count (at most ``num_slots``) and skips the slots no clip of the batch uses
     (``"bucket"`` skips all of them); the extra channels only add the probability clamp's
-    ~1e-7 terms to the soft aggregation, so the loss is unchanged up to float rounding. Batches without
-    ``num_objects`` (GCSeg pairs) are returned as they are.
+    ~1e-7 terms to the soft aggregation, so the loss is unchanged up to float rounding.
+    Batches without ``num_objects`` (GCSeg pairs) are returned as they are.
     """
     if "num_objects" not in batch or "masks" not in batch:
         return batch
