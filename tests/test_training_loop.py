@@ -220,9 +220,10 @@ def bucket_config(clip_len=2, cycle=False, max_objects=3, **train):
     """The tiny model on the real sampler: synthetic clips of 1..max_objects objects."""
     c = tiny_config(clip_len=clip_len, cycle=cycle, slot_policy="bucket", **train)
     c.data = dict(sources=(("synthetic", 1),), size=(H, W), clip_len=clip_len,
-                  max_objects=max_objects, num_slots=max_objects, gap_start=2, gap_increment=0, gap_every_epochs=1, augment=None,
-                  num_workers=1, synthetic=dict(num_videos=16, seed=0, height=H, width=W,
-                                                num_frames=6, distractors=True))
+                  max_objects=max_objects, num_slots=max_objects, gap_start=2,
+                  gap_increment=0, gap_every_epochs=1, augment=None, num_workers=1,
+                  synthetic=dict(num_videos=16, seed=0, height=H, width=W, num_frames=6,
+                                 distractors=True))
     return c
 
 
