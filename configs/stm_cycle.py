@@ -7,11 +7,13 @@ Command (GPU cluster; the roots are the downloaded datasets)::
         --config.data.davis_root=/data/DAVIS --config.data.youtubevos_root=/data/YTVOS \
         --config.train.init_from=ckpt/imagenet_r50   # optional: converted weights
 
-``:r18`` selects the ResNet-18 variant. Updates hold clips of one object count and run only
-that many object slots (``train.slot_policy="bucket"``; the official code pads nothing either,
-it runs one clip at a time). Expected result: the paper reports DAVIS-17 val J&F
+``:r18`` selects the ResNet-18 variant. Expected result: the paper reports DAVIS-17 val J&F
 71.7 (72.3 with gradient correction; baseline 69.7), Table 3. Not yet reproduced by us (this
 needs GPUs and the datasets); see docs/experiments.md for what has been measured.
+
+Object slots: each update holds clips of one object count and runs only that many slots
+(``train.slot_policy="bucket"``; the official code pads nothing either, it runs one clip at a
+time).
 """
 import ml_collections
 
