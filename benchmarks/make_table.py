@@ -250,8 +250,8 @@ def compile_table(files) -> list[str]:
 def slot_trim_table(files) -> list[str]:
     if not files:
         return []
-    lines = ["## Trimming unused object slots in training (`config.train.trim_slots`; same batches, "
-             "alternated)", "",
+    lines = ['## Trimming unused object slots in training (`config.train.slot_policy="trim"`; '
+             "same batches, alternated)", "",
              "| device | config | batches by max objects | padded clips/s | trimmed clips/s | "
              "speed-up | load | file |", "|---|---|---|---|---|---|---|---|"]
     for d in files:

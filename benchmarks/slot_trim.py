@@ -1,4 +1,4 @@
-"""Training speed with and without trimming unused object slots (``config.train.trim_slots``).
+"""Training speed with and without trimming unused object slots (``slot_policy="trim"``).
 
     python benchmarks/slot_trim.py --out benchmarks/results/slot_trim_cpu.json
 

@@ -11,6 +11,10 @@ Command (GPU cluster; the roots are the downloaded datasets)::
 on GPUs, float32-highest on CPU; ``--config.model.compute=float32-highest`` for parity runs). Expected result: the paper reports DAVIS-17 val J&F
 71.7 (72.3 with gradient correction; baseline 69.7), Table 3. Not yet reproduced by us (this
 needs GPUs and the datasets); see docs/experiments.md for what has been measured.
+
+Object slots: each update holds clips of one object count and runs only that many slots
+(``train.slot_policy="bucket"``; the official code pads nothing either, it runs one clip at a
+time).
 """
 import ml_collections
 
@@ -46,14 +50,16 @@ def get_config(arg: str = "r50"):
                        distractors=True),
     ))
 
-    # trim_slots: drop object channels unused by a whole batch (one compiled step per object
-    # count, single-process runs); see vosjax.training.input_pipeline.trim_slots.
+    # slot_policy: "bucket" = every batch holds clips of one object count n and the step runs
+    # n object slots (one compiled step per n, one or several hosts; no compute on empty slots,
+    # vosjax.data.sampler.BucketSampler); "trim" = pad to the batch's largest count (one host);
+    # "pad" = always num_slots. See vosjax.training.input_pipeline.
     c.train = ml_collections.ConfigDict(dict(
         # 240 epochs of (DAVIS-17 train 60 videos x5 + YouTube-VOS train 3471 x1) clips / 4.
         num_train_steps=240 * (60 * 5 + 3471) // 4,
         batch_size=4, learning_rate=1e-5, schedule="constant", warmup_steps=0,
         milestones=(), gamma=0.1, optimizer="adam", b1=0.9, b2=0.999, weight_decay=5e-4,
-        grad_clip=0.0, accumulate_steps=1, cycle=True, bootstrap=0.4, fsdp=1, trim_slots=True,
+        grad_clip=0.0, accumulate_steps=1, cycle=True, bootstrap=0.4, fsdp=1, slot_policy="bucket",
         checkpoint_every=2000, keep_checkpoints=3, log_every=50, init_from=""))
 
     # Held-out evaluation after training (evaluate.py does full benchmarks).

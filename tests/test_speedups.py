@@ -24,6 +24,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import make_table  # noqa: E402
+import slot_flops  # noqa: E402
 import speedups  # noqa: E402
 import training_speed  # noqa: E402
 
@@ -172,3 +173,22 @@ def test_profile_step_names_the_costliest_ops(tmp_path):
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1.0 + 1e-6
     assert any("STM." in op["layer"] for op in data["top_ops"])
     assert "Where propagation time goes" in make_table.build_section(str(tmp_path))
+
+
+def test_slot_flops_driver_tiny(tmp_path):
+    """The FLOP accounting of the slot policies on a tiny step: bucketing costs the unpadded
+    FLOPs, padding and trimming more; the two hosts' bucketed plans agree."""
+    out = tmp_path / "slot_flops.json"
+    slot_flops.main(["--arch", "resnet10", "--size", "32", "48", "--clip-len", "2", "--cycle",
+                     "0", "--batch", "4", "--num-slots", "2", "--probs", "0.7", "0.3",
+                     "--clips", "400", "--out", str(out)])
+    d = json.loads(out.read_text())
+    pol = d["policies"]
+    assert pol["bucket"]["ratio_to_unpadded"] == pytest.approx(1.0, abs=1e-3)
+    assert pol["pad"]["ratio_to_unpadded"] > pol["trim"]["ratio_to_unpadded"] > 1.05
+    assert d["tflop_step"]["batch4"]["2"] > d["tflop_step"]["batch4"]["1"] > 0
+    assert d["bucket"]["each_clip_once"] and d["bucket"]["same_plan_as_next_bucket"]
+    h = d["hosts"]
+    assert h["every_host_same_object_count_and_clips"]
+    assert h["host_slices_concatenate_to_global_batch"]
+    assert h["per_host_masks_shape_by_n"] == {"1": [[2, 2, 2, 32, 48]], "2": [[2, 2, 3, 32, 48]]}

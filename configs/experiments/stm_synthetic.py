@@ -26,7 +26,7 @@ def get_config(arg: str = "cycle"):
                          f"{VARIANTS}")
     c = demo.get_config()
     c.train.cycle = arg.endswith("cycle")
-    c.train.trim_slots = False   # as the demo (the figures were measured with padded slots)
+    c.train.slot_policy = "pad"   # as the demo (the figures were measured with padded slots)
     c.train.num_train_steps = 800
     c.train.checkpoint_every = 400
     c.eval.num_videos = 16

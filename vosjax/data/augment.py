@@ -138,16 +138,23 @@ def photometric(frames01: np.ndarray, rng: np.random.Generator,
     ``[T, h, w, 3]`` in 0..1; clipped to 0..1."""
     if cfg is None:
         return frames01
-    t = len(frames01)
-    c = rng.uniform(*cfg.contrast, size=(t, 1, 1, 1)).astype(np.float32)
+    c, std, noise = photometric_draws(rng, cfg, frames01.shape)
     mean = frames01.mean(axis=(1, 2, 3), keepdims=True, dtype=np.float32)
     x = frames01 * c
     x += (1 - c) * mean
-    std = rng.uniform(0, cfg.noise_std, size=(t, 1, 1, 1)).astype(np.float32)
-    noise = rng.standard_normal(frames01.shape, dtype=np.float32)
     noise *= std
     x += noise
     return np.clip(x, 0, 1, out=x)
+
+
+def photometric_draws(rng: np.random.Generator, cfg: AugmentConfig, shape):
+    """The random draws of :func:`photometric` for frames of ``shape`` ``[T, h, w, 3]``, in its
+    order: contrast ``[T, 1, 1, 1]``, noise std ``[T, 1, 1, 1]``, unit noise ``shape``. A caller
+    that skips the frames (the sampler's object count) draws them to keep ``rng`` in step."""
+    t = shape[0]
+    c = rng.uniform(*cfg.contrast, size=(t, 1, 1, 1)).astype(np.float32)
+    std = rng.uniform(0, cfg.noise_std, size=(t, 1, 1, 1)).astype(np.float32)
+    return c, std, rng.standard_normal(shape, dtype=np.float32)
 
 
 def warp_clip(frames: np.ndarray, labels: np.ndarray, mats: np.ndarray, out_hw,

@@ -9,6 +9,9 @@
   renumbered ``1..k``; the rest become background.
 * Augmentation (:mod:`vosjax.data.augment`) and the keep-aspect fit + pad to 240x427.
 
+:class:`BucketSampler` regroups the stream so that every batch holds clips of one object count
+(``config.train.slot_policy = "bucket"``: no update computes an empty object slot).
+
 Determinism: clip ``g`` (a global index, ``g = step * global_batch + host offset + b``) is made
 from ``np.random.default_rng([seed, g])`` and the epoch order from ``[seed, epoch]``, so a
 resumed run (``start_step``) reproduces the stream exactly and every host of a multi-host run
@@ -23,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from vosjax.data import masks
-from vosjax.data.augment import AugmentConfig, clip_matrices, warp_clip
+from vosjax.data.augment import (AugmentConfig, clip_matrices, photometric_draws, warp_clip,
+                                 warp_labels)
 from vosjax.data.transforms import WORK_SIZE
 from vosjax.data.video import Video
 
@@ -178,6 +182,14 @@ class ClipSampler:
     # -- clips ----------------------------------------------------------------------------------
     def clip(self, index: int) -> Clip:
         """Global clip ``index`` of the stream (same result on every host and every run)."""
+        return self._produce(index, with_frames=True)
+
+    def num_objects(self, index: int) -> int:
+        """``clip(index).num_objects`` without reading or warping a frame: the same random
+        draws on the annotations only (what :class:`BucketSampler` looks ahead with)."""
+        return self._produce(index, with_frames=False).num_objects
+
+    def _produce(self, index: int, with_frames: bool) -> Clip:
         cfg = self.config
         epoch, pos = divmod(int(index), self.clips_per_epoch)
         d, v = self._items[self._order(epoch)[pos]]
@@ -206,38 +218,54 @@ class ClipSampler:
             labels = video.load_labels(picks)
             present = np.flatnonzero(np.bincount(labels[0].reshape(-1),
                                                  minlength=video.num_objects + 1)[1:]) + 1
-        frames = video.load_frames(picks)
+        frames = video.load_frames(picks) if with_frames else None
+        x = None
         for attempt in range(cfg.max_retries + 1):
             keep = rng.permutation(present)[:cfg.max_objects]
             aug = cfg.augment if attempt < cfg.max_retries else None
             mats = clip_matrices(rng, aug, video.hw, cfg.size, cfg.num_frames)
-            x, labs = warp_clip(frames, _select(labels, keep, video.num_objects), mats,
-                                cfg.size, rng, aug)
+            sel = _select(labels, keep, video.num_objects)
+            if with_frames:
+                x, labs = warp_clip(frames, sel, mats, cfg.size, rng, aug)
+            else:
+                labs = np.stack([warp_labels(lab, m, cfg.size) for lab, m in zip(sel, mats)])
             ref = np.bincount(labs[0].reshape(-1), minlength=len(keep) + 1)[1:] > 0
             if ref.any():
                 break
+            if not with_frames and aug is not None:
+                # warp_clip's photometric draws (the next attempt's draws follow them).
+                photometric_draws(rng, aug, (cfg.num_frames, *cfg.size, 3))
         # Objects cropped out of the reference frame are dropped and the rest renumbered.
         lut = np.zeros(len(keep) + 1, np.uint8)
         lut[1:][ref] = np.arange(1, int(ref.sum()) + 1)
         return Clip(x, np.take(lut, labs), int(ref.sum()), video.name, tuple(int(p) for p in picks))
 
-    def batch(self, step: int) -> dict[str, np.ndarray]:
-        """This host's share of global batch ``step``: ``frames`` float32 [B, T, H, W, 3],
-        ``masks`` float32 [B, T, num_slots + 1, H, W] one-hot (channel 0 background),
-        ``num_objects`` int32 [B]."""
-        first = step * self.global_batch_size + self.process_index * self.local_batch_size
-        idx = range(first, first + self.local_batch_size)
-        if self.num_workers > 1:
+    def clips(self, indices) -> list[Clip]:
+        """Global clips ``indices`` (decoded on ``num_workers`` threads)."""
+        indices = [int(i) for i in indices]
+        if self.num_workers > 1 and len(indices) > 1:
             from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
             with ThreadPoolExecutor(self.num_workers) as ex:
-                clips = list(ex.map(self.clip, idx))
-        else:
-            clips = [self.clip(i) for i in idx]
+                return list(ex.map(self.clip, indices))
+        return [self.clip(i) for i in indices]
+
+    def collate(self, indices, num_slots: int | None = None) -> dict[str, np.ndarray]:
+        """The batch of global clips ``indices``: ``frames`` float32 [B, T, H, W, 3], ``masks``
+        float32 [B, T, num_slots + 1, H, W] one-hot (channel 0 background; default
+        ``config.slots``), ``num_objects`` int32 [B]."""
+        clips = self.clips(indices)
         return {
             "frames": np.stack([c.frames for c in clips]),
-            "masks": masks.one_hot(np.stack([c.labels for c in clips]), self.config.slots),
+            "masks": masks.one_hot(np.stack([c.labels for c in clips]),
+                                   self.config.slots if num_slots is None else num_slots),
             "num_objects": np.array([c.num_objects for c in clips], np.int32),
         }
+
+    def batch(self, step: int) -> dict[str, np.ndarray]:
+        """This host's share of global batch ``step`` (see :meth:`collate`): global clips
+        ``step * global_batch_size + process_index * local_batch_size + b``."""
+        first = step * self.global_batch_size + self.process_index * self.local_batch_size
+        return self.collate(range(first, first + self.local_batch_size))
 
     def batches(self, start_step: int = 0, num_steps: int | None = None
                 ) -> Iterator[dict[str, np.ndarray]]:
@@ -275,6 +303,189 @@ class StagedSampler:
     def state(self, step: int) -> dict[str, Any]:
         k, local = self._locate(int(step))
         return {"step": int(step), "stage": k, "stage_state": self.stages[k].state(local)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Hand a checkpointed :meth:`state` to its stage's sampler (one that keeps state)."""
+        inner = self.stages[int(state["stage"])]
+        if hasattr(inner, "restore"):
+            inner.restore(state["stage_state"])
+
+
+@dataclasses.dataclass(frozen=True)
+class BucketState:
+    """Where the bucketed stream stands before a step: ``next_clip``, the first global clip
+    not looked at yet, and ``pending[n - 1]``, the global clips with ``n`` objects waiting for
+    their batch (stream order; fewer than a batch each)."""
+    next_clip: int
+    pending: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def initial(cls, num_buckets: int) -> "BucketState":
+        return cls(0, ((),) * num_buckets)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"next_clip": self.next_clip, "pending": [list(p) for p in self.pending]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "BucketState":
+        return cls(int(d["next_clip"]), tuple(tuple(int(g) for g in p) for p in d["pending"]))
+
+
+def next_bucket(state: BucketState, count, batch_size: int
+                ) -> tuple[int, tuple[int, ...], BucketState]:
+    """One step of the bucketed stream: look at global clips ``state.next_clip, ...`` in order,
+    put each in the bucket of its object count ``count(g)`` (clamped to ``1..len(pending)``)
+    and emit the first bucket that holds ``batch_size`` clips.
+
+    Returns ``(n, clips, next_state)``: the object count, the ``batch_size`` global clip
+    indices (stream order) and the state after the step."""
+    pending = [list(p) for p in state.pending]
+    g = state.next_clip
+    while True:
+        n = min(max(int(count(g)), 1), len(pending))
+        pending[n - 1].append(g)
+        g += 1
+        if len(pending[n - 1]) == batch_size:
+            clips = tuple(pending[n - 1])
+            pending[n - 1] = []
+            return n, clips, BucketState(g, tuple(tuple(p) for p in pending))
+
+
+class BucketSampler:
+    """The clips of a :class:`ClipSampler`, grouped so that every batch holds one object count.
+
+    Why: the STM step computes every object slot of ``masks``; padding each clip to
+    ``num_slots`` (5) objects when YouTube-VOS-like clips hold ~1.9 on average roughly doubles
+    the FLOPs of an update (``benchmarks/results/slot_flops_cpu.json``), and trimming to the
+    batch maximum still pays for the largest clip of each batch. Step ``s`` emits ``n`` and
+    ``global_batch_size`` clips that all hold ``n`` objects, with ``masks`` of ``n + 1``
+    channels: one compiled step per ``n <= max_objects`` and no empty slot in any update.
+    Each clip's loss is the padded computation's to float rounding (empty slots only add the
+    soft aggregation's 1e-7 clamp terms); the update's loss is the mean over its clips, as
+    before; what changes is which clips share an update (a batch holds clips of one object
+    count) and when a clip is used (it waits in its bucket until the bucket is full: on a mix
+    with 4% five-object clips, ~25 steps at batch 8).
+
+    Rule (:func:`next_bucket`): read the global clip stream in order, put each clip in the
+    bucket of its object count, and emit the first bucket that reaches a full batch. Every
+    clip of the stream is emitted exactly once (at most ``max_objects * (batch - 1)`` clips
+    are pending at any time), in stream order within a bucket.
+
+    Determinism and resume: the bucketed stream is a pure function of the step (replayed from
+    step 0 when asked for a step with no known state); :meth:`state` adds the bucket state (the
+    next clip and the pending clips, as global indices) to the checkpoint, and :meth:`restore`
+    makes a resumed run continue from it at once, so it sees exactly the batches an
+    uninterrupted run would.
+
+    Several hosts: the bucketing runs on the *global* stream, so every host computes the same
+    ``(n, clips)`` and materialises only its slice of the emitted global batch: identical
+    shapes on every host, no communication. The price: a host needs the object count of every
+    global clip, not only of its own. :meth:`ClipSampler.num_objects` gives it from the
+    annotations alone (the clip's random draws without reading, warping or perturbing a
+    frame): 0.22 of a clip's time on DAVIS 480p at 240x427 with the paper's augmentation
+    (``benchmarks/results/slot_flops_cpu.json``). Each host counts ``global_batch_size``
+    clips a step (on ``num_workers`` threads) besides producing its ``local_batch_size``:
+    +22% data work on one host, about as much counting as producing at ~5 hosts, and more
+    beyond. (Many-host runs could count a 1/P share each and all-gather the counts; not done
+    here: it would make the data stream a collective.)
+    """
+
+    def __init__(self, sampler: ClipSampler, keep_states: int = 8):
+        self.sampler = sampler
+        self.global_batch_size = sampler.global_batch_size
+        self.local_batch_size = sampler.local_batch_size
+        self.process_index, self.process_count = sampler.process_index, sampler.process_count
+        self.num_buckets = sampler.config.max_objects
+        self._keep = max(1, int(keep_states))
+        self._states = {0: BucketState.initial(self.num_buckets)}
+        self._plans: dict[int, tuple[int, tuple[int, ...]]] = {}
+        self._counts: dict[int, int] = {}
+
+    # -- the plan -------------------------------------------------------------------------------
+    def _count(self, g: int) -> int:
+        if g not in self._counts:
+            idx = list(range(g, g + self.global_batch_size))
+            if self.sampler.num_workers > 1:
+                from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+                with ThreadPoolExecutor(self.sampler.num_workers) as ex:
+                    counts = list(ex.map(self.sampler.num_objects, idx))
+            else:
+                counts = [self.sampler.num_objects(i) for i in idx]
+            self._counts.update(zip(idx, counts))
+        return self._counts[g]
+
+    def plan(self, step: int) -> tuple[int, tuple[int, ...]]:
+        """``(n, global clip indices)`` of global batch ``step``."""
+        step = int(step)
+        if step not in self._plans:
+            start = max(k for k in self._states if k <= step)
+            state = self._states[start]
+            for s in range(start, step + 1):
+                n, clips, state = next_bucket(state, self._count, self.global_batch_size)
+                self._plans[s] = (n, clips)
+                self._states[s + 1] = state
+            self._prune(step)
+        return self._plans[step]
+
+    def _prune(self, step: int) -> None:
+        """Keep step 0, the last ``keep_states`` steps and the counts they can still need."""
+        low = step + 1 - self._keep
+        for d in (self._states, self._plans):
+            for k in [k for k in d if 0 < k < low]:
+                del d[k]
+        first = min(st.next_clip for k, st in self._states.items() if k >= low or k == step + 1)
+        for g in [g for g in self._counts if g < first]:
+            del self._counts[g]
+
+    # -- the sampler protocol -------------------------------------------------------------------
+    def batch(self, step: int) -> dict[str, np.ndarray]:
+        """This host's share of bucketed global batch ``step``: as :meth:`ClipSampler.batch`
+        with ``masks`` of ``n + 1`` channels, ``n`` the batch's object count."""
+        n, clips = self.plan(step)
+        first = self.process_index * self.local_batch_size
+        out = self.sampler.collate(clips[first:first + self.local_batch_size], n)
+        if (np.clip(out["num_objects"], 1, self.num_buckets) != n).any():
+            raise RuntimeError(f"BucketSampler: clips {clips} were counted with {n} objects but "
+                               f"hold {out['num_objects'].tolist()} (num_objects and clip "
+                               "disagree)")
+        return out
+
+    def state(self, step: int) -> dict[str, Any]:
+        """The wrapped sampler's state plus ``bucket`` (:class:`BucketState` as JSON) and the
+        batch size the state is for."""
+        step = int(step)
+        if step not in self._states:
+            self.plan(step - 1)
+        return {**self.sampler.state(step), "global_batch_size": self.global_batch_size,
+                "bucket": self._states[step].to_json()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpointed :meth:`state` (no replay)."""
+        if "bucket" not in state:
+            return                       # not bucketed: the stream is replayed from step 0
+        for key, mine in (("seed", self.sampler.seed),
+                          ("global_batch_size", self.global_batch_size)):
+            if state.get(key) != mine:
+                raise ValueError(f"BucketSampler.restore: the checkpointed bucket state is for "
+                                 f"{key}={state.get(key)}, this stream has {mine}")
+        st = BucketState.from_json(state["bucket"])
+        if (len(st.pending) != self.num_buckets
+                or any(len(p) >= self.global_batch_size for p in st.pending)):
+            raise ValueError(f"BucketSampler.restore: bucket state {state['bucket']} does not "
+                             f"fit {self.num_buckets} buckets of {self.global_batch_size}")
+        step = int(state["step"])
+        for d in (self._states, self._plans):
+            for k in [k for k in d if k >= step]:
+                del d[k]
+        self._states[step] = st
+
+    def batches(self, start_step: int = 0, num_steps: int | None = None
+                ) -> Iterator[dict[str, np.ndarray]]:
+        """Batches from ``start_step`` on (forever when ``num_steps`` is None)."""
+        step = start_step
+        while num_steps is None or step < start_step + num_steps:
+            yield self.batch(step)
+            step += 1
 
 
 def _select(labels: np.ndarray, keep: np.ndarray, num_objects: int) -> np.ndarray:

@@ -10,6 +10,17 @@ paper's hybrid ``(("davis2017", 5), ("youtubevos", 1))``. Dataset names:
 * ``static:NAME``: clips simulated from frame 0 of each video of ``NAME`` (GCSeg's Way-1 /
   Way-2 pre-training, :class:`vosjax.data.synthetic.StaticClips`; ``config.data.static``).
 
+Object slots (``config.train.slot_policy``, :data:`SLOT_POLICIES`): the STM step computes every
+object channel of ``masks``, so how clips with different object counts share a batch decides
+how much of an update is spent on empty slots:
+
+* ``"bucket"`` (the paper configs): :class:`vosjax.data.sampler.BucketSampler`, every batch
+  holds clips of one object count ``n`` and ``n`` slots (one compiled step per ``n``); on one
+  host and on several, decided on the global stream;
+* ``"trim"``: :func:`trim_slots`, batches of any counts trimmed to their largest (one host
+  only: per-host trimming would give hosts different shapes; padded on several hosts);
+* ``"pad"``: every clip padded to ``config.data.num_slots`` (one compiled step).
+
 Stages: with ``config.data.pretrain_steps = N > 0`` the first ``N`` steps sample from
 ``config.data.pretrain_sources`` and the rest from ``config.data.sources``
 (:class:`vosjax.data.sampler.StagedSampler`); one run, one compiled step.
@@ -19,7 +30,9 @@ from __future__ import annotations
 import numpy as np
 
 from vosjax.data.augment import AugmentConfig
-from vosjax.data.sampler import ClipSampler, SamplerConfig, StagedSampler
+from vosjax.data.sampler import BucketSampler, ClipSampler, SamplerConfig, StagedSampler
+
+SLOT_POLICIES = ("bucket", "trim", "pad")
 
 
 def build_videos(name: str, data_cfg):
@@ -85,18 +98,35 @@ def build_sampler(data_cfg, *, seed: int, global_batch_size: int, sources=None, 
                        num_workers=data_cfg.get("num_workers", 1), pick=pick)
 
 
+def slot_policy(train_cfg) -> str:
+    """``config.train.slot_policy`` (default ``"pad"`` when absent), validated."""
+    if "trim_slots" in train_cfg:
+        raise ValueError("config.train.trim_slots was replaced by config.train.slot_policy "
+                         f"(one of {SLOT_POLICIES}; trim_slots=True is 'trim')")
+    policy = train_cfg.get("slot_policy", "pad")
+    if policy not in SLOT_POLICIES:
+        raise ValueError(f"config.train.slot_policy={policy!r}: expected one of {SLOT_POLICIES}")
+    return policy
+
+
 def build_batches(config, **overrides):
     """The training stream of ``config``: a :class:`ClipSampler`, or a
-    :class:`StagedSampler` when ``config.data.pretrain_steps > 0``. ``overrides`` go to
-    :func:`build_sampler`."""
+    :class:`StagedSampler` when ``config.data.pretrain_steps > 0``; each stage wrapped in a
+    :class:`BucketSampler` when ``config.train.slot_policy == "bucket"`` and its clips can
+    hold more than one object. ``overrides`` go to :func:`build_sampler`."""
     d = config.data
+    bucket = slot_policy(config.train) == "bucket"
     kw = dict(seed=config.seed, global_batch_size=config.train.batch_size, **overrides)
-    main = build_sampler(d, **kw)
+
+    def make(**extra):
+        s = build_sampler(d, **kw, **extra)
+        return BucketSampler(s) if bucket and s.config.max_objects > 1 else s
+
+    main = make()
     steps = int(d.get("pretrain_steps", 0) or 0)
     if steps <= 0:
         return main
-    return StagedSampler([(build_sampler(d, sources=d.pretrain_sources, **kw), steps),
-                          (main, None)])
+    return StagedSampler([(make(sources=d.pretrain_sources), steps), (main, None)])
 
 
 def trim_slots(batch: dict) -> dict:
@@ -105,10 +135,11 @@ def trim_slots(batch: dict) -> dict:
 
     The sampler pads every clip to ``num_slots`` objects so that one program serves all
     batches; the padded channels are empty masks that the STM step still memorizes and
-    segments. Trimming them compiles one step per object count (at most ``num_slots``) and
-    skips that work; the extra channels only add the probability clamp's ~1e-7 terms to the
-    soft aggregation, so the loss is unchanged up to float rounding. Batches without
-    ``num_objects`` (GCSeg pairs) are returned as they are.
+    segments. Trimming them (``config.train.slot_policy = "trim"``) compiles one step per
+    object count (at most ``num_slots``) and skips the slots no clip of the batch uses
+    (``"bucket"`` skips all of them); the extra channels only add the probability clamp's
+    ~1e-7 terms to the soft aggregation, so the loss is unchanged up to float rounding.
+    Batches without ``num_objects`` (GCSeg pairs) are returned as they are.
     """
     if "num_objects" not in batch or "masks" not in batch:
         return batch

@@ -14,7 +14,7 @@ import numpy as np
 
 from vosjax.training import sharding as shd
 from vosjax.training.checkpointing import Checkpointer
-from vosjax.training.input_pipeline import trim_slots
+from vosjax.training.input_pipeline import slot_policy, trim_slots
 from vosjax.training.metrics import MetricWriter
 from vosjax.training.optim import learning_rate_schedule, make_optimizer
 from vosjax.training.step import jit_init_state, jit_train_step
@@ -51,6 +51,7 @@ def _check_config(config) -> None:
                          f"number of devices ({n})")
     if config.data.get("clip_len", 2) < 2:
         raise ValueError(f"config.data.clip_len={config.data.clip_len}: must be >= 2")
+    slot_policy(t)
 
 
 def _load_init(state, init_from: str):
@@ -82,7 +83,10 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
 
     The model family is ``config.model.name`` (:mod:`vosjax.training.tasks`).
     ``sampler``: an object with ``batch(step) -> dict`` and ``state(step) -> dict`` (default:
-    the task's stream built from ``config``).
+    the task's stream built from ``config``); a ``restore(state)`` method, if it has one, gets
+    the checkpointed state on resume (e.g. :class:`~vosjax.data.sampler.BucketSampler`).
+    ``config.train.slot_policy``: ``"bucket"`` is the task's sampler, ``"trim"`` is applied
+    here (one process only), ``"pad"`` does nothing.
     Returns a summary dict (final step, last metrics, steps/s).
     """
     # -- setup ----------------------------------------------------------------------------------
@@ -101,8 +105,9 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
 
     # -- state ----------------------------------------------------------------------------------
     restored = ckpt.restore_latest(abstract, st_sh)
+    meta = {}
     if restored is not None:
-        state, _ = restored
+        state, meta = restored
     else:
         state = init_fn(jax.random.PRNGKey(config.seed))
         if config.train.init_from:
@@ -113,9 +118,12 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
     # -- data -----------------------------------------------------------------------------------
     if sampler is None:
         sampler = task.batches(config)
+    if hasattr(sampler, "restore") and (meta or {}).get("sampler") is not None:
+        sampler.restore(meta["sampler"])   # e.g. the bucket state: no replay of the stream
     batch_sh = shd.batch_sharding(mesh)
-    # Per-host trimming would give hosts different shapes: single-process runs only.
-    trim = bool(config.train.get("trim_slots", False)) and jax.process_count() == 1
+    # "bucket" lives in the task's sampler; per-host trimming would give hosts different
+    # shapes: single-process runs only.
+    trim = slot_policy(config.train) == "trim" and jax.process_count() == 1
 
     # -- loop -----------------------------------------------------------------------------------
     writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
