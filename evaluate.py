@@ -17,7 +17,8 @@ truth exists and report frames/s::
 ``--checkpoint`` is a directory written by ``python -m vosjax.convert`` or a ``train.py``
 workdir; ``--dataset`` is ``davis2017:ROOT | davis2016:ROOT | youtubevos:ROOT |
 tfds:davis/480p | folder:FRAMES_DIR`` (with ``--first_mask``). Gradient correction runs when
-the config says so (``--config.eval.correction=True``).
+the config says so (``--config.eval.correction=True``). Re-running the same command after an
+interruption keeps the videos already complete in ``--output`` (``--overwrite`` starts over).
 
 This file only parses flags; the work is in :mod:`vosjax.evaluation`.
 """
@@ -50,6 +51,8 @@ flags.DEFINE_string("dataset", None, "davis2017:ROOT | davis2016:ROOT | youtubev
 flags.DEFINE_string("output", None, "Output folder: <seq>/<frame>.png, CSVs, overlays.")
 flags.DEFINE_string("first_mask", None, "With --dataset=folder:...: the objects' PNG.")
 flags.DEFINE_boolean("overlays", False, "Also write overlay PNGs and a GIF per sequence.")
+flags.DEFINE_boolean("overwrite", False, "Segment every video again. Default: resume, keeping "
+                     "the videos whose outputs in --output are complete.")
 
 FLAGS = flags.FLAGS
 
@@ -88,7 +91,8 @@ def run_inference() -> None:
         raise app.UsageError("inference needs --config (working size, config.eval settings)")
     inference_cli.run(_CONFIG.value, checkpoint=FLAGS.checkpoint, dataset=FLAGS.dataset,
                       split=FLAGS.split, output=FLAGS.output, first_mask=FLAGS.first_mask,
-                      overlays=FLAGS.overlays, bar_chart=FLAGS["bar-chart"].value)
+                      overlays=FLAGS.overlays, bar_chart=FLAGS["bar-chart"].value,
+                      overwrite=FLAGS.overwrite)
 
 
 def main(argv: list[str]) -> None:

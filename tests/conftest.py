@@ -1,8 +1,21 @@
-"""Test configuration: 8 fake CPU devices (set before JAX starts) and shared-data fixtures."""
+"""Test configuration: the backend (CPU with 8 fake devices by default, set before JAX
+starts), the ``gpu`` marker and shared-data fixtures.
+
+Backends: by default every test runs on the CPU (``JAX_PLATFORMS=cpu``) and ``gpu``-marked
+tests are skipped. ``VOSJAX_TEST_BACKEND=gpu python -m pytest -m gpu`` runs the ``gpu``-marked
+tests on JAX's default (GPU) backend, the CPU staying available for references; they skip
+with a reason when JAX finds no GPU. In that mode unmarked tests are skipped (they assume the
+8 fake CPU devices).
+"""
 import os
 
+BACKEND = os.environ.get("VOSJAX_TEST_BACKEND", "cpu").lower()
+if BACKEND not in ("cpu", "gpu"):
+    raise ValueError(f"VOSJAX_TEST_BACKEND={BACKEND!r}: must be 'cpu' or 'gpu'")
+
 # Must happen before jax is imported anywhere: sharding tests use 8 CPU devices.
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if BACKEND == "cpu":
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
     os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
@@ -46,9 +59,21 @@ def davis_mini() -> pathlib.Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    """``@pytest.mark.gpu`` tests skip cleanly when JAX has no GPU backend (CI, most laptops).
-    ``@pytest.mark.slow`` tests run by default; deselect them with ``-m "not slow"``."""
+    """``@pytest.mark.gpu`` tests run only with ``VOSJAX_TEST_BACKEND=gpu`` and a GPU that JAX
+    sees; they skip with the reason otherwise (CI, most laptops). With
+    ``VOSJAX_TEST_BACKEND=gpu`` the other tests skip. ``@pytest.mark.slow`` tests run by
+    default; deselect them with ``-m "not slow"``."""
     gpu_items = [item for item in items if "gpu" in item.keywords]
+    if BACKEND == "cpu":
+        skip = pytest.mark.skip(reason="gpu test: run with VOSJAX_TEST_BACKEND=gpu "
+                                       "python -m pytest -m gpu on a machine with a GPU")
+        for item in gpu_items:
+            item.add_marker(skip)
+        return
+    skip_cpu = pytest.mark.skip(reason="VOSJAX_TEST_BACKEND=gpu runs only gpu-marked tests")
+    for item in items:
+        if "gpu" not in item.keywords:
+            item.add_marker(skip_cpu)
     if not gpu_items:
         return
     import jax

@@ -4,16 +4,16 @@ import os
 
 import numpy as np
 import pytest
+# A required dependency: imported for real, so a broken install fails these tests.
+import tensorflow_datasets as tfds
 
-tfds = pytest.importorskip("tensorflow_datasets")
-
-from data_layouts import make_davis2017, make_youtube_vos  # noqa: E402
-from vosjax.data import images  # noqa: E402
-from vosjax.data import tfds_builders as tb  # noqa: E402
-from vosjax.data.davis import DavisDataset  # noqa: E402
-from vosjax.data.sampler import ClipSampler, SamplerConfig  # noqa: E402
-from vosjax.data.synthetic import SyntheticVideos  # noqa: E402
-from vosjax.data.youtube_vos import YouTubeVOSDataset  # noqa: E402
+from data_layouts import make_davis2017, make_youtube_vos
+from vosjax.data import images
+from vosjax.data import tfds_builders as tb
+from vosjax.data.davis import DavisDataset
+from vosjax.data.sampler import ClipSampler, SamplerConfig
+from vosjax.data.synthetic import SyntheticVideos
+from vosjax.data.youtube_vos import YouTubeVOSDataset
 
 tfds.disable_progress_bar()
 

@@ -286,3 +286,72 @@ def test_slot_policy_is_validated(tmp_path):
     assert slot_policy(tiny_config().train) == "pad"
     with pytest.raises(ValueError, match="slot_policy='packed'"):
         train(loop_config(slot_policy="packed"), str(tmp_path), sampler=clips(), progress=False)
+
+def truncate_files(step_dir):
+    """What a full disk or a copy cut short leaves: every file of a step cut to half."""
+    for root, _, files in os.walk(step_dir):
+        for name in files:
+            path = os.path.join(root, name)
+            os.truncate(path, os.path.getsize(path) // 2)
+
+
+def test_truncated_newest_checkpoint_is_set_aside_and_resume_falls_back(tmp_path, capsys):
+    straight = train(loop_config(num_train_steps=3), str(tmp_path / "a"), sampler=clips(),
+                     progress=False)
+    wd = tmp_path / "b"
+    train(loop_config(num_train_steps=3), str(wd), sampler=clips(), progress=False)
+    truncate_files(wd / "checkpoints" / "3")
+    capsys.readouterr()
+    with pytest.warns(RuntimeWarning, match=r"checkpoints/3 cannot be read .*moved it to") as w:
+        resumed = train(loop_config(num_train_steps=3), str(wd), sampler=clips(),
+                        progress=False)
+    out = capsys.readouterr().out
+    assert f"resuming from step 2: {wd / 'checkpoints' / '2'}" in out
+    # Set aside, not deleted: the truncated files are all still there.
+    aside = list((wd / "checkpoints-unreadable").iterdir())
+    assert [p.name.split("-")[0] for p in aside] == ["3"]
+    assert str(aside[0]) in str(w[0].message)
+    assert (aside[0] / "state").is_dir()
+    assert sorted(os.listdir(wd / "checkpoints")) == ["1", "2", "3"]   # step 3 written again
+    for a, b in zip(jax.tree_util.tree_leaves(straight["variables"]),
+                    jax.tree_util.tree_leaves(resumed["variables"])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    rows = [json.loads(line) for line in open(wd / "metrics.jsonl")]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+
+
+def test_no_readable_checkpoint_stops_naming_the_folder(tmp_path):
+    from vosjax.training.checkpointing import UnreadableCheckpointError
+
+    wd = tmp_path / "w"
+    train(loop_config(num_train_steps=2, keep_checkpoints=2), str(wd), sampler=clips(),
+          progress=False)
+    for step in ("1", "2"):
+        truncate_files(wd / "checkpoints" / step)
+    with pytest.raises(UnreadableCheckpointError,
+                       match=rf"{wd / 'checkpoints'}: no checkpoint can be read .*step 2 .*step 1"):
+        train(loop_config(num_train_steps=3), str(wd), sampler=clips(), progress=False)
+    assert sorted(os.listdir(wd / "checkpoints")) == ["1", "2"]       # nothing moved
+    assert not (wd / "checkpoints-unreadable").exists()
+
+
+def test_half_written_metrics_line_is_repaired(tmp_path):
+    from vosjax.training.metrics import repair_jsonl
+
+    wd = tmp_path / "m"
+    train(loop_config(num_train_steps=2), str(wd), sampler=clips(), progress=False)
+    path = wd / "metrics.jsonl"
+    # A kill after logging step 3 (never checkpointed) and in the middle of writing step 4.
+    with open(path, "a") as f:
+        f.write('{"step": 3, "loss": 1.0}\n{"step": 4, "lo')
+    train(loop_config(num_train_steps=4), str(wd), sampler=clips(), progress=False)
+    rows = [json.loads(line) for line in open(path)]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert rows[2]["loss"] != 1.0                  # step 3 logged again by the resumed run
+    # The repair on its own: keeps complete rows, cuts the rest, leaves a missing file alone.
+    path.write_text('{"step": 1}\n{"step": 2}\nnot json\n{"step": 3}\n')
+    assert repair_jsonl(str(path)) == 2
+    assert path.read_text() == '{"step": 1}\n{"step": 2}\n'
+    assert repair_jsonl(str(path), max_step=1) == 1
+    assert path.read_text() == '{"step": 1}\n'
+    assert repair_jsonl(str(tmp_path / "absent.jsonl")) == 0

@@ -156,6 +156,11 @@ class Video:
                              "objects")
         return self._inv[labels]
 
+    def from_original_ids(self, labels: np.ndarray) -> np.ndarray:
+        """Map original ids to ``0..N`` (the inverse of :meth:`to_original_ids`; ids that are
+        not this video's objects become 0), e.g. for predictions read back from PNGs."""
+        return np.take(self._lut, np.asarray(labels, np.uint8))
+
     def validate(self) -> None:
         """Check every frame/annotation file exists, is readable and has size ``hw``, reading
         image headers only."""

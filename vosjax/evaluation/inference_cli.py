@@ -10,8 +10,13 @@ from vosjax.evaluation.runner import run_videos
 
 
 def run(config, *, checkpoint: str, dataset: str, split: str, output: str,
-        first_mask: str | None = None, overlays: bool = False, bar_chart: bool = False) -> dict:
-    """Segment ``dataset`` with the model in ``checkpoint`` using ``config.eval`` settings."""
+        first_mask: str | None = None, overlays: bool = False, bar_chart: bool = False,
+        overwrite: bool = False) -> dict:
+    """Segment ``dataset`` with the model in ``checkpoint`` using ``config.eval`` settings.
+
+    Resumes by default: videos whose outputs in ``output`` are complete are read back and
+    scored, not segmented again (an interrupted run continues where it stopped);
+    ``overwrite`` segments every video again."""
     from vosjax.checkpoint import load_model  # noqa: PLC0415
     from vosjax.training.run import inference_options  # noqa: PLC0415
     from vosjax.training.tasks import model_numerics  # noqa: PLC0415
@@ -26,7 +31,11 @@ def run(config, *, checkpoint: str, dataset: str, split: str, output: str,
     opts = inference_options(config)
     os.makedirs(output, exist_ok=True)
     report = run_videos(model, variables, videos, opts, output_dir=output, overlays=overlays,
-                        progress=True)
+                        progress=True, skip_complete=not overwrite)
+    skipped = len(videos) - len(report.fps)
+    if skipped:
+        print(f"{skipped} of {len(videos)} videos already complete in {output}: read back and "
+              "scored, not segmented again (--overwrite segments all)")
     for name, fps in report.fps.items():
         print(f"{name:30s} {fps:8.1f} frames/s")
     print(f"{'overall':30s} {report.overall_fps:8.1f} frames/s ({report.frames} frames, "

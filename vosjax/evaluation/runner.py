@@ -5,6 +5,11 @@ For each :class:`~vosjax.data.video.Video`: propagate its first-frame masks
 GCSeg), optionally write palette PNGs at the original resolution (original object ids) and
 overlays, and score against the ground truth when the video has dense labels (the DAVIS
 protocol). Writing and scoring happen in a worker thread while the next video propagates.
+
+Resumable: with ``skip_complete=True`` (``evaluate.py`` without ``--overwrite``) a video whose
+output folder is complete (every frame's PNG; its overlay GIF when overlays are asked for) is
+not propagated again: its PNGs are read back and scored. A video's folder is written under a
+temporary name and renamed when complete, so an interrupted run leaves only complete folders.
 """
 from __future__ import annotations
 
@@ -64,6 +69,33 @@ def _finish(video, labels, frames, output_dir, overlays):
             d = os.path.join(output_dir, "overlays", video.name)
             write_overlays(d, frames, video.to_original_ids(labels),
                            list(video.frame_names), gif_path=d + ".gif")
+    return _score(video, labels)
+
+
+def complete_output(video, output_dir: str, overlays: bool = False) -> bool:
+    """True when ``output_dir`` already holds ``video``'s finished outputs: its folder with
+    exactly one PNG per frame (and, with ``overlays``, its overlay GIF, written last)."""
+    d = os.path.join(output_dir, video.name)
+    if not os.path.isdir(d):
+        return False
+    want = {f"{n}.png" for n in video.frame_names}
+    if {f for f in os.listdir(d) if f.endswith(".png")} != want:
+        return False
+    gif = os.path.join(output_dir, "overlays", video.name + ".gif")
+    return not overlays or os.path.isfile(gif)
+
+
+def _read_back(video, output_dir):
+    """The labels (ids 0..N) of a complete output folder, for scoring it again."""
+    from vosjax.data.masks import read_label_png  # noqa: PLC0415
+
+    d = os.path.join(output_dir, video.name)
+    return np.stack([video.from_original_ids(read_label_png(os.path.join(d, f"{n}.png"),
+                                                            binary=False))
+                     for n in video.frame_names])
+
+
+def _score(video, labels):
     gt = video.labels
     if gt is not None and video.num_frames >= 3:
         return score_sequence(video.name, gt, labels)
@@ -72,7 +104,8 @@ def _finish(video, labels, frames, output_dir, overlays):
 
 def run_videos(model, variables, videos: Sequence, options: InferenceOptions = InferenceOptions(),
                *, output_dir: str | None = None, overlays: bool = False,
-               progress: bool = False, background: bool = True) -> RunReport:
+               progress: bool = False, background: bool = True,
+               skip_complete: bool = False) -> RunReport:
     """Segment (and score) ``videos``; see the module docstring.
 
     ``background`` (default): writing a video's PNGs / overlays and scoring it run in one worker
@@ -80,6 +113,10 @@ def run_videos(model, variables, videos: Sequence, options: InferenceOptions = I
     bounded); a failure there is raised by the next video's hand-off or at the end, after the
     worker has finished (every folder is written whole or not at all). ``False`` does it all in
     line, in order. ``fps`` times the propagation alone either way.
+
+    ``skip_complete`` (needs ``output_dir``): videos whose outputs are complete
+    (:func:`complete_output`) are read back and scored instead of segmented again; they have
+    no ``fps`` entry and count in neither ``frames`` nor ``seconds``.
     """
     from vosjax.inference.video import segment_video  # noqa: PLC0415
 
@@ -92,6 +129,10 @@ def run_videos(model, variables, videos: Sequence, options: InferenceOptions = I
         it = tqdm(videos, desc="videos", unit="video")
     try:
         for video in it:
+            if skip_complete and output_dir is not None and complete_output(video, output_dir,
+                                                                            overlays):
+                done.append(_score(video, _read_back(video, output_dir)))
+                continue
             frames = video.load_frames(range(video.num_frames))
             start = time.perf_counter()
             result = segment_video(model, variables, frames, video.first_masks,
@@ -111,8 +152,9 @@ def run_videos(model, variables, videos: Sequence, options: InferenceOptions = I
             if pool is None:
                 done.append(_finish(*args))
                 continue
-            if done:
-                done[-1].result()      # the previous video is written: raises its failure
+            futures = [d for d in done if isinstance(d, Future)]
+            if futures:
+                futures[-1].result()   # the previous video is written: raises its failure
             done.append(pool.submit(_finish, *args))
     finally:
         if pool is not None:

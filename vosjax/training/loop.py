@@ -104,10 +104,12 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
     _write_model_spec(workdir, model)
 
     # -- state ----------------------------------------------------------------------------------
-    restored = ckpt.restore_latest(abstract, st_sh)
+    # An unreadable newest step is set aside with a warning; one line says where we resume.
+    restored = ckpt.restore_latest(abstract, st_sh,
+                                   log=print if jax.process_index() == 0 else None)
     meta = {}
     if restored is not None:
-        state, meta = restored
+        state, meta, _ = restored
     else:
         state = init_fn(jax.random.PRNGKey(config.seed))
         if config.train.init_from:
@@ -126,7 +128,7 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
     trim = slot_policy(config.train) == "trim" and jax.process_count() == 1
 
     # -- loop -----------------------------------------------------------------------------------
-    writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
+    writer = MetricWriter(workdir, enabled=jax.process_index() == 0, resume_step=start)
     last_good = ckpt.latest_step()
     bar = _progress(start, total, progress)
     metrics, pending, t0 = None, None, time.perf_counter()

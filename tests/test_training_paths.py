@@ -1,0 +1,149 @@
+"""Training paths beyond the default loop: gradient accumulation, learning-rate schedules,
+``init_from`` fine-tuning, and training from DAVIS-, YouTube-VOS- and ``tfds:`` sources."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from data_layouts import make_davis2017, make_youtube_vos
+from test_training_loop import RandomClips, flat, loop_config
+from vosjax.training import sharding as shd
+from vosjax.training.loop import build_model, build_optimizer, train
+from vosjax.training.step import jit_init_state, jit_train_step
+from vosjax.training.tasks import get_task
+
+
+def _steps(config, batches):
+    """Train steps over ``batches`` on one device: the params before and after each step."""
+    mesh = shd.make_mesh(1, jax.devices()[:1])
+    model, tx = build_model(config.model), build_optimizer(config.train)
+    task = get_task(config.model)
+    init_fn, _, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
+    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract)
+    state = init_fn(jax.random.PRNGKey(0))
+    out = [flat(jax.device_get(state.params))]
+    for b in batches:
+        state, m = step_fn(state, shd.global_batch(b, shd.batch_sharding(mesh)))
+        assert bool(m["finite"])
+        out.append(flat(jax.device_get(state.params)))
+    return out
+
+
+def test_accumulating_k_batches_equals_one_k_times_larger_batch():
+    """2 steps of 2 clips with accumulate_steps=2 == 1 step of the same 4 clips. Adam divides
+    by sqrt(v) ~ |g|, so the comparison is relative over the whole parameter vector (float32
+    summation order differs between the two batch shapes)."""
+    four = RandomClips(4, clip_len=2).batch(0)
+    halves = [{k: v[i:i + 2] for k, v in four.items()} for i in (0, 2)]
+    p0, after_first, acc = _steps(loop_config(batch_size=2, accumulate_steps=2,
+                                              learning_rate=1e-5), halves)
+    p0_big, big = _steps(loop_config(batch_size=4, learning_rate=1e-5), [four])
+    np.testing.assert_array_equal(p0, p0_big)
+    np.testing.assert_array_equal(after_first, p0)      # no update before the k-th batch
+    assert np.linalg.norm(big - p0) > 0
+    assert np.linalg.norm(acc - big) <= 1e-3 * np.linalg.norm(big - p0)
+
+
+def _applied_lrs(train_overrides, n):
+    """The step sizes ``build_optimizer`` applies over ``n`` updates: with a constant gradient
+    and no weight decay Adam's direction is g / (|g| + eps), so each update of a parameter
+    with gradient 1 is the learning rate of that step (to float32 rounding, ~1e-5)."""
+    cfg = loop_config(weight_decay=0.0, **train_overrides)
+    tx = build_optimizer(cfg.train)
+    params = {"w": jnp.zeros(())}
+    opt = tx.init(params)
+    out = []
+    for _ in range(n):
+        upd, opt = tx.update({"w": jnp.ones(())}, opt, params)
+        params = optax.apply_updates(params, upd)
+        out.append(-float(upd["w"]))
+    return np.array(out)
+
+
+def test_learning_rate_schedules_by_hand():
+    np.testing.assert_allclose(_applied_lrs(dict(learning_rate=0.1), 3), [0.1] * 3, rtol=1e-4)
+    # step: x0.1 at steps 3 and 5 (the official adjust_learning_rate), after 2 warm-up steps
+    # rising linearly from 0.
+    lrs = _applied_lrs(dict(learning_rate=0.1, schedule="step", milestones=(3, 5), gamma=0.1,
+                            warmup_steps=2), 7)
+    np.testing.assert_allclose(lrs, [0.0, 0.05, 0.1, 0.01, 0.01, 0.001, 0.001],
+                               rtol=1e-4, atol=1e-9)
+    # cosine over num_train_steps - warmup = 8 steps after 2 warm-up steps.
+    total, warm = 10, 2
+    lrs = _applied_lrs(dict(learning_rate=0.2, schedule="cosine", warmup_steps=warm,
+                            num_train_steps=total), total)
+    want = [0.0, 0.1] + [0.1 * (1 + math.cos(math.pi * k / (total - warm)))
+                         for k in range(total - warm)]
+    np.testing.assert_allclose(lrs, want, rtol=1e-4, atol=1e-8)
+
+
+def test_init_from_starts_from_the_given_model(tmp_path):
+    """Fine-tuning from a trained workdir: with a warm-up the first step's learning rate is 0,
+    so one step later the params are exactly the source's; a different model is refused.
+    (All runs use the same warm-up: one compiled step.)"""
+    kw = dict(warmup_steps=3)
+    src = train(loop_config(num_train_steps=2, **kw), str(tmp_path / "src"),
+                sampler=RandomClips(8, clip_len=2), progress=False)
+    assert not np.array_equal(flat(src["variables"]["params"]),
+                              flat(_init_params(loop_config(**kw))))
+    out = train(loop_config(num_train_steps=1, init_from=str(tmp_path / "src"), **kw),
+                str(tmp_path / "ft"), sampler=RandomClips(8, clip_len=2), progress=False)
+    for a, b in zip(jax.tree_util.tree_leaves(src["variables"]),
+                    jax.tree_util.tree_leaves(out["variables"])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    bad = loop_config(num_train_steps=1, init_from=str(tmp_path / "src"), **kw)
+    bad.model.keydim = 8
+    with pytest.raises(ValueError, match=r"config.train.init_from=.*src.*do not match"):
+        train(bad, str(tmp_path / "bad"), sampler=RandomClips(8, clip_len=2), progress=False)
+
+
+def _init_params(config):
+    """The params a fresh run of ``config`` starts from."""
+    from vosjax.training.step import initial_variables
+
+    model = build_model(config.model)
+    init = get_task(config.model).init_variables(model, config)
+    return initial_variables(init, jax.random.PRNGKey(config.seed))["params"]
+
+
+def _source_config(sources, **data):
+    cfg = loop_config(num_train_steps=1)
+    cfg.data.update(dict(sources=sources, max_objects=2, gap_start=1, gap_increment=0,
+                         gap_every_epochs=1, augment=None, num_workers=1, **data))
+    return cfg
+
+
+def test_training_from_davis_youtubevos_and_tfds_layouts(tmp_path):
+    from vosjax.data import tfds_builders as tb
+    from vosjax.training.input_pipeline import build_batches
+
+    # One video per layout: the tfds copies may store videos in another order, which would
+    # make the sampler draw other videos for the same step.
+    make_davis2017(tmp_path / "DAVIS", seqs=("alpha",), split="train")
+    make_youtube_vos(tmp_path / "yt")
+    tb.DavisFolder(root=str(tmp_path / "DAVIS"), config="2017-480p",
+                   data_dir=str(tmp_path / "tfds")).download_and_prepare()
+    tb.YoutubeVosFolder(root=str(tmp_path / "yt"),
+                        data_dir=str(tmp_path / "tfds")).download_and_prepare()
+    roots = dict(davis_root=str(tmp_path / "DAVIS"), youtubevos_root=str(tmp_path / "yt"))
+    tfds_davis = "tfds:" + str(tmp_path / "tfds/davis_folder/2017-480p/1.0.0")
+    tfds_yt = "tfds:" + str(tmp_path / "tfds/youtube_vos_folder/1.0.0")
+    # The tfds copies hold the folders' original bytes: the same clips, bit for bit.
+    for folder, stored in (("davis2017", tfds_davis), ("youtubevos", tfds_yt)):
+        a = build_batches(_source_config(((folder, 1),), **roots)).batch(0)
+        b = build_batches(_source_config(((stored, 1),), **roots)).batch(0)
+        assert a["frames"].shape == (8, 2, 32, 48, 3)
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+    # YouTube-VOS's object 7 (id 2 here) appears only from frame 00010: some clips have it.
+    yt = build_batches(_source_config((("youtubevos", 1),), **roots)).batch(0)
+    assert set(yt["num_objects"].tolist()) <= {1, 2}
+    # One training step from each source, through the loop's own data path.
+    for name, sources in (("davis", (("davis2017", 1),)), ("yt", (("youtubevos", 1),)),
+                          ("tfds", ((tfds_davis, 1), (tfds_yt, 1)))):
+        out = train(_source_config(sources, **roots), str(tmp_path / f"w-{name}"),
+                    progress=False)
+        assert out["step"] == 1 and np.isfinite(float(out["metrics"]["loss"])), name
