@@ -21,6 +21,10 @@ for ``weights=None``) and every entry is then overwritten. Stored:
 * ``sens_<clip>``: per frame, the official loop's max abs change of those probabilities when
   every input frame is perturbed by uniform noise of amplitude 1e-6 (the random network's own
   sensitivity; the test compares where it stays small).
+* ``padprop_<clip>`` / ``padsens_<clip>``: the same loop on frames of :data:`PAD_SIZE`
+  (narrower than a multiple of 16), which the official code pads (black, centred) to
+  :data:`PAD_CANVAS` at every ``memorize`` and ``segment`` and crops back, so each memorized
+  mask is 0 on the padding; probabilities on the content, channels 0..2, stride-4 grid.
 """
 from __future__ import annotations
 
@@ -37,6 +41,8 @@ SEED = 0
 STEP_SIZE = (80, 136)     # padded to 80x144 by the official code
 PROP_SIZE = (64, 112)     # multiples of 16: both codes see the same (unpadded) frames
 PROP_FRAMES = 20
+PAD_SIZE = (64, 107)      # the official code pads it to 64x112 (2 columns left, 3 right)
+PAD_CANVAS = (64, 112)
 STRIDE = 4
 CLIPS = ("blackswan", "car-shadow", "motocross-jump")
 K = 11
@@ -118,12 +124,12 @@ def step_inputs(davis_root: str):
     return small, masks
 
 
-def prop_inputs(davis_root: str, clip: str):
-    """uint8 frames ``[PROP_FRAMES, 64, 112, 3]`` and two objects' masks ``[2, 64, 112]`` on
+def prop_inputs(davis_root: str, clip: str, size=PROP_SIZE):
+    """uint8 frames ``[PROP_FRAMES, *size, 3]`` and two objects' masks ``[2, *size]`` on
     frame 0 (the annotated object split at the middle of its box)."""
     frames, labels = _load(davis_root, clip, PROP_FRAMES)
-    small = _resize_uint8(frames, PROP_SIZE)
-    gt = _resize_labels(labels[0] > 0, PROP_SIZE)
+    small = _resize_uint8(frames, size)
+    gt = _resize_labels(labels[0] > 0, size)
     ys, xs = np.nonzero(gt)
     mid = (xs.min() + xs.max() + 1) // 2
     left = gt.copy()
@@ -258,19 +264,21 @@ def main(argv=None) -> int:
     print(f"step: logit range {logit[0, :4].min():.3f} .. {logit[0, :4].max():.3f}, "
           f"probs mean {ps.mean():.3f}")
 
-    for clip in CLIPS:
-        frames, masks = prop_inputs(args.davis, clip)
-        fs = torch.from_numpy(frames.astype(np.float32) / 255).permute(3, 0, 1, 2)[None]
-        ms = onehot_k(masks)[:, :, None].repeat(1, 1, fs.shape[2], 1, 1)
-        es = run_video(net, fs, ms, 2)
-        noise = np.random.default_rng(1).uniform(-1e-6, 1e-6, fs.shape).astype(np.float32)
-        es2 = run_video(net, fs + torch.from_numpy(noise), ms, 2)
-        sub = np.s_[:, :3, ::STRIDE, ::STRIDE]
-        out[f"prop_{clip}"] = es[sub]
-        out[f"sens_{clip}"] = np.abs(es2[sub] - es[sub]).max(axis=(1, 2, 3))
-        area = (np.argmax(es, axis=1) > 0).mean(axis=(1, 2))
-        print(f"{clip}: sensitivity per frame {np.array2string(out[f'sens_{clip}'], precision=1)}"
-              f"; foreground fraction {np.array2string(area, precision=2)}")
+    for prefix, size in (("", PROP_SIZE), ("pad", PAD_SIZE)):
+        for clip in CLIPS:
+            frames, masks = prop_inputs(args.davis, clip, size)
+            fs = torch.from_numpy(frames.astype(np.float32) / 255).permute(3, 0, 1, 2)[None]
+            ms = onehot_k(masks)[:, :, None].repeat(1, 1, fs.shape[2], 1, 1)
+            es = run_video(net, fs, ms, 2)
+            noise = np.random.default_rng(1).uniform(-1e-6, 1e-6, fs.shape).astype(np.float32)
+            es2 = run_video(net, fs + torch.from_numpy(noise), ms, 2)
+            sub = np.s_[:, :3, ::STRIDE, ::STRIDE]
+            out[f"{prefix}prop_{clip}"] = es[sub]
+            sens = out[f"{prefix}sens_{clip}"] = np.abs(es2[sub] - es[sub]).max(axis=(1, 2, 3))
+            area = (np.argmax(es, axis=1) > 0).mean(axis=(1, 2))
+            print(f"{prefix}{clip} {size}: sensitivity per frame "
+                  f"{np.array2string(sens, precision=1)}; foreground fraction "
+                  f"{np.array2string(area, precision=2)}")
     np.savez_compressed(args.out, **out)
     print(f"wrote {args.out} ({os.path.getsize(args.out):,} bytes)")
     return 0

@@ -16,6 +16,12 @@ transforms (as the generator did), so the test needs ../shared.
   probabilities by at most 7.7e-7 on every frame, so the random network is not chaotic here and
   every frame is compared, to 1e-5 absolute (measured: <= 6.0e-7; frames where that sensitivity
   exceeded 1e-5 would be skipped; there are none).
+* The same loop on frames narrower than a multiple of 16 (64x107), which the official code pads
+  to 64x112 (black, 2 columns left, 3 right) at every ``memorize`` / ``segment`` and crops back,
+  so the masks it memorizes are 0 on the padding: run through ``segment_video`` (the
+  ``stm_original`` family passes the content box to the propagation), compared on the content
+  with the same tolerance. Without the content box (the whole canvas memorized) the difference
+  exceeds that tolerance: the test would catch a regression.
 """
 import pathlib
 import sys
@@ -31,7 +37,7 @@ GOLDEN = REPO / "tests" / "data" / "stm_original_golden.npz"
 import golden_stm_original as gen  # noqa: E402
 
 from vosjax.convert import load_stm_original  # noqa: E402
-from vosjax.data.transforms import resize_pad_frames  # noqa: E402
+from vosjax.data.transforms import content_mask, resize_pad_frames  # noqa: E402
 from vosjax.models.stm import soft_aggregate  # noqa: E402
 from vosjax.models.stm_original import NUM_SLOTS, STMOriginal, pad_to_multiple  # noqa: E402
 
@@ -96,3 +102,32 @@ def test_whole_propagation_matches_official_loop(golden, davis_mini):
         assert keep.all(), f"{clip}: official code sensitive on frames {np.flatnonzero(~keep)}"
         err = np.abs(ours[keep] - ref[keep]).max()
         assert err < 1e-5, f"{clip}: max abs diff {err:.3g}"
+
+
+def test_padded_propagation_matches_official_loop(golden, davis_mini):
+    from vosjax.inference.propagation import propagate
+    from vosjax.inference.video import segment_video
+
+    model, v, g = golden
+    h, w = gen.PAD_SIZE
+    for clip in gen.CLIPS:
+        frames, masks = gen.prop_inputs(str(davis_mini), clip, gen.PAD_SIZE)
+        labels = (masks[0] + 2 * masks[1]).astype(np.uint8)
+        res = segment_video(model, v, frames, {0: labels}, size=gen.PAD_CANVAS, pad="black",
+                            num_slots=NUM_SLOTS, mem_every=5)
+        assert res.pad.offsets == (0, 2) and res.pad.resized_hw == gen.PAD_SIZE
+        crop = np.s_[:, :3, 0:h:gen.STRIDE, 2:2 + w:gen.STRIDE]
+        ref, sens = g[f"padprop_{clip}"], g[f"padsens_{clip}"]
+        keep = sens <= SENSITIVE
+        assert keep.all(), f"{clip}: official code sensitive on frames {np.flatnonzero(~keep)}"
+        err = np.abs(res.probs[crop] - ref).max()
+        assert err < 1e-5, f"{clip}: max abs diff {err:.3g}"
+        if clip == gen.CLIPS[0]:    # the whole canvas memorized: off by more than the tolerance
+            x, info = resize_pad_frames(frames, gen.PAD_CANVAS, pad="black")
+            padded = np.zeros((2,) + gen.PAD_CANVAS, np.float32)
+            padded[:, :, 2:2 + w] = masks
+            whole = propagate(model, v, x, padded, num_slots=NUM_SLOTS, mem_every=5).probs
+            assert np.abs(whole[crop] - ref).max() > 1e-5
+            boxed = propagate(model, v, x, padded, num_slots=NUM_SLOTS, mem_every=5,
+                              content=content_mask(info, gen.PAD_CANVAS)).probs
+            np.testing.assert_array_equal(boxed, res.probs)

@@ -17,12 +17,15 @@ H, W = 16, 32
 P = 2          # memory positions per frame at 16x32 (stride 16)
 
 
-def _eager_loop(model, v, frames, masks, keep, read_prev=True, cap=None, memory_masks=None):
+def _eager_loop(model, v, frames, masks, keep, read_prev=True, cap=None, memory_masks=None,
+                content=None):
     """The official loop with a Python list of memory frames (no jit, growing memory).
 
     ``keep(f)``: frame f becomes permanent. With ``cap``, the list keeps the first frame and
     the ``cap - 1`` most recent, trimmed when a frame is kept (before that step's read).
     ``memory_masks[t]`` ``[O, H, W]`` is memorized instead of the prediction on kept frames.
+    ``content`` ``[H, W]``: every memorized mask is multiplied by it (the original STM's loop
+    crops the prediction and pads it with zeros when memorizing).
     """
     o = masks.shape[0]
     memorize = jax.jit(functools.partial(model.apply, method=model.memorize))
@@ -37,7 +40,7 @@ def _eager_loop(model, v, frames, masks, keep, read_prev=True, cap=None, memory_
     prev = masks_to_probs(jnp.asarray(masks), o)
     out, bank, sizes = [prev], [], []
     for t in range(1, len(frames)):
-        k, val = memorize(v, frames[t - 1], prev[1:])
+        k, val = memorize(v, frames[t - 1], prev[1:] if content is None else prev[1:] * content)
         if keep(t - 1):
             bank.append((k, val))
             if cap is not None and len(bank) > cap:
@@ -96,6 +99,25 @@ def test_memory_masks_replace_the_memorized_prediction(tiny):
     assert np.abs(np.asarray(res.probs)[4] - plain[4]).max() > 1e-3
     with pytest.raises(ValueError, match="memory_masks must be"):
         propagate(model, v, frames, masks, memory_masks=low[:3])
+
+
+def test_content_zeroes_memorized_masks_outside(tiny):
+    """``content``: memorized masks are 0 on the padding (the original STM's loop); all ones
+    gives today's results bit for bit."""
+    model, v = tiny
+    frames, masks = random_video(8)
+    content = np.zeros((H, W), np.float32)
+    content[:, 2:W - 2] = 1.0      # 2 padded columns a side (the masks lie inside)
+    res = propagate(model, v, frames, masks, mem_every=3, content=content)
+    want, _ = _eager_loop(model, v, frames, masks, lambda f: f % 3 == 0, content=content)
+    np.testing.assert_allclose(np.asarray(res.probs), want, atol=2e-5)
+    plain = np.asarray(propagate(model, v, frames, masks, mem_every=3).probs)
+    np.testing.assert_array_equal(res.probs[:2], plain[:2])    # frame 0's mask is 0 there
+    assert np.abs(res.probs[2:] - plain[2:]).max() > 1e-4
+    ones = propagate(model, v, frames, masks, mem_every=3, content=np.ones((H, W), bool))
+    np.testing.assert_array_equal(ones.probs, plain)
+    with pytest.raises(ValueError, match="content must be"):
+        propagate(model, v, frames, masks, content=content[:, :8])
 
 
 def test_num_slots_pads_empty_channels(tiny):

@@ -153,6 +153,15 @@ def resize_pad_labels(labels: np.ndarray, size: tuple[int, int] = WORK_SIZE):
     return np.pad(x, [(0, 0)] * (labels.ndim - 2) + [pad[0], pad[1]]), info
 
 
+def content_mask(info: PadInfo, size: tuple[int, int]) -> np.ndarray:
+    """float32 ``[h, w]`` map of the working-size canvas ``size``: 1 on the resized content
+    (``info``'s box), 0 on the padding."""
+    (top, left), (h, w) = info.offsets, info.resized_hw
+    out = np.zeros(tuple(int(s) for s in size), np.float32)
+    out[top:top + h, left:left + w] = 1.0
+    return out
+
+
 def _crop(x: np.ndarray, info: PadInfo) -> np.ndarray:
     (top, left), (h, w) = info.offsets, info.resized_hw
     return x[..., top:top + h, left:left + w]

@@ -28,6 +28,17 @@ frame 0) except with ``"prev"``. Two differences from the official loop, which r
 whole running mask by the new annotation: we keep the other objects' predictions, and the
 gradient correction uses the newest annotated frame (merged mask) as its reference and skips
 the annotated frame itself.
+
+Padded frames (the original STM's protocol, ``content``): the official original loop
+(seoungwugoh/STM ``eval_DAVIS.py``) keeps each prediction cropped to the image and its
+``memorize`` pads the frame and the mask with zeros to a multiple of 16, so the object masks it
+memorizes are 0 outside the image content. Given a ``content`` map ``[H, W]`` (1 inside the
+image, 0 on the padding), the mask of every memorized frame is multiplied by it (object
+channels only: ``memorize`` reads nothing else), including a corrected or replaced one; the
+predictions returned and the correction's own loss stay on the whole canvas. It is an array of
+the state, so all videos of one working size share the compiled programs. Without it (None,
+the default) the whole canvas is memorized, as STM-Training's loop does (its test transform
+letterboxes the frames and it memorizes the full prediction).
 """
 from __future__ import annotations
 
@@ -93,6 +104,7 @@ class PropagationState(NamedTuple):
     active: jax.Array           # [O] bool, objects whose first mask has arrived
     ref_query: QueryFeatures | None    # reference frame of the correction (None without)
     ref_probs: jax.Array | None        # [K, H, W] its mask
+    content: jax.Array | None = None   # [H, W] float32: memorized masks are multiplied by it
 
 
 class StepOutput(NamedTuple):
@@ -119,9 +131,22 @@ def merge_new_objects(probs, masks, new):
     return (probs * (1.0 - cover)).at[1:o + 1].add(pasted)
 
 
-def init_state(model, variables, frame, masks, active, *, cfg: StepConfig, bank_slots: int):
+def content_map(content, hw) -> jax.Array | None:
+    """``content`` (None, or ``[H, W]`` bool/float: 1 on the image, 0 on the padding) as the
+    float32 map the state carries; checks its shape against the frame size ``hw``."""
+    if content is None:
+        return None
+    content = jnp.asarray(content)
+    if content.shape != tuple(hw):
+        raise ValueError(f"content must be [H, W] = {tuple(hw)}, got shape {content.shape}")
+    return content.astype(jnp.float32)
+
+
+def init_state(model, variables, frame, masks, active, *, cfg: StepConfig, bank_slots: int,
+               content=None):
     """Initial state from frame 0 and its object masks ``[O, H, W]`` (rows of inactive objects
-    are ignored). Returns ``(state, probs0 [K, H, W])``."""
+    are ignored); ``content`` ``[H, W]`` (optional): see the module docstring.
+    Returns ``(state, probs0 [K, H, W])``."""
     o = masks.shape[0]
     masks = jnp.where(active[:, None, None], masks.astype(jnp.float32), 0.0)
     probs0 = masks_to_probs(masks, cfg.num_slots)
@@ -135,7 +160,8 @@ def init_state(model, variables, frame, masks, active, *, cfg: StepConfig, bank_
         ref_probs = probs0
     state = PropagationState(bank=bank, prev_frame=frame.astype(jnp.float32), prev_probs=probs0,
                              prev_annotated=jnp.any(active), t=jnp.ones((), jnp.int32),
-                             active=active, ref_query=ref_query, ref_probs=ref_probs)
+                             active=active, ref_query=ref_query, ref_probs=ref_probs,
+                             content=content_map(content, frame.shape[:2]))
     return state, probs0
 
 
@@ -149,8 +175,10 @@ def propagation_step(model, variables, state: PropagationState, frame, new_masks
     permanent = cfg.keeps(t - 1, state.prev_annotated)
 
     def memorize(_):
-        return model.apply(variables, state.prev_frame, state.prev_probs[1:o + 1],
-                           method=model.memorize)
+        masks = state.prev_probs[1:o + 1]
+        if state.content is not None:     # the official original loop: 0 outside the image
+            masks = masks * state.content
+        return model.apply(variables, state.prev_frame, masks, method=model.memorize)
 
     if cfg.reads_previous:
         keys, values = memorize(None)
@@ -174,7 +202,7 @@ def propagation_step(model, variables, state: PropagationState, frame, new_masks
     new_state = PropagationState(
         bank=bank, prev_frame=frame.astype(jnp.float32), prev_probs=out,
         prev_annotated=annotated, t=t + 1, active=state.active | new_objects,
-        ref_query=ref_query, ref_probs=ref_probs)
+        ref_query=ref_query, ref_probs=ref_probs, content=state.content)
     return new_state, StepOutput(probs=out, memory_positions=jnp.sum(read_valid).astype(jnp.int32))
 
 
@@ -237,12 +265,14 @@ class Propagator:
         None: uncapped, sized from ``max_frames`` when given, else grown by doubling when full
         (each growth compiles the step once more).
       max_frames: expected video length (sizes an uncapped bank).
+      content: ``[H, W]`` 1 on the image, 0 on the padding (optional): memorized masks are
+        zeroed outside it, as the original STM's loop does (module docstring).
     """
 
     def __init__(self, model, variables, frame0, masks0, *, active=None, num_slots=None,
                  mem_every: int = 5, reference: str = "mem",
                  correction: GradientCorrection | None = None, memory_slots: int | None = None,
-                 max_frames: int | None = None):
+                 max_frames: int | None = None, content=None):
         frame0 = jnp.asarray(frame0, jnp.float32)
         _check_frame(frame0, "frame0")
         masks0 = jnp.asarray(masks0)
@@ -279,7 +309,8 @@ class Propagator:
         self._active = active.copy()
         self._no_masks = jnp.zeros(masks0.shape, jnp.float32)
         self.state, self.probs0 = _init_jit(model, variables, frame0, masks0, jnp.asarray(active),
-                                            cfg=self.cfg, bank_slots=slots)
+                                            cfg=self.cfg, bank_slots=slots,
+                                            content=content_map(content, frame0.shape[:2]))
         self.t = 1
         # Of the last step only (a long stream keeps no per-frame history on the device).
         self.last_memory_positions: jax.Array | None = None
@@ -359,7 +390,7 @@ class Propagator:
 def propagate(model, variables, frames, first_masks, *, num_slots=None, mem_every: int = 5,
               correction: GradientCorrection | None = None, reference: str = "mem",
               memory_slots: int | None = None, start_frames=None,
-              memory_masks=None) -> PropagationResult:
+              memory_masks=None, content=None) -> PropagationResult:
     """Propagate the first masks through a video (the official test loop).
 
     Args:
@@ -376,6 +407,8 @@ def propagate(model, variables, frames, first_masks, *, num_slots=None, mem_ever
         set keeps permanently, ``memory_masks[t]`` is memorized instead of the prediction
         (then corrected when ``correction`` is on) -- the low-quality references of Table 5
         (another model's predictions, bounding boxes). Predictions are still returned.
+      content: optional ``[H, W]``, 1 on the image and 0 on the padding: every memorized mask
+        is zeroed outside it (the original STM's loop on padded frames; module docstring).
 
     Returns:
       :class:`PropagationResult` with ``probs`` ``[T, num_slots + 1, H, W]`` (frame 0: the
@@ -416,7 +449,7 @@ def propagate(model, variables, frames, first_masks, *, num_slots=None, mem_ever
     frames = jax.device_put(list(frames))
     prop = Propagator(model, variables, frames[0], first_masks, active=starts == 0,
                       num_slots=num_slots, mem_every=mem_every, reference=reference,
-                      correction=correction, memory_slots=memory_slots)
+                      correction=correction, memory_slots=memory_slots, content=content)
     probs, positions, corrected, losses = [prop.probs0], [], {}, {}
     for t in range(1, t_len):
         new = starts == t

@@ -8,6 +8,11 @@ back with nearest (the paper) or bilinear-probability upsampling.
 The model family picks the loop (:data:`PROPAGATORS`, keyed by the checkpoint registry name):
 STM (both families) -> :func:`vosjax.inference.propagation.propagate`, GCSeg ->
 :func:`vosjax.gcseg.inference.segment_video` (objects given in frame 0 only).
+
+The original STM's family (``stm_original``) memorizes each mask zeroed outside the image
+content, as its official loop does (it crops every prediction and ``memorize`` pads it with
+zeros): the propagation gets the content box of the padded canvas. STM-Training's loop
+memorizes the prediction over the whole letterboxed canvas; the ``stm`` family keeps that.
 """
 from __future__ import annotations
 
@@ -16,8 +21,8 @@ from typing import Mapping, NamedTuple
 import numpy as np
 
 from vosjax.correction import GradientCorrection
-from vosjax.data.transforms import (WORK_SIZE, PadInfo, resize_pad_frames, resize_pad_labels,
-                                    unpad_resize_probs)
+from vosjax.data.transforms import (WORK_SIZE, PadInfo, content_mask, resize_pad_frames,
+                                    resize_pad_labels, unpad_resize_probs)
 
 IGNORE_LABEL = 255
 
@@ -59,13 +64,19 @@ def objects_from_annotations(annotations: Mapping[int, np.ndarray], num_frames: 
 
 
 def _propagate_stm(model, variables, frames, masks, starts, *, num_slots, mem_every,
-                   correction, reference, memory_slots, memory_masks, **unused):
+                   correction, reference, memory_slots, memory_masks, content=None, **unused):
     """STM: :func:`~vosjax.inference.propagation.propagate` -> probs ``[T, K, h, w]``."""
     from vosjax.inference.propagation import propagate  # noqa: PLC0415
 
     return propagate(model, variables, frames, masks, num_slots=num_slots, mem_every=mem_every,
                      correction=correction, reference=reference, memory_slots=memory_slots,
-                     start_frames=starts, memory_masks=memory_masks).probs
+                     start_frames=starts, memory_masks=memory_masks, content=content).probs
+
+
+def _propagate_stm_original(model, variables, frames, masks, starts, *, content, **kwargs):
+    """The original STM: as :func:`_propagate_stm`, memorized masks zeroed outside the content
+    box (always given, all ones on an unpadded canvas: one compiled step per working size)."""
+    return _propagate_stm(model, variables, frames, masks, starts, content=content, **kwargs)
 
 
 def _propagate_gcseg(model, variables, frames, masks, starts, *, correction, num_fragments,
@@ -86,7 +97,7 @@ def _propagate_gcseg(model, variables, frames, masks, starts, *, correction, num
 
 
 #: Registry name of the model (:func:`vosjax.checkpoint.model_kind`) -> propagation loop.
-PROPAGATORS = {"stm": _propagate_stm, "stm_original": _propagate_stm,
+PROPAGATORS = {"stm": _propagate_stm, "stm_original": _propagate_stm_original,
                "gcseg": _propagate_gcseg}
 
 
@@ -140,7 +151,7 @@ def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray
                 num_slots=len(ids) if num_slots is None else num_slots, mem_every=mem_every,
                 correction=correction, reference=reference, memory_slots=memory_slots,
                 num_fragments=num_fragments, adaptive_search=adaptive_search, seed=seed,
-                memory_masks=memory_masks)
+                memory_masks=memory_masks, content=content_mask(info, x.shape[1:3]))
     channels = unpad_resize_probs(np.asarray(probs), info, mode=upsample)
     k = probs.shape[1]
     lut = np.array((0,) + ids + (0,) * (k - 1 - len(ids)),
