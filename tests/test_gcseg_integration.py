@@ -41,7 +41,7 @@ def gcseg_config(objective="pairs"):
 # -- the task seam --------------------------------------------------------------------------------
 
 def test_task_registry_and_named_errors():
-    assert set(TASKS) == {"stm", "gcseg"}
+    assert set(TASKS) == {"stm", "stm_original", "gcseg"}
     assert get_task(ml_collections.ConfigDict({"name": "gcseg"})).name == "gcseg"
     assert get_task(ml_collections.ConfigDict({})).name == "stm"   # default family
     with pytest.raises(ValueError, match="config.model.name='maskrnn'"):
