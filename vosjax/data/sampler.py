@@ -99,7 +99,19 @@ class Clip:
     frame_indices: tuple[int, ...]
 
 
-class ClipSampler:
+class _Stream:
+    """``batches()``: the iterator over ``batch(step)`` shared by the samplers."""
+
+    def batches(self, start_step: int = 0, num_steps: int | None = None
+                ) -> Iterator[dict[str, np.ndarray]]:
+        """Batches from ``start_step`` on (forever when ``num_steps`` is None)."""
+        step = start_step
+        while num_steps is None or step < start_step + num_steps:
+            yield self.batch(step)
+            step += 1
+
+
+class ClipSampler(_Stream):
     """Deterministic, resumable, host-sharded stream of augmented training clips.
 
     Args:
@@ -267,14 +279,6 @@ class ClipSampler:
         first = step * self.global_batch_size + self.process_index * self.local_batch_size
         return self.collate(range(first, first + self.local_batch_size))
 
-    def batches(self, start_step: int = 0, num_steps: int | None = None
-                ) -> Iterator[dict[str, np.ndarray]]:
-        """Batches from ``start_step`` on (forever when ``num_steps`` is None)."""
-        step = start_step
-        while num_steps is None or step < start_step + num_steps:
-            yield self.batch(step)
-            step += 1
-
 
 class StagedSampler:
     """Samplers one after another: ``stages = [(sampler, num_steps), ..., (sampler, None)]``
@@ -351,7 +355,7 @@ def next_bucket(state: BucketState, count, batch_size: int
             return n, clips, BucketState(g, tuple(tuple(p) for p in pending))
 
 
-class BucketSampler:
+class BucketSampler(_Stream):
     """The clips of a :class:`ClipSampler`, grouped so that every batch holds one object count.
 
     Why: the STM step computes every object slot of ``masks``; padding each clip to
@@ -478,14 +482,6 @@ class BucketSampler:
             for k in [k for k in d if k >= step]:
                 del d[k]
         self._states[step] = st
-
-    def batches(self, start_step: int = 0, num_steps: int | None = None
-                ) -> Iterator[dict[str, np.ndarray]]:
-        """Batches from ``start_step`` on (forever when ``num_steps`` is None)."""
-        step = start_step
-        while num_steps is None or step < start_step + num_steps:
-            yield self.batch(step)
-            step += 1
 
 
 def _select(labels: np.ndarray, keep: np.ndarray, num_objects: int) -> np.ndarray:
