@@ -34,21 +34,27 @@ if str(REPO) not in sys.path:
 MODES = ("float32-highest", "bfloat16")
 
 
-def heldout_jf(workdir: str, correction_rate: float, num_videos: int | None) -> dict:
-    """J&F of the demo's held-out videos in each mode, correction off and on."""
+def demo_heldout(num_videos: int | None):
+    """The demo config's held-out videos (the first ``num_videos``; default its 8) and its
+    inference options."""
     from configs import demo  # noqa: PLC0415
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
-    from vosjax.compute import resolve  # noqa: PLC0415
-    from vosjax.correction import GradientCorrection  # noqa: PLC0415
-    from vosjax.evaluation.runner import run_videos  # noqa: PLC0415
     from vosjax.training.run import heldout_videos, inference_options  # noqa: PLC0415
 
     config = demo.get_config()
     if num_videos:
         with config.unlocked():
             config.eval.num_videos = num_videos
-    videos = heldout_videos(config)
-    base = inference_options(config)
+    return heldout_videos(config), inference_options(config)
+
+
+def heldout_jf(workdir: str, correction_rate: float, num_videos: int | None) -> dict:
+    """J&F of the demo's held-out videos in each mode, correction off and on."""
+    from vosjax.checkpoint import load_model  # noqa: PLC0415
+    from vosjax.compute import resolve  # noqa: PLC0415
+    from vosjax.correction import GradientCorrection  # noqa: PLC0415
+    from vosjax.evaluation.runner import run_videos  # noqa: PLC0415
+
+    videos, base = demo_heldout(num_videos)
     rows = {}
     for corr in (None, GradientCorrection(n_iter=10, rate=correction_rate, every=5)):
         opts = base.__class__(**{**base.__dict__, "correction": corr})
@@ -84,17 +90,11 @@ class _Jittered:
 def noise_control(workdir: str, seeds, num_videos: int | None) -> dict:
     """How much J&F moves in float32-highest when the frames get +-1 uint8 noise: the scale of
     change that the metric shows on this model for a perturbation far below bfloat16's."""
-    from configs import demo  # noqa: PLC0415
     from vosjax.checkpoint import load_model  # noqa: PLC0415
     from vosjax.compute import resolve  # noqa: PLC0415
     from vosjax.evaluation.runner import run_videos  # noqa: PLC0415
-    from vosjax.training.run import heldout_videos, inference_options  # noqa: PLC0415
 
-    config = demo.get_config()
-    if num_videos:
-        with config.unlocked():
-            config.eval.num_videos = num_videos
-    videos, opts = heldout_videos(config), inference_options(config)
+    videos, opts = demo_heldout(num_videos)
     model, variables = load_model(workdir, **resolve("float32-highest").model_kwargs())
     out = {}
     for seed in seeds:
