@@ -310,7 +310,7 @@ class Propagator:
         self._no_masks = jnp.zeros(masks0.shape, jnp.float32)
         self.state, self.probs0 = _init_jit(model, variables, frame0, masks0, jnp.asarray(active),
                                             cfg=self.cfg, bank_slots=slots,
-                                            content=content_map(content, frame0.shape[:2]))
+                                            content=content)
         self.t = 1
         # Of the last step only (a long stream keeps no per-frame history on the device).
         self.last_memory_positions: jax.Array | None = None
