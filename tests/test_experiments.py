@@ -136,3 +136,46 @@ def test_gcseg_report_and_runs(tmp_path):
                                  "machine": "cpu", "command": "x"})
     assert "| both | on | 20.0 ± 10.0 | 20.0 ± 10.0 | 20.0 ± 10.0 | 25.0 ± 0.0 | 0.0 ± 0.0 |" in lines
     assert "| reference only | off | 0.0 ± 0.0 | 20.0 ± 10.0 | 10.0 ± 5.0 |  |  |" in lines
+
+
+def test_correction_effect_records_the_loss_before_and_after_every_corrected_frame(tiny):
+    """experiments/correction_effect.py: 'after' (recomputed on the corrected mask) equals the
+    loss an 11-step correction sees before its 11th update, 'before' the loss at the prediction
+    (recomputed with reconstruction_loss), and descent lowers it on every corrected frame."""
+    import jax.numpy as jnp
+
+    from experiments import correction_effect
+    from vosjax.correction import GradientCorrection, correct_mask, reconstruction_loss
+    from vosjax.data.transforms import resize_pad_frames
+    from vosjax.data.video import video_from_arrays
+    from vosjax.evaluation.runner import InferenceOptions
+    from vosjax.inference.propagation import propagate
+
+    model, variables = tiny
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    labels = np.zeros((6, 32, 32), np.uint8)
+    labels[0, 4:14, 6:20] = 1
+    labels[0, 18:30, 12:28] = 2
+    video = video_from_arrays("v", frames, {0: labels[0]})
+    corr = GradientCorrection(n_iter=3, rate=2.0, every=5)
+    opts = InferenceOptions(size=(32, 32), correction=corr)
+    rows = correction_effect.corrected_frame_losses(model, variables, video, opts)
+    assert [r["frame"] for r in rows] == [5]
+    # Independent path: the plain propagation's uncorrected predictions, corrected again
+    # with one more step; its losses[0] / losses[3] are 'before' / 'after'.
+    x, _ = resize_pad_frames(frames, (32, 32), "mean")
+    masks = np.stack([labels[0] == 1, labels[0] == 2]).astype(np.float32)
+    res = propagate(model, variables, x, masks, correction=corr)
+    ref_query = model.apply(variables, jnp.asarray(x[0]), method=model.encode_query)
+    for r in rows:
+        t = r["frame"]
+        _, losses = correct_mask(model, variables, jnp.asarray(x[t]), jnp.asarray(res.probs[t]),
+                                 ref_query, jnp.asarray(res.probs[0]), n_iter=4, rate=2.0)
+        before = reconstruction_loss(model, variables, jnp.asarray(x[t]),
+                                     jnp.asarray(res.probs[t][1:3]), ref_query,
+                                     jnp.asarray(res.probs[0]))
+        assert r["before"] == pytest.approx(float(before), rel=1e-5)
+        assert r["before"] == pytest.approx(float(losses[0]), rel=1e-5)
+        assert r["after"] == pytest.approx(float(losses[3]), rel=1e-4)
+        assert r["after"] < r["before"], r
