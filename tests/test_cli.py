@@ -18,9 +18,10 @@ def run(args, **kw):
                           cwd=REPO, timeout=900, **kw)
 
 
-def check_davis_mini_outputs(r, out, overlays=False):
+def check_davis_mini_outputs(r, out, overlays=False, davis_root=None):
     """evaluate.py inference on davis2016-mini succeeded: PNGs per frame at 854x480 (palette),
-    the global CSV, and (``overlays``) overlay PNGs + GIFs."""
+    the global CSV, and (``overlays``) overlay PNGs + GIFs; with ``davis_root``, the summary's
+    J-Mean equals one computed here from the PNGs."""
     assert r.returncode == 0, r.stderr[-3000:]
     assert "frames/s" in r.stdout
     for seq, n in (("blackswan", 50), ("car-shadow", 40), ("motocross-jump", 40)):
@@ -36,6 +37,34 @@ def check_davis_mini_outputs(r, out, overlays=False):
         head = next(csv.reader(f))
     assert head == ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall",
                     "F-Decay"]
+    if davis_root is not None:
+        glob = json.loads((out / "summary.json").read_text())["global"]
+        assert glob["J-Mean"] == pytest.approx(davis2016_j_mean(davis_root, out), abs=1e-6)
+        assert glob["J&F-Mean"] == pytest.approx((glob["J-Mean"] + glob["F-Mean"]) / 2,
+                                                 abs=1e-9)
+
+
+def davis2016_j_mean(davis_root, results) -> float:
+    """DAVIS-2016 J-Mean computed here with numpy from the PNGs (one object per sequence; the
+    toolkit's protocol: IoU per frame, first and last frames left out, empty-vs-empty = 1,
+    mean per sequence, then over sequences): an independent check of the scorer's wiring."""
+    from PIL import Image
+
+    per_seq = []
+    for seq in sorted(os.listdir(results)):
+        gt_dir = davis_root / "Annotations" / "480p" / seq
+        if not gt_dir.is_dir():
+            continue
+        names = sorted(os.listdir(gt_dir))[1:-1]
+        ious = []
+        for n in names:
+            gt = np.asarray(Image.open(gt_dir / n)) > 0
+            pred = np.asarray(Image.open(results / seq / n)) == 1
+            union = np.logical_or(gt, pred).sum()
+            ious.append(1.0 if union == 0 else np.logical_and(gt, pred).sum() / union)
+        per_seq.append(np.mean(ious))
+    assert len(per_seq) == 3
+    return float(np.mean(per_seq))
 
 
 def test_train_demo_then_resume_then_evaluate_workdir(tmp_path):
@@ -50,7 +79,9 @@ def test_train_demo_then_resume_then_evaluate_workdir(tmp_path):
     ev = json.loads((wd / "eval.json").read_text())
     assert ev["step"] == 2
     for name in ("trained", "untrained"):
-        assert 0.0 <= ev[name]["J&F-Mean"] <= 1.0 and ev[name]["frames"] == 6
+        row = ev[name]
+        assert row["frames"] == 6
+        assert row["J&F-Mean"] == pytest.approx((row["J-Mean"] + row["F-Mean"]) / 2, abs=1e-9)
     rows = [json.loads(x) for x in (wd / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 2 and np.isfinite(rows[-1]["loss"])
     # Same command with more steps resumes from step 2.
@@ -79,7 +110,7 @@ def test_evaluate_inference_mode_on_davis_mini(tmp_path, davis_mini, golden_dir)
     r = run(["evaluate.py", "--config", "configs/stm_cycle.py:r18", "--checkpoint", str(ckpt),
              "--dataset", f"davis2016:{davis_mini}", "--split", "val", "--output", str(out),
              "--overlays", "--config.data.size=(48, 80)"])
-    check_davis_mini_outputs(r, out, overlays=True)
+    check_davis_mini_outputs(r, out, overlays=True, davis_root=davis_mini)
     # The written PNGs score to the same numbers with the score-only mode.
     summary = json.loads((out / "summary.json").read_text())
     r = run(["evaluate.py", "--score", "--davis-root", str(davis_mini), "--year", "2016",
