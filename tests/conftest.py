@@ -2,7 +2,7 @@
 starts), the ``gpu`` marker and shared-data fixtures.
 
 Backends: by default every test runs on the CPU (``JAX_PLATFORMS=cpu``) and ``gpu``-marked
-tests are skipped. ``VOSJAX_TEST_BACKEND=gpu python -m pytest -m gpu`` runs the ``gpu``-marked
+tests are skipped. ``VOSJAX_TEST_BACKEND=gpu python -m pytest -n 0 -m gpu`` runs the ``gpu``-marked
 tests on JAX's default (GPU) backend, the CPU staying available for references; they skip
 with a reason when JAX finds no GPU. In that mode unmarked tests are skipped (they assume the
 8 fake CPU devices).

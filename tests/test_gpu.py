@@ -1,4 +1,4 @@
-"""GPU backend checks (``VOSJAX_TEST_BACKEND=gpu python -m pytest -m gpu``; skipped elsewhere):
+"""GPU backend checks (``VOSJAX_TEST_BACKEND=gpu python -m pytest -n 0 -m gpu``; skipped elsewhere):
 a training step and a video's propagation on the GPU equal the CPU's at float32 "highest"
 precision, and a step sharded over several GPUs equals one GPU. (bf16 / precision-mode checks
 live with the precision code.)"""
