@@ -17,10 +17,11 @@ transform's numbers), so the host only decodes JPEGs and encodes PNGs. Frames ar
 thread pool ahead of the device (a bounded look-ahead of ``prefetch`` frame batches), and each
 step's labels are copied back while later steps run (at most ``in_flight`` steps queued).
 
-Every video gets the programs it would get alone (same shapes but the batch axis), so with one
-video per device its labels are those of :func:`vosjax.inference.video.segment_video`
-(``tests/test_eval_many.py`` checks byte-identical PNGs on 8 devices and with 2 and 3 videos
-per device on XLA:CPU).
+Every video gets the programs it would get alone (same shapes but the batch axis), so its
+labels are those of :func:`vosjax.inference.video.segment_video` (``tests/test_eval_many.py``:
+byte-identical PNGs on 8 CPU devices with 2 videos per device, and on 2 processes). Nothing
+guarantees that a backend computes a batched convolution bit for bit as an unbatched one;
+XLA:CPU does here, and a GPU check is owed (this was written without one).
 
 A batch that does not fit in device memory raises :class:`DeviceMemoryError` naming its videos
 and a ``memory_slots`` cap to try.
@@ -268,7 +269,7 @@ def segment_videos(model, variables, videos: Sequence[VideoSource], *, mesh: Mes
                    mem_every: int = 5, reference: str = "mem",
                    correction: GradientCorrection | None = None,
                    memory_slots: int | None = None, content: bool = False,
-                   prefetch: int = 16, in_flight: int = 4, decode_threads: int | None = None,
+                   prefetch: int = 8, in_flight: int = 4, decode_threads: int | None = None,
                    on_frames: Callable[[int], None] | None = None) -> Iterator[VideoOutput]:
     """Segment ``videos`` with an STM model, a batch at a time (module docstring).
 
