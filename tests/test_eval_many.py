@@ -3,6 +3,7 @@
 8 fake CPU devices with several videos per device, and across two processes
 (``jax.distributed`` on a local coordinator); one progress bar over both processes; a clear
 error when a batch does not fit in device memory; the share and batch planning."""
+import json
 import os
 import pathlib
 import socket
@@ -84,8 +85,15 @@ def _pngs(folder, names):
             for p in sorted(os.listdir(folder / n))}
 
 
-def test_eight_devices_two_videos_each_give_the_one_by_one_pngs_and_csvs(setup, tmp_path):
+def test_eight_devices_two_videos_each_give_the_one_by_one_pngs_and_csvs(setup, tmp_path,
+                                                                       monkeypatch):
+    from vosjax.inference import batch
+
     assert jax.local_device_count() == 8
+    plans = []
+    real_plan = batch.plan_batches
+    monkeypatch.setattr(batch, "plan_batches", lambda *a: plans.append(real_plan(*a))
+                        or plans[-1])
     videos = setup["videos"] + [setup["late"]]
     report = run_videos(setup["model"], setup["variables"], videos,
                         InferenceOptions(size=SIZE, videos_per_device=2),
@@ -97,6 +105,11 @@ def test_eight_devices_two_videos_each_give_the_one_by_one_pngs_and_csvs(setup, 
     assert report.frames == sum(v.num_frames for v in videos)
     assert report.peak_memory == {n: None for n in names}  # the CPU reports no memory
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
+    # Three programs (two frame sizes, two object counts); the 40x56 two-object videos a, b,
+    # f and the late-object one went through one step together, two per device.
+    (plan,) = plans
+    assert sorted(sorted(videos[i].name for i in idx) for _, idx in plan) == [
+        ["a", "b", "f", "late"], ["c", "d"], ["e"]]
 
 
 def _free_port():
@@ -120,7 +133,12 @@ def test_two_processes_share_the_videos_and_process_0_merges(setup, tmp_path):
     procs = [subprocess.Popen(cmd + ["--process_id", str(i)], cwd=REPO, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for i in range(2)]
-    res = [p.communicate(timeout=600) for p in procs]
+    try:
+        res = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     for p, (o, e) in zip(procs, res):
         assert p.returncode == 0, e[-3000:]
     (out0, err0), (out1, _) = res
@@ -136,7 +154,6 @@ def test_two_processes_share_the_videos_and_process_0_merges(setup, tmp_path):
     for name in names:                                  # frames/s and memory of every video
         assert any(line.startswith(name) and line.endswith("n/a")
                    for line in out0.splitlines()), out0
-    import json
     summary = json.loads((out / "summary.json").read_text())
     assert sorted(summary["fps"]) == sorted(names) and summary["processes"] == 2
 
