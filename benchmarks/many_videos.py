@@ -46,6 +46,7 @@ def main(argv=None) -> dict:
     from vosjax.inference.propagation import propagate  # noqa: PLC0415
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
 
+    head = record.header(jax.default_backend())
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                    f"many_videos_{jax.default_backend()}.json")
     ds = DavisDataset(args.davis, year="2016", split="val")
@@ -101,7 +102,7 @@ def main(argv=None) -> dict:
                      "frames_per_s": round(frames / med, 2),
                      "speedup_vs_one_by_one": round(base / med, 3)})
         print(f"{name:28s} {frames / med:8.2f} frames/s  x{base / med:.2f}", flush=True)
-    result = {**record.header(jax.default_backend()), "versions": record.versions(),
+    result = {**head, "benchmark": "many_videos", "versions": record.versions(),
               "arch": args.arch, "size": list(size), "devices": jax.local_device_count(),
               "videos": len(videos), "frames": frames, "labels_identical": True, "rows": rows,
               "load_average_end": record.load_average()}

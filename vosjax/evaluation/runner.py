@@ -304,6 +304,7 @@ def run_videos(model, variables, videos: Sequence, options: InferenceOptions = I
                     show=progress and rank == 0, group=group)
     writer = _Writer(background, writers)
     fps, peaks, batches = {}, {}, {}
+    outputs = None
     try:
         for i in sorted(reuse):
             writer.submit(i, _score_read_back, videos[i], output_dir)
@@ -322,6 +323,8 @@ def run_videos(model, variables, videos: Sequence, options: InferenceOptions = I
             writer.submit(i, _finish, video, labels, output_dir, overlays)
         done = writer.results()
     except BaseException as e:
+        if outputs is not None:
+            outputs.close()     # stops the decoding threads
         writer.shutdown()
         bar.sync(force=True, error=f"{type(e).__name__}: {e}")
         bar.close()

@@ -3,10 +3,10 @@
 uint8 frames at their original size and label maps (any object ids, objects may start at later
 frames) in; label maps at the original size out. Resizing is the data pipeline's
 (:mod:`vosjax.data.transforms`): keep-aspect resize + pad to the working size (240x427), and
-back with nearest (the paper) or bilinear-probability upsampling. The frames are fitted on the
-device, one compiled program per original and working size
-(:func:`vosjax.inference.resize.fit_frames`, the same numbers as the numpy transform; the
-many-video path of :mod:`vosjax.inference.batch` runs it inside its step).
+back with nearest (the paper) or bilinear-probability upsampling. Both run on the device, one
+compiled program each per original and working size (:mod:`vosjax.inference.resize`: the
+numpy transform's numbers; the many-video path of :mod:`vosjax.inference.batch` runs the same
+functions inside its step).
 
 The model family picks the loop (:data:`PROPAGATORS`, keyed by the checkpoint registry name):
 STM (both families) -> :func:`vosjax.inference.propagation.propagate`, GCSeg ->
@@ -26,8 +26,8 @@ import numpy as np
 
 from vosjax.correction import GradientCorrection
 from vosjax.data.transforms import (PADS, WORK_SIZE, PadInfo, content_mask, fit_info,
-                                    resize_pad_labels, unpad_resize_probs)
-from vosjax.inference.resize import fit_frames
+                                    resize_pad_labels)
+from vosjax.inference.resize import fit_frames, labels_at_original_size
 
 IGNORE_LABEL = 255
 
@@ -109,6 +109,7 @@ def _propagate_gcseg(model, variables, frames, masks, starts, *, correction, num
 
 
 _fit_frame = jax.jit(fit_frames, static_argnames=("info", "size", "pad"))
+_frame_labels = jax.jit(labels_at_original_size, static_argnames=("info", "mode"))
 
 
 #: Registry name of the model (:func:`vosjax.checkpoint.model_kind`) -> propagation loop.
@@ -171,7 +172,9 @@ def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray
                 correction=correction, reference=reference, memory_slots=memory_slots,
                 num_fragments=num_fragments, adaptive_search=adaptive_search, seed=seed,
                 memory_masks=memory_masks, content=content_mask(info, size))
-    channels = unpad_resize_probs(np.asarray(probs), info, mode=upsample)
+    probs = np.asarray(probs)
+    channels = np.stack(jax.device_get([_frame_labels(p, info=info, mode=upsample)
+                                        for p in probs]))
     k = probs.shape[1]
     lut = np.array((0,) + ids + (0,) * (k - 1 - len(ids)),
                    np.uint8 if max(ids) <= 255 else np.int32)
