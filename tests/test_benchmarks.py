@@ -95,20 +95,3 @@ def test_conv_kernels_tiny(tmp_path):
             assert r[part]["jax"]["ms"] > 0 and r[part]["torch"]["ms"] > 0
     assert "Convolutions alone" in make_table.build_section(str(tmp_path))
 
-
-@pytest.mark.slow
-def test_many_videos_driver_on_davis_mini(tmp_path, davis_mini):
-    """Real 480p JPEGs at 240x427: the engine (8 CPU devices here) gives the labels of the
-    host-resize, one-video-at-a-time loop (the driver stops otherwise); the table row."""
-    import make_table
-    import many_videos
-
-    out = tmp_path / "many_videos_cpu.json"
-    many_videos.main(["--davis", str(davis_mini), "--frames", "3", "--repeats", "1",
-                      "--per-device", "1", "--out", str(out)])
-    data = json.loads(out.read_text())
-    assert data["labels_identical"] and data["devices"] == 8 and data["frames"] == 9
-    assert [r["setting"] for r in data["rows"]] == ["one by one (host resize)",
-                                                   "engine, 1 per device"]
-    assert "| resnet10 240x427 | 3 videos, 9 | engine, 1 per device |" in (
-        make_table.build_section(str(tmp_path)))
