@@ -242,11 +242,14 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 
 def _memory_error(spec: BatchSpec, names, per_device: int, devices) -> DeviceMemoryError:
-    cap = max(2, spec.bank_slots // 2)
-    hints = [f"--config.eval.memory_slots={cap} (the first frame and the {cap - 1} most recent "
-             f"memory frames; now {spec.bank_slots} slots)"]
+    hints = []
+    if spec.bank_slots > 2:
+        cap = spec.bank_slots // 2
+        hints.append(f"--config.eval.memory_slots={cap} (the first frame and the {cap - 1} "
+                     f"most recent memory frames; now {spec.bank_slots} slots)")
     if per_device > 1:
         hints.append(f"--config.eval.videos_per_device=1 (now {per_device})")
+    hints.append(f"a smaller working size (--config.data.size, now {spec.size})")
     return DeviceMemoryError(
         f"video(s) {', '.join(repr(n) for n in names)} ({spec.describe()}, "
         f"{per_device} per device on {', '.join(map(str, devices))}) do not fit in device "
