@@ -14,6 +14,11 @@ truth exists and report frames/s::
     python evaluate.py --config configs/stm_cycle.py --checkpoint DIR \
         --dataset davis2017:ROOT --split val --output OUT [--overlays]
 
+STM videos are segmented ``config.eval.videos_per_device`` at a time on every local device
+(``--config.eval.videos_per_device=4``). Several hosts: run the same command on each with
+``--coordinator_address HOST0:PORT --num_processes N --process_id I`` (``--output`` on a shared
+filesystem); each segments its share, process 0 writes the CSVs and ``summary.json``.
+
 ``--checkpoint`` is a directory written by ``python -m vosjax.convert`` or a ``train.py``
 workdir; ``--dataset`` is ``davis2017:ROOT | davis2016:ROOT | youtubevos:ROOT |
 tfds:davis/480p | folder:FRAMES_DIR`` (with ``--first_mask``). Gradient correction runs when
@@ -53,6 +58,12 @@ flags.DEFINE_string("first_mask", None, "With --dataset=folder:...: the objects'
 flags.DEFINE_boolean("overlays", False, "Also write overlay PNGs and a GIF per sequence.")
 flags.DEFINE_boolean("overwrite", False, "Segment every video again. Default: resume, keeping "
                      "the videos whose outputs in --output are complete.")
+flags.DEFINE_string("coordinator_address", None, "Several processes (hosts): HOST:PORT of "
+                    "process 0, with --num_processes and --process_id (jax.distributed); 'auto' "
+                    "detects them from the cluster (SLURM, Cloud TPU, ...). --output must be a "
+                    "folder every host sees.")
+flags.DEFINE_integer("num_processes", None, "Number of evaluation processes (hosts).")
+flags.DEFINE_integer("process_id", None, "This process's index, 0 .. --num_processes - 1.")
 
 FLAGS = flags.FLAGS
 
@@ -89,6 +100,15 @@ def run_inference() -> None:
             raise app.UsageError(f"inference needs --{name}")
     if _CONFIG.value is None:
         raise app.UsageError("inference needs --config (working size, config.eval settings)")
+    if FLAGS.coordinator_address:
+        import jax  # noqa: PLC0415
+        if FLAGS.coordinator_address == "auto":
+            jax.distributed.initialize()
+        elif FLAGS.num_processes is None or FLAGS.process_id is None:
+            raise app.UsageError("--coordinator_address needs --num_processes and --process_id")
+        else:
+            jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
+                                       FLAGS.process_id)
     inference_cli.run(_CONFIG.value, checkpoint=FLAGS.checkpoint, dataset=FLAGS.dataset,
                       split=FLAGS.split, output=FLAGS.output, first_mask=FLAGS.first_mask,
                       overlays=FLAGS.overlays, bar_chart=FLAGS["bar-chart"].value,
@@ -100,7 +120,8 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax logs at INFO
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    # One function per mode; each reports bad input as FileNotFoundError / ValueError.
+    # One function per mode; each reports bad input as FileNotFoundError / ValueError, a video
+    # too large for the device as a MemoryError (vosjax.inference.batch.DeviceMemoryError).
     if FLAGS.score:
         mode = run_score
     elif FLAGS.checkpoint or FLAGS.dataset:
@@ -110,7 +131,7 @@ def main(argv: list[str]) -> None:
                              "--config/--checkpoint/--dataset/--output (inference + scoring)")
     try:
         mode()
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, MemoryError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
 

@@ -465,6 +465,24 @@ def slot_flops_table(files) -> list[str]:
     return lines
 
 
+def many_videos_table(files) -> list[str]:
+    """``many_videos.py``: evaluate.py's engine against one video after another."""
+    if not files:
+        return []
+    lines = ["## Many videos at once (`many_videos.py`; davis2016-mini 480p frames, labels "
+             "identical; medians after a compiling run)", "",
+             "| device | model | frames | setting | frames/s | vs one by one | load | file |",
+             "|---|---|---|---|---|---|---|---|"]
+    for d in files:
+        load = f"{d['load_average_start']}-{d['load_average_end']}"
+        for r in d["rows"]:
+            lines.append(f"| {_device(d)}, {d['devices']} device(s) | {d['arch']} "
+                         f"{d['size'][0]}x{d['size'][1]} | {d['videos']} videos, "
+                         f"{d['frames']} | {r['setting']} | {r['frames_per_s']:.2f} | "
+                         f"{r['speedup_vs_one_by_one']:.2f}x | {load} | {d['_file']} |")
+    return lines
+
+
 def build_section(results_dir) -> str:
     data = _load(results_dir)
     pick = lambda kind: [d for d in data if d.get("benchmark") == kind]  # noqa: E731
@@ -476,6 +494,7 @@ def build_section(results_dir) -> str:
              compile_table(pick("compile_count")), slot_trim_table(pick("slot_trim")),
              slot_flops_table(pick("slot_flops")),
              caching_table(pick("correction_caching")), unroll_table(data),
+             many_videos_table(pick("many_videos")),
              speedups_table([d for d in data if d.get("benchmark") in SPEEDUPS])]
     body = "\n\n".join("\n".join(p) for p in parts if p)
     return f"{BEGIN}\n{body}\n{END}\n"

@@ -59,6 +59,7 @@ def get_config(arg: str = ""):
     c.eval = ml_collections.ConfigDict(dict(
         enabled=True, dataset="synthetic", num_videos=8, mem_every=5, correction=False,
         reference="mem", upsample="nearest", memory_slots=0, compare_untrained=True,
+        videos_per_device=1,
         synthetic=dict(num_videos=8, seed=10_000, height=64, width=96, num_frames=24,
                        distractors=True)))
     return c

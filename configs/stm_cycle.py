@@ -67,6 +67,8 @@ def get_config(arg: str = "r50"):
         enabled=False, dataset="davis2017", num_videos=0, mem_every=5, correction=False,
         correction_iters=10, correction_rate=180.0, correction_every=5, reference="mem",
         upsample="nearest", memory_slots=0, compare_untrained=False,
+        # Videos segmented together per device (evaluate.py spreads them over all devices).
+        videos_per_device=1,
         synthetic=dict(num_videos=0, seed=0, height=0, width=0, num_frames=0,
                        distractors=True)))
     return c

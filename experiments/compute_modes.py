@@ -73,7 +73,8 @@ def heldout_jf(workdir: str, correction_rate: float, num_videos: int | None) -> 
 
 
 class _Jittered:
-    """A video whose uint8 frames get seeded +-1 noise (an imperceptible perturbation)."""
+    """A video whose uint8 frames get seeded +-1 noise (an imperceptible perturbation); each
+    frame's noise is seeded by (seed, frame index), whatever frames a call asks for."""
 
     def __init__(self, video, seed: int):
         self.video, self.seed = video, seed
@@ -81,9 +82,11 @@ class _Jittered:
     def __getattr__(self, name):
         return getattr(self.video, name)
 
-    def load_frames(self, indices):
+    def load_frames(self, indices=None):
+        indices = range(self.video.num_frames) if indices is None else indices
         f = self.video.load_frames(indices).astype(np.int16)
-        noise = np.random.default_rng(self.seed).integers(-1, 2, f.shape)
+        noise = np.stack([np.random.default_rng((self.seed, t)).integers(-1, 2, f.shape[1:])
+                          for t in indices]) if len(f) else 0
         return np.clip(f + noise, 0, 255).astype(np.uint8)
 
 

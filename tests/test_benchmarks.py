@@ -94,3 +94,4 @@ def test_conv_kernels_tiny(tmp_path):
         for part in conv_kernels.PARTS:
             assert r[part]["jax"]["ms"] > 0 and r[part]["torch"]["ms"] > 0
     assert "Convolutions alone" in make_table.build_section(str(tmp_path))
+

@@ -68,6 +68,33 @@ def test_segment_video_ids_sizes_and_late_object(tiny):
         segment_video(model, v, frames, ann, size=(16, 32), upsample="cubic")
 
 
+def test_stm_family_memorizes_the_whole_letterboxed_canvas(tiny):
+    """The ``stm`` family memorizes its predictions over the padding too (STM-Training's
+    loop); only ``stm_original`` zeroes them outside the image (a content map)."""
+    import functools
+
+    import jax
+
+    from vosjax.data.transforms import content_mask, fit_info
+    from vosjax.inference.propagation import propagate
+    from vosjax.inference.resize import fit_frames
+
+    model, v = tiny
+    frames, ann = _raw_video()
+    info = fit_info((H, W), (16, 32))
+    assert info.resized_hw != (16, 32)                      # letterboxed
+    fit = jax.jit(functools.partial(fit_frames, info=info, size=(16, 32), pad="mean"))
+    x = [fit(f) for f in frames]
+    masks = resize_pad_labels(np.stack([ann[0] == 3, ann[2] == 7]).astype(np.uint8),
+                              (16, 32))[0].astype(np.float32)
+    kw = dict(start_frames=np.array([0, 2]))
+    res = segment_video(model, v, frames, ann, size=(16, 32))
+    whole = propagate(model, v, x, masks, **kw).probs
+    boxed = propagate(model, v, x, masks, content=content_mask(info, (16, 32)), **kw).probs
+    np.testing.assert_array_equal(res.probs, whole)
+    assert np.abs(boxed - whole).max() > 1e-4
+
+
 def _write_video(root, t=3, h=16, w=32):
     frames_dir = root / "frames"
     frames_dir.mkdir()

@@ -114,6 +114,12 @@ def _pad_info(orig_hw, size) -> tuple[PadInfo, tuple]:
     return info, pad
 
 
+def fit_info(orig_hw: tuple[int, int], size: tuple[int, int] = WORK_SIZE) -> PadInfo:
+    """The :class:`PadInfo` of fitting frames of ``orig_hw`` into ``size`` (what
+    :func:`resize_pad_frames` returns with the frames)."""
+    return _pad_info(orig_hw, size)[0]
+
+
 PADS = ("mean", "black")
 
 

@@ -16,7 +16,12 @@ def run(config, *, checkpoint: str, dataset: str, split: str, output: str,
 
     Resumes by default: videos whose outputs in ``output`` are complete are read back and
     scored, not segmented again (an interrupted run continues where it stopped);
-    ``overwrite`` segments every video again."""
+    ``overwrite`` segments every video again. STM videos are spread over all local devices
+    (``config.eval.videos_per_device`` per device); under ``jax.distributed`` each process
+    segments its share and process 0 writes the CSVs, ``summary.json`` and the zip (``output``
+    must be a folder every process sees)."""
+    import jax  # noqa: PLC0415
+
     from vosjax.checkpoint import load_model  # noqa: PLC0415
     from vosjax.training.run import inference_options  # noqa: PLC0415
     from vosjax.training.tasks import model_numerics  # noqa: PLC0415
@@ -31,17 +36,31 @@ def run(config, *, checkpoint: str, dataset: str, split: str, output: str,
     opts = inference_options(config)
     os.makedirs(output, exist_ok=True)
     report = run_videos(model, variables, videos, opts, output_dir=output, overlays=overlays,
-                        progress=True, skip_complete=not overwrite)
+                        progress=True, skip_complete=not overwrite, processes=True)
+    if jax.process_index() != 0:    # process 0 merges and writes the results
+        print(f"process {jax.process_index()} of {jax.process_count()}: segmented "
+              f"{len(report.fps)} videos ({report.frames} frames, {report.overall_fps:.1f} "
+              f"frames/s); process 0 writes the results in {output}")
+        return {"process": jax.process_index(), "fps": report.fps}
     skipped = len(videos) - len(report.fps)
     if skipped:
         print(f"{skipped} of {len(videos)} videos already complete in {output}: read back and "
               "scored, not segmented again (--overwrite segments all)")
+    print(f"{'sequence':30s} {'frames/s':>8s} {'peak device memory':>19s}")
     for name, fps in report.fps.items():
-        print(f"{name:30s} {fps:8.1f} frames/s")
-    print(f"{'overall':30s} {report.overall_fps:8.1f} frames/s ({report.frames} frames, "
-          f"first sequence includes compilation)")
+        print(f"{name:30s} {fps:8.1f} {_mib(report.peak_memory.get(name)):>19s}")
+    print(f"{'overall':30s} {report.overall_fps:8.1f} frames/s ({report.frames} frames on "
+          f"{jax.device_count()} device(s) in {jax.process_count()} process(es); the first "
+          "batch of each program includes compilation)")
+    if report.fps and all(report.peak_memory.get(n) is None for n in report.fps):
+        print(f"peak device memory: n/a (the {jax.default_backend()} backend does not report "
+              "it)")
     summary = {"checkpoint": os.path.abspath(checkpoint), "dataset": dataset, "split": split,
                "fps": report.fps, "overall_fps": report.overall_fps,
+               "peak_device_memory_mib": {n: None if b is None else b / 2**20
+                                          for n, b in report.peak_memory.items()},
+               "devices": jax.device_count(), "processes": jax.process_count(),
+               "videos_per_device": opts.videos_per_device,
                "correction": opts.correction is not None}
     if report.scores is not None:
         for path in protocol.write_csvs(report.scores, output, split):
@@ -57,6 +76,10 @@ def run(config, *, checkpoint: str, dataset: str, split: str, output: str,
         print(f"wrote {summary['submission']}")
     write_json(os.path.join(output, "summary.json"), summary, default=float)
     return summary
+
+
+def _mib(nbytes) -> str:
+    return "n/a" if nbytes is None else f"{nbytes / 2**20:.1f} MiB"
 
 
 def _youtubevos_zip(root, split, output, videos):

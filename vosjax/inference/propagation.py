@@ -247,6 +247,21 @@ def _bucket(n: int) -> int:
     return max(SLOT_BUCKET, -(-n // SLOT_BUCKET) * SLOT_BUCKET)
 
 
+def video_bank_slots(num_frames: int, cfg: StepConfig, start_frames=(),
+                     memory_slots: int | None = None) -> int:
+    """Permanent slots of the memory bank :func:`propagate` gives a video of ``num_frames``
+    whose objects start at ``start_frames``: ``memory_slots`` when capped, else every frame the
+    reference set keeps (rounded up to a multiple of :data:`SLOT_BUCKET` for ``"mem"``); 0 for
+    ``"prev"``. Part of the compiled programs' shapes (videos with equal slots share them)."""
+    if cfg.reference == "prev":
+        return 0
+    if memory_slots is not None:
+        return memory_slots
+    starts = np.asarray(start_frames, np.int64).reshape(-1)
+    slots = max(1, permanent_frames(num_frames, cfg, starts[starts > 0]))
+    return _bucket(slots) if cfg.reference == "mem" else slots
+
+
 class Propagator:
     """Frame-by-frame (streaming) propagation::
 
@@ -395,7 +410,8 @@ def propagate(model, variables, frames, first_masks, *, num_slots=None, mem_ever
 
     Args:
       model, variables: an :class:`~vosjax.models.stm.STM` and its variables.
-      frames: ``[T, H, W, 3]`` normalised RGB at the working size.
+      frames: ``[T, H, W, 3]`` normalised RGB at the working size (host), or a list of ``T``
+        float32 ``[H, W, 3]`` device arrays (used as they are).
       first_masks: ``[O, H, W]`` each object's mask on its first frame (frame 0 by default).
       num_slots: output channels minus one (default O); extra channels stay empty.
       mem_every: memory write period of the ``"mem"`` reference set (5).
@@ -416,15 +432,23 @@ def propagate(model, variables, frames, first_masks, *, num_slots=None, mem_ever
       numpy arrays: the per-frame results stay on the device until the end and are then
       fetched together (stacking them on the device would compile once per video length).
     """
-    # Host first: indexing a device array would compile a slice per video length.
-    frames = np.asarray(frames, np.float32)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be [T, H, W, 3] (normalised RGB), got shape {frames.shape}")
+    if (isinstance(frames, (list, tuple)) and frames
+            and all(isinstance(f, jax.Array) for f in frames)):   # already on the device
+        shapes = {(tuple(f.shape), f.dtype) for f in frames}
+        if len(shapes) != 1 or len(frames[0].shape) != 3 or frames[0].dtype != jnp.float32:
+            raise ValueError(f"device frames must be float32 [H, W, 3] of one shape, got "
+                             f"{sorted(map(str, shapes))}")
+        device_frames, shape = list(frames), (len(frames),) + tuple(frames[0].shape)
+    else:   # host first: indexing a device array would compile a slice per video length
+        frames = np.asarray(frames, np.float32)
+        device_frames, shape = None, frames.shape
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ValueError(f"frames must be [T, H, W, 3] (normalised RGB), got shape {shape}")
     first_masks = np.asarray(first_masks, np.float32)
-    if first_masks.ndim != 3 or first_masks.shape[1:] != frames.shape[1:3]:
-        raise ValueError(f"first_masks must be [O, H, W] with H, W = {frames.shape[1:3]}, got "
+    if first_masks.ndim != 3 or first_masks.shape[1:] != shape[1:3]:
+        raise ValueError(f"first_masks must be [O, H, W] with H, W = {shape[1:3]}, got "
                          f"shape {first_masks.shape}")
-    t_len, o = frames.shape[0], first_masks.shape[0]
+    t_len, o = shape[0], first_masks.shape[0]
     if start_frames is None:
         starts = np.zeros((o,), np.int64)
     else:
@@ -433,12 +457,10 @@ def propagate(model, variables, frames, first_masks, *, num_slots=None, mem_ever
             raise ValueError(f"start_frames must be [{o}] ints, got {start_frames!r}")
         if (starts < 0).any() or (starts >= t_len).any():
             raise ValueError(f"start_frames must lie in [0, {t_len - 1}], got {starts.tolist()}")
-    if memory_slots is None:
+    if memory_slots is None:   # "mem": the size grows with T, shared across similar lengths
         cfg = StepConfig(num_slots=o if num_slots is None else num_slots, mem_every=mem_every,
                          reference=reference, correction=correction)
-        memory_slots = max(1, permanent_frames(t_len, cfg, starts[starts > 0]))
-        if reference == "mem":      # the size grows with T: share programs across lengths
-            memory_slots = _bucket(memory_slots)
+        memory_slots = max(1, video_bank_slots(t_len, cfg, starts))
     if memory_masks is not None:
         memory_masks = np.asarray(memory_masks, np.float32)
         if memory_masks.shape != (t_len,) + first_masks.shape:
@@ -446,7 +468,7 @@ def propagate(model, variables, frames, first_masks, *, num_slots=None, mem_ever
                              f"{(t_len,) + first_masks.shape}, got shape {memory_masks.shape}")
     # One upfront transfer of all frames as separate device arrays: no per-frame host copy in
     # the loop, and no slicing program per video length.
-    frames = jax.device_put(list(frames))
+    frames = jax.device_put(list(frames)) if device_frames is None else device_frames
     prop = Propagator(model, variables, frames[0], first_masks, active=starts == 0,
                       num_slots=num_slots, mem_every=mem_every, reference=reference,
                       correction=correction, memory_slots=memory_slots, content=content)

@@ -3,7 +3,10 @@
 uint8 frames at their original size and label maps (any object ids, objects may start at later
 frames) in; label maps at the original size out. Resizing is the data pipeline's
 (:mod:`vosjax.data.transforms`): keep-aspect resize + pad to the working size (240x427), and
-back with nearest (the paper) or bilinear-probability upsampling.
+back with nearest (the paper) or bilinear-probability upsampling. Both run on the device, one
+compiled program each per original and working size (:mod:`vosjax.inference.resize`: the
+numpy transform's numbers; the many-video path of :mod:`vosjax.inference.batch` runs the same
+functions inside its step).
 
 The model family picks the loop (:data:`PROPAGATORS`, keyed by the checkpoint registry name):
 STM (both families) -> :func:`vosjax.inference.propagation.propagate`, GCSeg ->
@@ -18,11 +21,13 @@ from __future__ import annotations
 
 from typing import Mapping, NamedTuple
 
+import jax
 import numpy as np
 
 from vosjax.correction import GradientCorrection
-from vosjax.data.transforms import (WORK_SIZE, PadInfo, content_mask, resize_pad_frames,
-                                    resize_pad_labels, unpad_resize_probs)
+from vosjax.data.transforms import (PADS, WORK_SIZE, PadInfo, content_mask, fit_info,
+                                    resize_pad_labels)
+from vosjax.inference.resize import fit_frames, labels_at_original_size
 
 IGNORE_LABEL = 255
 
@@ -63,9 +68,9 @@ def objects_from_annotations(annotations: Mapping[int, np.ndarray], num_frames: 
     return ids, np.array([starts[i] for i in ids], np.int64), masks
 
 
-def _propagate_stm(model, variables, frames, masks, starts, *, num_slots, mem_every,
-                   correction, reference, memory_slots, memory_masks, content=None, **unused):
-    """STM: :func:`~vosjax.inference.propagation.propagate` -> probs ``[T, K, h, w]``."""
+def _stm_probs(model, variables, frames, masks, starts, *, num_slots, mem_every,
+               correction, reference, memory_slots, memory_masks, content, **unused):
+    """:func:`~vosjax.inference.propagation.propagate` -> probs ``[T, K, h, w]``."""
     from vosjax.inference.propagation import propagate  # noqa: PLC0415
 
     return propagate(model, variables, frames, masks, num_slots=num_slots, mem_every=mem_every,
@@ -73,10 +78,16 @@ def _propagate_stm(model, variables, frames, masks, starts, *, num_slots, mem_ev
                      start_frames=starts, memory_masks=memory_masks, content=content).probs
 
 
+def _propagate_stm(model, variables, frames, masks, starts, *, content=None, **kwargs):
+    """STM-Training's loop: the whole (letterboxed) canvas is memorized; ``content`` is
+    ignored."""
+    return _stm_probs(model, variables, frames, masks, starts, content=None, **kwargs)
+
+
 def _propagate_stm_original(model, variables, frames, masks, starts, *, content, **kwargs):
     """The original STM: as :func:`_propagate_stm`, memorized masks zeroed outside the content
     box (always given, all ones on an unpadded canvas: one compiled step per working size)."""
-    return _propagate_stm(model, variables, frames, masks, starts, content=content, **kwargs)
+    return _stm_probs(model, variables, frames, masks, starts, content=content, **kwargs)
 
 
 def _propagate_gcseg(model, variables, frames, masks, starts, *, correction, num_fragments,
@@ -92,8 +103,13 @@ def _propagate_gcseg(model, variables, frames, masks, starts, *, correction, num
     if np.any(starts != 0):
         raise ValueError(f"GCSeg segments the objects given in frame 0; objects starting at "
                          f"frames {sorted(set(starts.tolist()) - {0})} are not supported")
+    frames = np.stack(jax.device_get(list(frames)))
     return gcseg_segment(model, variables, frames, masks, num_fragments=num_fragments,
                          seed=seed, adaptive_search=adaptive_search)
+
+
+_fit_frame = jax.jit(fit_frames, static_argnames=("info", "size", "pad"))
+_frame_labels = jax.jit(labels_at_original_size, static_argnames=("info", "mode"))
 
 
 #: Registry name of the model (:func:`vosjax.checkpoint.model_kind`) -> propagation loop.
@@ -137,7 +153,11 @@ def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray
     ids, starts, masks = objects_from_annotations(annotations, frames.shape[0])
     if masks.shape[1:] != frames.shape[1:3]:
         raise ValueError(f"annotations are {masks.shape[1:]} but frames {frames.shape[1:3]}")
-    x, info = resize_pad_frames(frames, size, pad)
+    if pad not in PADS:
+        raise ValueError(f"pad must be one of {PADS}, got {pad!r}")
+    size = (int(size[0]), int(size[1]))
+    info = fit_info(frames.shape[1:3], size)
+    x = [_fit_frame(f, info=info, size=size, pad=pad) for f in frames]   # device arrays
     small, _ = resize_pad_labels(masks.astype(np.uint8), size)
     memory_masks = None
     if memory_labels is not None:
@@ -151,8 +171,10 @@ def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray
                 num_slots=len(ids) if num_slots is None else num_slots, mem_every=mem_every,
                 correction=correction, reference=reference, memory_slots=memory_slots,
                 num_fragments=num_fragments, adaptive_search=adaptive_search, seed=seed,
-                memory_masks=memory_masks, content=content_mask(info, x.shape[1:3]))
-    channels = unpad_resize_probs(np.asarray(probs), info, mode=upsample)
+                memory_masks=memory_masks, content=content_mask(info, size))
+    probs = np.asarray(probs)
+    channels = np.stack(jax.device_get([_frame_labels(p, info=info, mode=upsample)
+                                        for p in probs]))
     k = probs.shape[1]
     lut = np.array((0,) + ids + (0,) * (k - 1 - len(ids)),
                    np.uint8 if max(ids) <= 255 else np.int32)

@@ -32,7 +32,8 @@ def inference_options(config) -> InferenceOptions:
                             memory_slots=e.get("memory_slots") or None, correction=corr,
                             num_fragments=e.get("num_fragments", 3),
                             adaptive_search=e.get("adaptive_search", True),
-                            seed=e.get("seed", 0))
+                            seed=e.get("seed", 0),
+                            videos_per_device=e.get("videos_per_device", 1))
 
 
 def heldout_videos(config):
