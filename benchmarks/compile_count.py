@@ -1,7 +1,7 @@
 """Compilations per video as the video length changes (issue: "a video compiles once per
 resolution"): a tiny STM, one video of each length in turn, XLA compilations counted.
 
-    python benchmarks/compile_count.py --out benchmarks/results/compile_count_cpu.json \
+    python -m benchmarks.compile_count --out benchmarks/results/compile_count_cpu.json \
         --label after
 
 Writes, per length, the compilations and XLA compile seconds of its first video (the programs
@@ -13,11 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None):
@@ -32,7 +28,7 @@ def main(argv=None):
     import jax  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    import record  # noqa: PLC0415
+    from benchmarks import harness as record  # noqa: PLC0415
     from vosjax.correction import GradientCorrection  # noqa: PLC0415
     from vosjax.inference import propagate  # noqa: PLC0415
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415

@@ -1,6 +1,6 @@
 """Single convolutions of STM's shapes in XLA and PyTorch: what bounds the CPU rows.
 
-    python benchmarks/conv_kernels.py [--device gpu]
+    python -m benchmarks.conv_kernels [--device gpu]
 
 STM's time is spent in its convolutions (a profile of one R18 propagation step at 240x427 on
 CPU: 93% in XLA's convolution kernels). This times the same convolutions alone in both
@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+from benchmarks import harness as record
 
-import record  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 # (name, H, W, C_in, C_out, kernel, stride): layers of STM R18 at 240x427
 SHAPES = [

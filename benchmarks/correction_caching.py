@@ -1,7 +1,7 @@
 """Before/after of the correction's cached features: one gradient correction (eq. 5, N steps)
 as vosjax runs it vs the same descent recomputing what does not depend on the mask.
 
-    python benchmarks/correction_caching.py --arch resnet18 --size 240x427 --objects 2 \
+    python -m benchmarks.correction_caching --arch resnet18 --size 240x427 --objects 2 \
         --out benchmarks/results/correction_caching_cpu.json
 
 "after" (:func:`vosjax.correction.correct_mask`): the reference frame's query features come in
@@ -14,12 +14,7 @@ and the median of ``--repeats`` is reported, with the max abs difference of the 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None):
@@ -36,7 +31,7 @@ def main(argv=None):
     import jax.numpy as jnp  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    import record  # noqa: PLC0415
+    from benchmarks import harness as record  # noqa: PLC0415
     from vosjax.correction import (correct_mask, default_unroll, masks_to_probs,  # noqa: PLC0415
                                    reconstruction_loss)
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415

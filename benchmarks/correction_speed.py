@@ -1,8 +1,8 @@
 """Propagation speed with and without gradient correction (random STM weights), and the
 correction loop's ``unroll`` choice.
 
-    python benchmarks/correction_speed.py --arch resnet50 --size 240x427 --objects 2 --frames 30
-    python benchmarks/correction_speed.py --unroll-only --arch resnet18 --size 96x160
+    python -m benchmarks.correction_speed --arch resnet50 --size 240x427 --objects 2 --frames 30
+    python -m benchmarks.correction_speed --unroll-only --arch resnet18 --size 96x160
 
 Propagation: a random video through :class:`vosjax.inference.Propagator` (``mem_every=5``),
 once plain and once with ``GradientCorrection()`` (10 steps, every 5th frame). Every step is
@@ -30,18 +30,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from vosjax.correction import GradientCorrection, correct_mask, masks_to_probs  # noqa: E402
-from vosjax.inference import Propagator  # noqa: E402
-from vosjax.models.stm import STM, init_stm  # noqa: E402
+from benchmarks.harness import cpu_name
+from vosjax.correction import GradientCorrection, correct_mask, masks_to_probs
+from vosjax.inference import Propagator
+from vosjax.models.stm import STM, init_stm
 
 COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
                   "/jax/core/compile/jaxpr_to_mlir_module_duration",
                   "/jax/core/compile/backend_compile_duration")
 _compile_seconds = [0.0]
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from record import cpu_name  # noqa: E402
 
 
 def _listener(event, duration, **_):

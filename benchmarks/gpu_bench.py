@@ -1,18 +1,20 @@
 """One offline GPU benchmark command: every GPU row of the accelerator issue (#14) in one run
 that fits a time budget. Replaces ``gpu_suite.sh``.
 
-    python benchmarks/gpu_bench.py --official .official --out benchmarks/results/gpu_h200.json
-    python benchmarks/gpu_bench.py --smoke --out /tmp/gpu_smoke.json       # tiny, on the CPU
+    python -m benchmarks.gpu_bench --official .official --out benchmarks/results/gpu_h200.json
+    python -m benchmarks.gpu_bench --smoke --out /tmp/gpu_smoke.json       # tiny, on the CPU
 
-(``python -m benchmarks.gpu_bench`` works too, from the repository root.)
+From the repository root: ``python -m`` puts it on the module path, so ``vosjax`` imports
+without ``pip install -e .``.
 
 * Refuses to run without a GPU: JAX's default backend must be ``gpu``/``cuda`` (the command sets
   ``JAX_PLATFORMS=cuda`` when unset, so a broken CUDA plugin is an error, not a CPU fallback)
   and, with ``--official``, ``torch.cuda.is_available()`` must hold. ``--smoke`` runs on the
   CPU instead, everything tiny (a plumbing check: its figures are not speed figures).
 * Offline: vosjax weights are random (:func:`random_variables`); the official model is built with
-  ``weights=None`` / ``pretrained=False`` (``official.py`` patches the torchvision constructors
-  the checkout calls; ``torchvision_standin.py`` when torchvision is missing).
+  ``weights=None`` / ``pretrained=False`` (``official/stm_training.py`` patches the torchvision
+  constructors the checkout calls; ``official/torchvision_standin.py`` when torchvision is
+  missing).
 * Imports nothing of tensorflow-datasets, ml_collections, tensorboardX or grain.
 * Time budget (``--budget-min``, default 8): the rows run in priority order (the issue's
   targets first); a row whose expected duration (a fixed reserve until a row of its kind has
@@ -46,13 +48,10 @@ import sys
 import threading
 import time
 
+from benchmarks import harness as record
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-for _p in (REPO, HERE):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
-
-import record  # noqa: E402
 
 # Absent from the bare GPU image; nothing on this command's import path may need them.
 NOT_ON_GPU_IMAGE = ("tensorflow_datasets", "ml_collections", "tensorboardX", "grain")
@@ -258,7 +257,7 @@ class InferencePrograms:
         import jax.numpy as jnp  # noqa: PLC0415
         import numpy as np  # noqa: PLC0415
 
-        import inference_speed  # noqa: PLC0415
+        from benchmarks import inference_speed  # noqa: PLC0415
         from vosjax.correction import GradientCorrection  # noqa: PLC0415
         from vosjax.inference import propagation as prop  # noqa: PLC0415
 
@@ -393,7 +392,7 @@ class TrainingProgram:
         import jax  # noqa: PLC0415
         import jax.numpy as jnp  # noqa: PLC0415
 
-        import training_speed  # noqa: PLC0415
+        from benchmarks import training_speed  # noqa: PLC0415
         from vosjax import compute  # noqa: PLC0415
         from vosjax.models.stm import STM  # noqa: PLC0415
         from vosjax.training.optim import make_optimizer  # noqa: PLC0415
@@ -487,9 +486,8 @@ def official_child(spec: dict) -> dict:
         raise SystemExit("torch.cuda.is_available() is False: refusing a CPU fallback")
     if spec["what"] == "check":
         return info
-    import inference_speed  # noqa: PLC0415
-    import official  # noqa: PLC0415
-    import training_speed  # noqa: PLC0415
+    from benchmarks import inference_speed, training_speed  # noqa: PLC0415
+    from benchmarks.official import stm_training as official  # noqa: PLC0415
 
     if spec["device"] == "cpu":
         torch.set_num_threads(os.cpu_count())
@@ -515,13 +513,13 @@ def official_child(spec: dict) -> dict:
 
 
 def call_official(ctx, spec: dict, timeout: float) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--official-child", json.dumps(spec)]
+    cmd = [sys.executable, "-m", "benchmarks.gpu_bench", "--official-child", json.dumps(spec)]
     env = dict(os.environ)
     if ctx.smoke:
         env["CUDA_VISIBLE_DEVICES"] = ""
     try:   # killed before the watchdog's grace ends, so no child outlives the run
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=max(timeout, 1.0),
-                             env=env)
+                             env=env, cwd=REPO)
     except subprocess.TimeoutExpired:
         raise RuntimeError("the official child ran past the end of the budget (killed)") from None
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]

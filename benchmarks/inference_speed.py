@@ -1,7 +1,7 @@
 """Inference frames/s of STM propagation: vosjax and the official STM-Training test loop, side
 by side in one process on the same machine, with the same random weights.
 
-    python benchmarks/inference_speed.py --official /path/to/STM-Training \\
+    python -m benchmarks.inference_speed --official /path/to/STM-Training \\
         --arch resnet18 resnet50 --objects 1 3 --size 240 427 --frames 20 --repeats 3 \\
         --correction off on --dtype float32 --device cpu
 
@@ -30,12 +30,10 @@ import time
 
 import numpy as np
 
+from benchmarks import harness as record
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-sys.path.insert(0, REPO)
-
-import record  # noqa: E402
 
 
 def synthetic_video(t_len: int, objects: int, h: int, w: int, seed: int = 0):
@@ -97,7 +95,7 @@ class Official:
     def __init__(self, models, state_dict, arch, dtype, correction, mem_every, device):
         import torch  # noqa: PLC0415
 
-        import official  # noqa: PLC0415
+        from benchmarks.official import stm_training as official  # noqa: PLC0415
 
         self.torch, self.official = torch, official
         self.device = "cuda" if device == "gpu" else "cpu"
@@ -168,7 +166,7 @@ def probe_memory(args) -> dict:
         impl = Ours(state_dict, args.probe_arch, args.probe_dtype, False, args.mem_every,
                     args.precision)
     else:
-        import official  # noqa: PLC0415
+        from benchmarks.official import stm_training as official  # noqa: PLC0415
 
         models, _ = official.import_official(args.official)
         impl = Official(models, state_dict, args.probe_arch, args.probe_dtype, False,
@@ -196,14 +194,14 @@ def memory_rows(args, weights_path) -> list[dict]:
     rows = []
     for t_len in args.memory_lengths:
         for impl in ("ours", "official"):
-            cmd = [sys.executable, os.path.abspath(__file__), "--probe-memory", impl,
+            cmd = [sys.executable, "-m", "benchmarks.inference_speed", "--probe-memory", impl,
                    "--weights", weights_path, "--frames", str(t_len), "--size", *map(str, args.size),
                    "--probe-arch", args.memory_arch, "--probe-objects", str(args.memory_objects),
                    "--probe-dtype", "float32", "--mem-every", str(args.mem_every),
                    "--device", args.device, "--precision", args.precision,
                    "--threads", str(args.threads),
                    "--official", args.official]
-            out = subprocess.run(cmd, capture_output=True, text=True)
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
             if out.returncode != 0:
                 raise RuntimeError(f"memory probe failed: {' '.join(cmd)}\n{out.stderr[-3000:]}")
             res = json.loads(out.stdout.strip().splitlines()[-1])
@@ -283,7 +281,7 @@ def main(argv=None):
         return
     import torch  # noqa: PLC0415
 
-    import official  # noqa: PLC0415
+    from benchmarks.official import stm_training as official  # noqa: PLC0415
 
     out_path = args.out or os.path.join(HERE, "results", f"inference_{backend}.json")
     head = record.header(backend)

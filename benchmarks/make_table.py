@@ -1,7 +1,7 @@
 """Generate the benchmark tables (markdown) from every JSON file in ``benchmarks/results/``.
 
-    python benchmarks/make_table.py                  # writes benchmarks/README.md
-    python benchmarks/make_table.py --stdout         # print the section only
+    python -m benchmarks.make_table                  # writes benchmarks/README.md
+    python -m benchmarks.make_table --stdout         # print the section only
 
 Every figure is printed next to the device it was measured on; ratios are vosjax / official
 from the same run; targets are the issue's goals (inference >= 3x on GPU, >= 1.25x on CPU;
@@ -22,12 +22,12 @@ BEGIN, END = "<!-- benchmark-tables:begin -->", "<!-- benchmark-tables:end -->"
 INTRO = """# Benchmarks
 
 Scripts (each writes JSON into `benchmarks/results/`; this file is generated from them by
-`python benchmarks/make_table.py`, never edited by hand):
+`python -m benchmarks.make_table`, never edited by hand):
 
 * `inference_speed.py`: frames/s of STM propagation, vosjax vs the official STM-Training test
   loop in the same process (`--official PATH` to a checkout of lyxok1/STM-Training, branch
-  `cycle`; never vendored. Without torchvision, `torchvision_standin.py` provides the ResNet
-  layout). Same random weights in both (BN statistics calibrated on random input).
+  `cycle`; never vendored. Without torchvision, `official/torchvision_standin.py` provides the
+  ResNet layout). Same random weights in both (BN statistics calibrated on random input).
 * `training_speed.py`: clips/s of the STM-cycle training step (3-frame clips, cycle on), vosjax's
   jitted step vs the official `train` loop (`train_batch=1`, `iter_size=B`), with XLA's FLOP
   count of the compiled step (achieved FLOP/s; MFU with `--peak-flops`).
@@ -46,7 +46,7 @@ and needs no network. On a machine with one NVIDIA GPU, from the repository root
 official checkout (lyxok1/STM-Training, branch `cycle`; never committed) copied into the
 git-ignored `.official/` so that it travels with the working tree:
 
-    python benchmarks/gpu_bench.py --official .official --out benchmarks/results/gpu_h200.json; python benchmarks/make_table.py
+    python -m benchmarks.gpu_bench --official .official --out benchmarks/results/gpu_h200.json; python -m benchmarks.make_table
 
 (a remote device run: carry `.official`, timeout about 600 s; then commit `gpu_h200.json` and
 this file). What it does:
@@ -55,13 +55,13 @@ this file). What it does:
   `JAX_PLATFORMS=cuda` when unset, so a broken CUDA plugin is an error, not a CPU fallback) and
   for PyTorch (`torch.cuda.is_available()`, checked in a child process before JAX takes the
   GPU); `--no-official` records the official rows as skipped instead;
-* never downloads: vosjax's weights are random; `official.py` builds the checkout's ResNets
-  with `weights=None` even with a real torchvision (the checkout asks for `pretrained=True`),
-  `torchvision_standin.py` when torchvision is missing;
+* never downloads: vosjax's weights are random; `official/stm_training.py` builds the
+  checkout's ResNets with `weights=None` even with a real torchvision (the checkout asks for
+  `pretrained=True`), `official/torchvision_standin.py` when torchvision is missing;
 * imports nothing of tensorflow-datasets, ml_collections, tensorboardX or grain (tested with
   those imports blocked): a bare image with jax[cuda], flax, optax, orbax-checkpoint, chex,
-  torch and torchvision runs it as is, without `pip install -e .` (the script puts the
-  repository on `sys.path`). Should a pure-Python package ever be missing there, carry its
+  torch and torchvision runs it as is, without `pip install -e .` (`python -m` from the
+  repository root puts the root on the module path). Should a pure-Python package ever be missing there, carry its
   wheel: here `pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl
   NAME==VERSION` (`.whl/` is git-ignored; carry it), there `pip install --no-index --no-deps
   --target /tmp/site .whl/*.whl` and run with `PYTHONPATH=/tmp/site`;
@@ -432,8 +432,7 @@ def gpu_bench_table(files) -> list[str]:
 
 def gpu_owed(files) -> list[str]:
     """The rows of ``gpu_bench.py`` that no GPU run has measured yet."""
-    sys.path.insert(0, HERE)
-    import gpu_bench  # noqa: PLC0415
+    from benchmarks import gpu_bench  # noqa: PLC0415
 
     done = {r["name"] for d in files if not d.get("smoke") and d.get("backend") != "cpu"
             for r in d["rows"] if r["status"] == "ok"}
@@ -493,11 +492,6 @@ def main(argv=None):
         sys.stdout.write(section)
         return
     text = INTRO + "\n" + section
-    if os.path.exists(args.out):
-        with open(args.out) as f:
-            old = f.read()
-        if BEGIN in old and END in old:
-            text = old[:old.index(BEGIN)] + section + old[old.index(END) + len(END) + 1:]
     tmp = args.out + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)

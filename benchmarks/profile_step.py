@@ -1,6 +1,6 @@
 """Where propagation time goes: a profiler trace of one video, aggregated by XLA op kind.
 
-    python benchmarks/profile_step.py [--arch resnet18] [--size 240 427] [--frames 11]
+    python -m benchmarks.profile_step [--arch resnet18] [--size 240 427] [--frames 11]
 
 Runs vosjax's propagation once to compile, then once under ``jax.profiler.trace`` and sums the
 trace's op events by kind (the fusion name without its number: on CPU ``ynn_fusion`` is a
@@ -19,15 +19,12 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
+from benchmarks import harness as record
 
-import record  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 def op_events(trace_dir: str):
     """``(module, op, microseconds)`` of the XLA op events in the newest trace in ``trace_dir``."""
@@ -69,7 +66,7 @@ def main(argv=None):
 
     # a program loaded from the persistent compilation cache is not compiled, so not dumped
     jax.config.update("jax_enable_compilation_cache", False)
-    import inference_speed  # noqa: PLC0415
+    from benchmarks import inference_speed  # noqa: PLC0415
     from vosjax.inference import propagate  # noqa: PLC0415
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
 

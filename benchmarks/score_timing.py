@@ -8,7 +8,7 @@ unrounded per-object statistics; writes ``benchmarks/results/scoring_cpu.json``.
 The toolkit is never vendored: pass a checkout of it and a Python that has its requirements
 (opencv-python-headless, scikit-image, pandas, scipy, pillow, numpy, tqdm)::
 
-    python benchmarks/score_timing.py --toolkit /path/to/davis2017-evaluation \\
+    python -m benchmarks.score_timing --toolkit /path/to/davis2017-evaluation \\
         --toolkit-python /path/to/venv/bin/python --workdir /tmp/score_bench
 """
 from __future__ import annotations
@@ -25,16 +25,13 @@ import time
 
 import numpy as np
 
+from benchmarks.official.davis_toolkit import (csv_max_diff, ours_cli, raw_max_diff,
+                                               run_toolkit_cli, run_toolkit_raw, toolkit_command)
+from vosjax.evaluation.davis import score_davis
+from vosjax.evaluation.synthetic import (blob_video, perturb_video, write_davis_layout,
+                                         write_label_folder)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from toolkit import (csv_max_diff, ours_cli, raw_max_diff, run_toolkit_cli,  # noqa: E402
-                     run_toolkit_raw, toolkit_command)
-
-from vosjax.evaluation.davis import score_davis  # noqa: E402
-from vosjax.evaluation.synthetic import (  # noqa: E402
-    blob_video, perturb_video, write_davis_layout, write_label_folder)
 
 # Objects per sequence: 10x1, 12x2, 6x3, 2x4 = 60 objects in 30 sequences (DAVIS-2017 val).
 OBJECTS = [1] * 10 + [2] * 12 + [3] * 6 + [4] * 2

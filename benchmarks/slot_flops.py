@@ -1,6 +1,6 @@
 """FLOPs per training update spent on object slots: padded, trimmed, bucketed, unpadded.
 
-    python benchmarks/slot_flops.py --out benchmarks/results/slot_flops_cpu.json
+    python -m benchmarks.slot_flops --out benchmarks/results/slot_flops_cpu.json
 
 XLA's cost analysis (``jax.jit(step).lower(...).cost_analysis()``: the lowered program, so no
 step is compiled or run; abstract ``ShapeDtypeStruct`` inputs) of one STM-cycle update (the
@@ -34,11 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 ARCHS = ("resnet10", "resnet18", "resnet50", "resnet101")
 
@@ -149,7 +145,7 @@ def main(argv=None):
     import jax.numpy as jnp  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    import record  # noqa: PLC0415
+    from benchmarks import harness as record  # noqa: PLC0415
     from configs import stm_cycle  # noqa: PLC0415
     from vosjax.data.sampler import next_bucket  # noqa: PLC0415
     from vosjax.training import sharding as shd  # noqa: PLC0415

@@ -1,6 +1,6 @@
 """Training speed with and without trimming unused object slots (``slot_policy="trim"``).
 
-    python benchmarks/slot_trim.py --out benchmarks/results/slot_trim_cpu.json
+    python -m benchmarks.slot_trim --out benchmarks/results/slot_trim_cpu.json
 
 The demo STM config (ResNet-10, 64x96, batch 4, 3 slots, synthetic clips with 1-3 objects):
 the same batches are timed with the padded step and with the trimmed one, alternating batch by
@@ -9,12 +9,7 @@ batch so that machine load affects both alike. Every object count is compiled be
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None):
@@ -27,7 +22,7 @@ def main(argv=None):
     import jax  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    import record  # noqa: PLC0415
+    from benchmarks import harness as record  # noqa: PLC0415
     from configs import demo  # noqa: PLC0415
     from vosjax.training import sharding as shd  # noqa: PLC0415
     from vosjax.training.input_pipeline import trim_slots  # noqa: PLC0415

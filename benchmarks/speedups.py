@@ -1,9 +1,9 @@
 """Before/after measurements of four speed-ups (one JSON per speed-up; random weights).
 
-    python benchmarks/speedups.py objects      # objects batched vs one object at a time
-    python benchmarks/speedups.py memory-read  # fused einsum read vs the official bmm form
-    python benchmarks/speedups.py donation     # donated vs copied state (training, inference)
-    python benchmarks/speedups.py png --davis ../shared/data/davis2016-mini  # background writes
+    python -m benchmarks.speedups objects      # objects batched vs one object at a time
+    python -m benchmarks.speedups memory-read  # fused einsum read vs the official bmm form
+    python -m benchmarks.speedups donation     # donated vs copied state (training, inference)
+    python -m benchmarks.speedups png --davis ../shared/data/davis2016-mini  # background writes
 
 Each writes ``benchmarks/results/speedup_<name>_<backend>.json`` (``--out`` overrides). The
 "before" and "after" programs are timed alternately, ``--repeats`` times each after a warm-up
@@ -21,11 +21,10 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
+from benchmarks import harness as record
 
-import record  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
 
 
 def alternate(before, after, repeats: int) -> dict:
@@ -59,7 +58,7 @@ def bench_objects(args) -> list[dict]:
     import jax.numpy as jnp  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    import inference_speed  # noqa: PLC0415
+    from benchmarks import inference_speed  # noqa: PLC0415
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
 
     rows = []
@@ -170,7 +169,7 @@ def probe_train(donate: bool, args) -> dict:
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
-    import training_speed  # noqa: PLC0415
+    from benchmarks import training_speed  # noqa: PLC0415
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
     from vosjax.training.optim import make_optimizer  # noqa: PLC0415
     from vosjax.training.sharding import batch_sharding, make_mesh  # noqa: PLC0415
@@ -217,7 +216,7 @@ def probe_inference(donate: bool, args) -> dict:
     import jax  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    import inference_speed  # noqa: PLC0415
+    from benchmarks import inference_speed  # noqa: PLC0415
     from vosjax.inference import propagate, propagation  # noqa: PLC0415
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
 
@@ -248,11 +247,11 @@ def bench_donation(args) -> list[dict]:
         res = {}
         for rep in range(2):                  # before, after, before, after
             for donate in (False, True):
-                cmd = [sys.executable, os.path.abspath(__file__), "donation", "--probe", kind,
+                cmd = [sys.executable, "-m", "benchmarks.speedups", "donation", "--probe", kind,
                        "--donate", str(int(donate)), "--arch", args.arch, "--size", str(h),
                        str(w), "--steps", str(args.steps), "--batch", str(args.batch),
                        "--frames", str(args.frames), "--repeats", str(args.repeats)]
-                out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO)
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 res.setdefault(donate, []).append(r)
         before, after = res[False], res[True]

@@ -1,6 +1,6 @@
 """CPU/GPU time of one STM memorize + segment step (random weights), median after compile.
 
-    python benchmarks/stm_step.py --arch resnet18 resnet50 --size 240 427 --objects 2
+    python -m benchmarks.stm_step --arch resnet18 resnet50 --size 240 427 --objects 2
 
 Writes ``benchmarks/results/stm_step_<backend>.json`` (device, versions, command, load).
 """
@@ -14,11 +14,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from record import cpu_name  # noqa: E402
-
-from vosjax.models.stm import STM, init_stm  # noqa: E402
+from benchmarks.harness import cpu_name
+from vosjax.models.stm import STM, init_stm
 
 
 def time_step(arch, h, w, objects, repeats):

@@ -6,7 +6,7 @@ skip ids, void pixels, pixel noise, masks shifted around the boundary tolerance,
 300-frame sequence (the toolkit's uint8 decay-bin indices wrap there). For every case, the
 per-frame J / F, the per-object Mean / Recall / Decay and every CSV number are compared.
 
-    python benchmarks/toolkit_compare.py --toolkit /path/to/davis2017-evaluation \\
+    python -m benchmarks.toolkit_compare --toolkit /path/to/davis2017-evaluation \\
         --toolkit-python /path/to/venv/bin/python [--output benchmarks/results/toolkit_compare.json]
 """
 from __future__ import annotations
@@ -21,15 +21,13 @@ import tempfile
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from toolkit import csv_max_diff, ours_cli, raw_max_diff, run_toolkit_cli, run_toolkit_raw  # noqa: E402
-
-from vosjax.evaluation.davis import score_davis  # noqa: E402
-from vosjax.evaluation.synthetic import (blob_video, perturb_video, write_davis_layout,  # noqa: E402
+from benchmarks.official.davis_toolkit import (csv_max_diff, ours_cli, raw_max_diff,
+                                               run_toolkit_cli, run_toolkit_raw)
+from vosjax.evaluation.davis import score_davis
+from vosjax.evaluation.synthetic import (blob_video, perturb_video, write_davis_layout,
                                          write_label_folder)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _shifted_rectangles(h: int, w: int, shifts: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Where a training update's time goes: forward, backward and optimizer, vosjax vs official.
 
-    python benchmarks/training_breakdown.py --official PATH [--arch resnet18] [--device gpu]
+    python -m benchmarks.training_breakdown --official PATH [--arch resnet18] [--device gpu]
 
 One clip per update (3 frames, cycle on, as in ``training_speed.py``), same random weights in
 both. vosjax: the loss jitted alone (forward), ``value_and_grad`` jitted (forward + backward)
@@ -16,13 +16,11 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
+from benchmarks import harness as record
+from benchmarks import training_speed
+from benchmarks.inference_speed import setup_backends
 
-import record  # noqa: E402
-import training_speed  # noqa: E402
-from inference_speed import setup_backends  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class OursParts:
@@ -96,7 +94,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     backend = setup_backends(args.device, args.threads)
 
-    import official  # noqa: PLC0415
+    from benchmarks.official import stm_training as official  # noqa: PLC0415
 
     head = record.header(backend)
     models, loss_mod = official.import_official(args.official)

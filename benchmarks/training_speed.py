@@ -1,7 +1,7 @@
 """Training clips/s of the STM-cycle step: vosjax's jitted step and the official STM-Training
 ``train`` loop, side by side in one process, same random weights, same synthetic clips.
 
-    python benchmarks/training_speed.py --official /path/to/STM-Training \\
+    python -m benchmarks.training_speed --official /path/to/STM-Training \\
         --arch resnet50 resnet18 --batch 1 4 --size 240 427 --objects 2 --device cpu
 
 One row per (arch, batch size B, dtype):
@@ -23,18 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
-sys.path.insert(0, REPO)
+from benchmarks import harness as record
+from benchmarks.inference_speed import setup_backends
 
-import record  # noqa: E402
-from inference_speed import setup_backends  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 LEARNING_RATE, WEIGHT_DECAY = 1e-5, 5e-4      # the official config
 
@@ -115,7 +111,7 @@ class Official:
     def __init__(self, models, loss_mod, state_dict, arch, dtype, device):
         import torch  # noqa: PLC0415
 
-        import official  # noqa: PLC0415
+        from benchmarks.official import stm_training as official  # noqa: PLC0415
 
         self.torch, self.official, self.loss_mod = torch, official, loss_mod
         self.device = "cuda" if device == "gpu" else "cpu"
@@ -191,7 +187,7 @@ def main(argv=None):
     backend = setup_backends(args.device, args.threads)
     import torch  # noqa: PLC0415
 
-    import official  # noqa: PLC0415
+    from benchmarks.official import stm_training as official  # noqa: PLC0415
 
     out_path = args.out or os.path.join(HERE, "results", f"training_{backend}.json")
     head = record.header(backend)

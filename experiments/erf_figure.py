@@ -92,7 +92,7 @@ def main(argv=None):
     from experiments.stm_ablations import load_config  # noqa: PLC0415
     from PIL import Image  # noqa: PLC0415
 
-    from benchmarks.record import cpu_name  # noqa: PLC0415
+    from benchmarks.harness import cpu_name  # noqa: PLC0415
     from vosjax.checkpoint import load_model, write_json  # noqa: PLC0415
     from vosjax.data.transforms import (denormalize, resize_pad_frames,  # noqa: PLC0415
                                         resize_pad_labels)

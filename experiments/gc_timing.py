@@ -29,7 +29,7 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args(argv)
 
-    from benchmarks import record  # noqa: PLC0415
+    from benchmarks import harness as record  # noqa: PLC0415
     from experiments.stm_ablations import DEFAULT_GC, load_config  # noqa: PLC0415
     from vosjax.checkpoint import load_model, write_json  # noqa: PLC0415
     from vosjax.correction import GradientCorrection  # noqa: PLC0415

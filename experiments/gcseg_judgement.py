@@ -231,7 +231,7 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
 
-    from benchmarks.record import cpu_name  # noqa: PLC0415
+    from benchmarks.harness import cpu_name  # noqa: PLC0415
     from experiments.stm_ablations import load_config  # noqa: PLC0415
     from vosjax.checkpoint import load_model, write_json  # noqa: PLC0415
     from vosjax.training.input_pipeline import build_videos  # noqa: PLC0415

@@ -158,7 +158,7 @@ def open_results(path: str, script: str, videos, size) -> dict:
     """The results JSON at ``path`` (created if missing) with this run's header fields."""
     import json  # noqa: PLC0415
 
-    from benchmarks.record import cpu_name  # noqa: PLC0415
+    from benchmarks.harness import cpu_name  # noqa: PLC0415
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     results = {}

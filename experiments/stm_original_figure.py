@@ -72,7 +72,7 @@ def main(argv=None):
     import jax  # noqa: PLC0415
     from PIL import Image  # noqa: PLC0415
 
-    from benchmarks.record import cpu_name  # noqa: PLC0415
+    from benchmarks.harness import cpu_name  # noqa: PLC0415
     from experiments.erf_figure import _mask_overlay  # noqa: PLC0415
     from vosjax.checkpoint import load_model, write_json  # noqa: PLC0415
     from vosjax.correction import GradientCorrection, cycle_erf  # noqa: PLC0415

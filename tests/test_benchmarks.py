@@ -7,7 +7,6 @@ Needs torch and a checkout of lyxok1/STM-Training (branch ``cycle``): ``$STM_TRA
 import json
 import os
 import pathlib
-import sys
 
 import pytest
 
@@ -15,14 +14,13 @@ pytest.importorskip("torch")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 OFFICIAL = pathlib.Path(os.environ.get("STM_TRAINING", REPO.parent / "stm-official"))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 pytestmark = pytest.mark.skipif(not (OFFICIAL / "libs" / "models" / "models.py").exists(),
                                 reason=f"no STM-Training checkout at {OFFICIAL}")
 
 
 def test_standin_matches_torchvision_layout():
-    import torchvision_standin as tv
+    from benchmarks.official import torchvision_standin as tv
 
     names = set(tv.resnet50().state_dict())
     assert "layer3.0.downsample.0.weight" in names and "layer4.2.bn3.running_var" in names
@@ -34,8 +32,7 @@ def test_standin_matches_torchvision_layout():
 
 @pytest.mark.slow
 def test_inference_driver_tiny(tmp_path):
-    import inference_speed
-    import make_table
+    from benchmarks import inference_speed, make_table
 
     out = tmp_path / "inference_cpu.json"
     inference_speed.main(["--official", str(OFFICIAL), "--arch", "resnet18", "--objects", "2",
@@ -54,7 +51,7 @@ def test_inference_driver_tiny(tmp_path):
 
 @pytest.mark.slow
 def test_training_driver_tiny(tmp_path):
-    import training_speed
+    from benchmarks import training_speed
 
     out = tmp_path / "training_cpu.json"
     training_speed.main(["--official", str(OFFICIAL), "--arch", "resnet18", "--batch", "1",
@@ -68,8 +65,7 @@ def test_training_driver_tiny(tmp_path):
 
 @pytest.mark.slow
 def test_training_breakdown_tiny(tmp_path):
-    import make_table
-    import training_breakdown
+    from benchmarks import make_table, training_breakdown
 
     out = tmp_path / "training_breakdown_cpu.json"
     training_breakdown.main(["--official", str(OFFICIAL), "--arch", "resnet18", "--size", "32",
@@ -83,8 +79,7 @@ def test_training_breakdown_tiny(tmp_path):
 
 
 def test_conv_kernels_tiny(tmp_path):
-    import conv_kernels
-    import make_table
+    from benchmarks import conv_kernels, make_table
 
     out = tmp_path / "conv_kernels_cpu.json"
     conv_kernels.main(["--scale", "0.1", "--repeats", "1", "--out", str(out)])

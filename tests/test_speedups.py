@@ -20,13 +20,9 @@ from vosjax.training.sharding import batch_sharding, make_mesh
 from vosjax.training.state import TrainState
 from vosjax.training.step import jit_train_step, stm_loss_fn
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+from benchmarks import make_table, slot_flops, speedups, training_speed
 
-import make_table  # noqa: E402
-import slot_flops  # noqa: E402
-import speedups  # noqa: E402
-import training_speed  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 TINY = STM(arch="resnet10", keydim=16, valdim=32, mdim=16)
 
@@ -159,12 +155,12 @@ def test_training_driver_vosjax_side_runs_without_torch(golden_dir):
 
 
 def test_profile_step_names_the_costliest_ops(tmp_path):
-    """profile_step.py on a tiny video: op kinds sum to the traced op time, ops named by layer."""
+    """benchmarks.profile_step on a tiny video: op kinds sum to the traced op time, ops named by layer."""
     import subprocess
 
     out = tmp_path / "profile.json"
     env = {**os.environ, "XLA_FLAGS": ""}      # a fresh jax: one CPU device, XLA's own dump
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "profile_step.py"), "--arch",
+    subprocess.run([sys.executable, "-m", "benchmarks.profile_step", "--arch",
                     "resnet18", "--size", "32", "48", "--frames", "3", "--out", str(out)],
                    check=True, cwd=REPO, env=env, capture_output=True, timeout=300)
     data = json.loads(out.read_text())

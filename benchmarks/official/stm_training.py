@@ -6,7 +6,7 @@ benchmarks: import it from a checkout given on the command line (never vendored)
 Only the model code is exercised. The checkout's data and config modules import packages the
 model never uses (opencv, lmdb, imgaug, yacs, progress, DALI); when those are not installed,
 empty placeholder modules are registered for them so the imports succeed, and
-``torchvision.models`` is replaced by :mod:`torchvision_standin` when torchvision is missing.
+``torchvision.models`` is replaced by :mod:`.torchvision_standin` when torchvision is missing.
 
 Offline: the checkout builds its encoders with ``torchvision.models.resnetXX(pretrained=True)``
 (an ImageNet download with a real torchvision); :func:`import_official` rebinds the checkout's
@@ -17,9 +17,6 @@ weight anyway.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import inspect
 import os
 import sys
@@ -27,52 +24,13 @@ import types
 
 import numpy as np
 
+from benchmarks.official import import_checkout, placeholders
+
 # Third-party packages imported at module level by the checkout's data/config/test modules but
 # never used by the model code.
-_UNUSED_PACKAGES = ("cv2", "lmdb", "imgaug", "yacs", "progress", "nvidia")
-
-
-class _Placeholder:
-    """Any attribute, call or subscript yields another placeholder."""
-
-    def __call__(self, *args, **kwargs):
-        return _Placeholder()
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _Placeholder()
-
-
-class _PlaceholderModule(types.ModuleType):
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _Placeholder()
-
-
-class _PlaceholderFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Creates placeholder modules (and submodules) for the names in ``_UNUSED_PACKAGES``."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname.split(".")[0] not in _UNUSED_PACKAGES:
-            return None
-        return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
-
-    def create_module(self, spec):
-        module = _PlaceholderModule(spec.name)
-        module.__path__ = []
-        return module
-
-    def exec_module(self, module):
-        pass
-
-
-def _missing(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is None
-    except (ImportError, ValueError):
-        return True
+UNUSED_PACKAGES = ("cv2", "lmdb", "imgaug", "yacs", "progress", "nvidia")
+# Adam's learning rate and L2 weight decay in the official training configuration.
+LEARNING_RATE, WEIGHT_DECAY = 1e-5, 5e-4
 
 
 def import_official(checkout: str):
@@ -81,18 +39,11 @@ def import_official(checkout: str):
     if not os.path.isfile(os.path.join(checkout, "libs", "models", "models.py")):
         raise FileNotFoundError(f"{checkout}: not an STM-Training checkout "
                                 "(libs/models/models.py is missing)")
-    here = os.path.dirname(os.path.abspath(__file__))
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    import torchvision_standin  # noqa: PLC0415
+    from benchmarks.official import torchvision_standin  # noqa: PLC0415 (imports torch)
 
     torchvision_standin.install()
-    global _UNUSED_PACKAGES
-    _UNUSED_PACKAGES = tuple(n for n in _UNUSED_PACKAGES if _missing(n))
-    if not any(isinstance(f, _PlaceholderFinder) for f in sys.meta_path):
-        sys.meta_path.append(_PlaceholderFinder())
-    sys.path.insert(0, os.path.abspath(checkout))
-    models = importlib.import_module("libs.models.models")
+    placeholders(UNUSED_PACKAGES)
+    models = import_checkout(checkout, ("libs",), "libs.models.models")
     models.models = offline_resnets(models.models)
     loss = importlib.import_module("libs.utils.loss")
     importlib.import_module("libs.dataset.data")    # convert_one_hot (training cycle terms)
