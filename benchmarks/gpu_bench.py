@@ -48,7 +48,7 @@ import sys
 import threading
 import time
 
-from benchmarks import harness as record
+from benchmarks import harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -141,17 +141,7 @@ def _lowered_flops(lowered) -> float:
 def timed(fn, repeats: int, ctx) -> dict:
     """``fn()`` (which blocks until its device work is done) once as warm-up, then up to
     ``repeats`` timed calls (at least one; fewer when the budget would run out)."""
-    t0 = time.perf_counter()
-    fn()
-    warm = time.perf_counter() - t0
-    times = []
-    while len(times) < repeats:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        if ctx.remaining() < 1.5 * times[-1]:
-            break
-    return {"warmup_s": round(warm, 4), **record.summary(times), "repeats": len(times)}
+    return harness.time_calls(fn, repeats, remaining=ctx.remaining).stats
 
 
 def mfu_fields(flops_per_s: float, mode: str, ctx) -> dict:
@@ -257,7 +247,7 @@ class InferencePrograms:
         import jax.numpy as jnp  # noqa: PLC0415
         import numpy as np  # noqa: PLC0415
 
-        from benchmarks import inference_speed  # noqa: PLC0415
+        from benchmarks.workloads import synthetic_video  # noqa: PLC0415
         from vosjax.correction import GradientCorrection  # noqa: PLC0415
         from vosjax.inference import propagation as prop  # noqa: PLC0415
 
@@ -267,7 +257,7 @@ class InferencePrograms:
                 if correction else None)
         self.cfg = prop.StepConfig(num_slots=objects, mem_every=plan.every, correction=corr)
         slots = _bank_slots(plan.frames, self.cfg)
-        frames, masks0 = inference_speed.synthetic_video(plan.frames, objects, *hw)
+        frames, masks0 = synthetic_video(plan.frames, objects, *hw)
         masks = masks0[1:]
         init = functools.partial(prop.init_state, self.model, cfg=self.cfg, bank_slots=slots)
         step = functools.partial(prop.propagation_step, self.model, cfg=self.cfg)
@@ -392,7 +382,8 @@ class TrainingProgram:
         import jax  # noqa: PLC0415
         import jax.numpy as jnp  # noqa: PLC0415
 
-        from benchmarks import training_speed  # noqa: PLC0415
+        from benchmarks.official.stm_training import LEARNING_RATE, WEIGHT_DECAY  # noqa: PLC0415
+        from benchmarks.workloads import synthetic_clips  # noqa: PLC0415
         from vosjax import compute  # noqa: PLC0415
         from vosjax.models.stm import STM  # noqa: PLC0415
         from vosjax.training.optim import make_optimizer  # noqa: PLC0415
@@ -401,8 +392,7 @@ class TrainingProgram:
         from vosjax.training.step import jit_train_step, stm_loss_fn  # noqa: PLC0415
 
         model = STM(arch=arch, **compute.resolve(mode).model_kwargs())
-        tx = make_optimizer(training_speed.LEARNING_RATE,
-                            weight_decay=training_speed.WEIGHT_DECAY)
+        tx = make_optimizer(LEARNING_RATE, weight_decay=WEIGHT_DECAY)
         mesh = make_mesh(devices=jax.devices()[:1])
 
         v = random_variables(model)
@@ -413,7 +403,7 @@ class TrainingProgram:
         step, shardings = jit_train_step(stm_loss_fn(model, cycle=True), tx, mesh, abstract)
         self.state = jax.device_put(state, shardings)
         o = plan.train_objects
-        clips = training_speed.synthetic_clips(plan.train_batch, plan.clip_len, o, o, *plan.size)
+        clips = synthetic_clips(plan.train_batch, plan.clip_len, o, o, *plan.size)
         sh = batch_sharding(mesh)
         self.batch = {k: jax.device_put(v, sh) for k, v in
                       zip(("frames", "masks", "num_objects"), clips)}
@@ -486,8 +476,8 @@ def official_child(spec: dict) -> dict:
         raise SystemExit("torch.cuda.is_available() is False: refusing a CPU fallback")
     if spec["what"] == "check":
         return info
-    from benchmarks import inference_speed, training_speed  # noqa: PLC0415
     from benchmarks.official import stm_training as official  # noqa: PLC0415
+    from benchmarks.workloads import synthetic_clips, synthetic_video  # noqa: PLC0415
 
     if spec["device"] == "cpu":
         torch.set_num_threads(os.cpu_count())
@@ -496,18 +486,22 @@ def official_child(spec: dict) -> dict:
     sd = official.random_state_dict(models, arch, seed=0)
     dtype = spec["mode"]
     if spec["what"] == "inference":
-        frames, masks0 = inference_speed.synthetic_video(spec["frames"], spec["objects"], h, w)
-        impl = inference_speed.Official(models, sd, arch, dtype, spec["correction"],
-                                        spec["every"], spec["device"])
-        impl.loop = spec["n_iter"] if spec["correction"] else 0
-        res, _ = inference_speed.time_videos(impl, *impl.put(frames, masks0), spec["repeats"],
-                                             False, min(spec["frames"], spec["every"] + 1))
+        frames, masks0 = synthetic_video(spec["frames"], spec["objects"], h, w)
+        impl = official.OfficialInference(models, sd, arch, dtype, spec["correction"],
+                                          spec["every"], spec["device"], n_iter=spec["n_iter"])
+        f, m = impl.put(frames, masks0)
+        warmup = min(spec["frames"], spec["every"] + 1)     # reaches the correction
+        res = harness.time_calls(lambda: impl.run(f, m), spec["repeats"],
+                                 warmup=lambda: impl.run(f[:warmup], m)).stats
+        res["warmup_frames"] = warmup
         res["frames_per_s"] = (spec["frames"] - 1) / res["median_s"]
     else:
         o = spec["objects"]
-        clips = training_speed.synthetic_clips(spec["batch"], spec["clip_len"], o, o, h, w)
-        impl = training_speed.Official(models, loss_mod, sd, arch, dtype, spec["device"])
-        res = training_speed.time_updates(impl, impl.prepare(*clips), spec["repeats"], False)
+        clips = synthetic_clips(spec["batch"], spec["clip_len"], o, o, h, w)
+        impl = official.OfficialTraining(models, loss_mod, sd, arch, dtype, spec["device"])
+        batch = impl.prepare(*clips)
+        timing = harness.time_calls(lambda: impl.update(batch), spec["repeats"])
+        res = {**timing.stats, "first_loss": timing.first}
         res["clips_per_s"] = spec["batch"] / res["median_s"]
     return {**res, "torch_settings": info}
 
@@ -771,16 +765,18 @@ def main(argv=None) -> int:
     out_path = args.out or (os.path.abspath("gpu_smoke.json") if args.smoke else os.path.join(
         HERE, "results", f"gpu_{kind.group(1).lower() if kind else backend}.json"))
 
-    versions = record.versions()
+    versions = harness.versions()
     versions["torch"] = torch_settings["torch"] if torch_settings else None
-    device = record.device_name(backend)
-    head = {**record.header(backend), "benchmark": "gpu_bench", "smoke": args.smoke,
-            "versions": versions, "torch_settings": torch_settings,
-            "official_checkout": os.path.abspath(args.official) if args.official else None,
-            "budget_s": budget, "plan": dataclasses.asdict(plan), "targets": TARGETS,
+    device = harness.device_name(backend)
+    run = harness.Run("gpu_bench", backend, __file__, argv, settings={
+        "smoke": args.smoke, "budget_s": budget, "only": args.only,
+        "plan": dataclasses.asdict(plan),
+        "official_checkout": os.path.abspath(args.official) if args.official else None,
+        "weights": "random (vosjax: N(0, 1/fan_in) kernels, identity BN; official: torch "
+                   "init, BN statistics calibrated on random input); speed only"})
+    run.result["machine"]["versions"] = versions
+    head = {**run.result, "torch_settings": torch_settings, "targets": TARGETS,
             "sections": SECTIONS, "jax_devices": [str(d) for d in jax.devices()],
-            "weights": "random (vosjax: N(0, 1/fan_in) kernels, identity BN; official: torch "
-                       "init, BN statistics calibrated on random input); speed only",
             "note": ("SMOKE RUN: tiny sizes on the CPU, a plumbing check; none of its "
                      "figures is a speed figure") if args.smoke else None}
     lock = threading.Lock()
@@ -799,10 +795,12 @@ def main(argv=None) -> int:
             rows = list(ctx.rows)
             if state["running"] is not None:
                 rows.append(state["running"])
-            record.write_json(out_path, {**head, "rows": rows, "ceilings": dict(ctx.ceilings),
-                                         "targets_measured": targets_of(rows),
-                                         "complete": complete,
-                                         "elapsed_s": round(time.monotonic() - started, 1)})
+            head["machine"]["load_average"]["end"] = harness.load_average()
+            harness.write_result(out_path, {**head, "rows": rows,
+                                            "ceilings": dict(ctx.ceilings),
+                                            "targets_measured": targets_of(rows),
+                                            "complete": complete,
+                                            "elapsed_s": round(time.monotonic() - started, 1)})
 
     def watchdog():
         while not state["done"]:

@@ -43,8 +43,8 @@ def test_smoke_json_structure(smoke):
     from benchmarks import gpu_bench
 
     data, _ = smoke
-    assert data["benchmark"] == "gpu_bench" and data["smoke"] and data["complete"]
-    assert data["backend"] == "cpu" and "SMOKE" in data["note"]
+    assert data["benchmark"] == "gpu_bench" and data["settings"]["smoke"] and data["complete"]
+    assert data["machine"]["backend"] == "cpu" and "SMOKE" in data["note"]
     names = [r["name"] for r in data["rows"]]
     assert names == [j.name for j in gpu_bench.jobs(gpu_bench.SMOKE, True)]   # every row listed
     for row in data["rows"]:

@@ -233,3 +233,64 @@ def train_update(net, optimizer, frames, masks, objs, *, iter_size: int, loss_mo
     optimizer.step()
     net.zero_grad()
     return float(np.mean(losses))
+
+
+class OfficialInference:
+    """The official test loop of one configuration, driven like
+    :class:`benchmarks.workloads.VosjaxInference`: ``put`` the inputs on the device, ``run``
+    one video (blocks until done)."""
+
+    def __init__(self, models, state_dict, arch, dtype, correction, mem_every, device,
+                 n_iter: int = 10):
+        import torch  # noqa: PLC0415
+
+        self.torch = torch
+        self.device = "cuda" if device == "gpu" else "cpu"
+        self.net = build_model(models, arch, state_dict, self.device)
+        self.autocast = None if dtype == "float32" else torch.bfloat16
+        self.loop = n_iter if correction else 0
+        self.mem_every = mem_every
+
+    def put(self, frames, masks0):
+        t = self.torch
+        f = t.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))).to(self.device)
+        return f, t.from_numpy(masks0[None]).to(self.device)
+
+    def run(self, frames, masks):
+        pred = propagate(self.net, frames, masks, masks.shape[1] - 1, mem_every=self.mem_every,
+                         loop=self.loop, rate=180.0, autocast_dtype=self.autocast)
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+        return pred
+
+
+class OfficialTraining:
+    """The official ``train`` loop (``train_batch = 1``, ``iter_size = B``) of one
+    configuration, driven like :class:`benchmarks.workloads.VosjaxTraining`: ``prepare`` a
+    batch, ``update`` once (blocks until done; returns the mean clip loss)."""
+
+    def __init__(self, models, loss_mod, state_dict, arch, dtype, device):
+        import torch  # noqa: PLC0415
+
+        self.torch, self.loss_mod = torch, loss_mod
+        self.device = "cuda" if device == "gpu" else "cpu"
+        self.net = build_model(models, arch, state_dict, self.device)
+        for p in self.net.parameters():
+            p.requires_grad = True
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=LEARNING_RATE,
+                                          betas=(0.9, 0.999), weight_decay=WEIGHT_DECAY)
+        self.autocast = None if dtype == "float32" else torch.bfloat16
+
+    def prepare(self, frames, masks, num_objects):
+        t = self.torch
+        f = t.from_numpy(np.ascontiguousarray(frames.transpose(0, 1, 4, 2, 3))).to(self.device)
+        return f, t.from_numpy(masks).to(self.device), [int(n) for n in num_objects]
+
+    def update(self, batch):
+        frames, masks, objs = batch
+        loss = train_update(self.net, self.optimizer, frames, masks, objs,
+                            iter_size=frames.shape[0], loss_mod=self.loss_mod,
+                            autocast_dtype=self.autocast)
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+        return loss
