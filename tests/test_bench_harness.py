@@ -1,10 +1,12 @@
 """benchmarks/harness.py and the result files: one schema that every file of
 benchmarks/results/ follows and make_table renders (each file in some table), the timing loop,
-the before/after row shape, the --size parser, checkouts imported without sys.path."""
+the before/after row shape, the --size parser, and the package layout (modules run with
+python -m, no sys.path edits)."""
 import argparse
 import importlib.util
 import json
 import pathlib
+import re
 import sys
 
 import pytest
@@ -100,6 +102,34 @@ def test_size_parser():
     for bad in ("240", "240x", "0x5", "a x b"):
         with pytest.raises(SystemExit):
             p.parse_args(["--size", bad])
+
+
+def test_benchmarks_and_experiments_never_edit_sys_path():
+    offenders = []
+    for folder in ("benchmarks", "experiments"):
+        for path in (REPO / folder).rglob("*.py"):
+            text = path.read_text()
+            if re.search(r"sys\.path\s*(\.insert|\.append|\[|=|\+=)", text):
+                offenders.append(str(path.relative_to(REPO)))
+    assert not offenders
+
+
+def test_commands_in_docs_use_python_m():
+    """Scripts of benchmarks/ and experiments/ are run as modules: no document, script or
+    docstring tells anyone to run ``python benchmarks/X.py``. Excepted: the commands that
+    ran, as result files recorded them (the files, and the tables generated from them)."""
+    pattern = re.compile(r"python3? (benchmarks|experiments)/\w+\.py")
+    generated = re.compile(r"<!-- generated:begin -->.*?<!-- generated:end -->", re.S)
+    offenders = []
+    for path in REPO.rglob("*"):
+        if (path.suffix not in (".py", ".md", ".sh", ".toml") or ".git" in path.parts
+                or "results" in path.parts or path.name == "test_bench_harness.py"):
+            continue
+        text = generated.sub("", path.read_text())
+        for n, line in enumerate(text.splitlines(), 1):
+            if pattern.search(line):
+                offenders.append(f"{path.relative_to(REPO)}: {line.strip()}")
+    assert not offenders, offenders
 
 
 def test_result_files_are_json_with_a_final_newline():
