@@ -1,25 +1,19 @@
 """Single convolutions of STM's shapes in XLA and PyTorch: what bounds the CPU rows.
 
-    python benchmarks/conv_kernels.py [--device gpu]
+    python -m benchmarks.conv_kernels [--device gpu] [--scale 0.5]
 
 STM's time is spent in its convolutions (a profile of one R18 propagation step at 240x427 on
 CPU: 93% in XLA's convolution kernels). This times the same convolutions alone in both
 libraries (float32, same data): forward, gradient w.r.t. the input, w.r.t. the kernel, and
-both; achieved GFLOP/s. Medians after a warm-up, the libraries alternating. Writes
+both; achieved GFLOP/s. Medians after a warm-up, the libraries alternating (each part timed
+twice per library, the better median kept). Writes
 ``benchmarks/results/conv_kernels_<backend>.json``.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import record  # noqa: E402
+from benchmarks import harness
 
 # (name, H, W, C_in, C_out, kernel, stride): layers of STM R18 at 240x427
 SHAPES = [
@@ -30,16 +24,6 @@ SHAPES = [
     ("key / value head (stride 16)", 15, 27, 256, 512, 3, 1),
 ]
 PARTS = ("forward", "grad_input", "grad_kernel", "grad_both")
-
-
-def _median(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
 
 
 def jax_fns(x, w, stride, device):
@@ -92,20 +76,19 @@ def torch_fns(x, w, stride, device):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
-    p.add_argument("--repeats", type=int, default=7)
+    harness.add_device(p)
+    harness.add_repeats(p, 7, "timed calls per part and library")
     p.add_argument("--scale", type=float, default=1.0, help="spatial scale of the inputs")
-    p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--out", default=None)
+    harness.add_out(p, "conv_kernels_{backend}.json")
     args = p.parse_args(argv)
     import numpy as np  # noqa: PLC0415
     import torch  # noqa: PLC0415
 
     torch.set_num_threads(args.threads)
     backend = "gpu" if args.device == "gpu" else "cpu"
-    head = record.header(backend)
+    run = harness.Run("conv_kernels", backend, __file__, argv, settings={
+        "threads": args.threads, "dtype": "float32", "torch_threads": torch.get_num_threads()})
     rng = np.random.default_rng(0)
-    rows = []
     for name, h, w, ci, co, k, s in SHAPES:
         h, w = max(k, round(h * args.scale)), max(k, round(w * args.scale))
         x = rng.standard_normal((1, h, w, ci)).astype(np.float32)
@@ -115,25 +98,21 @@ def main(argv=None):
         impls = {"jax": jax_fns(x, kern, s, args.device), "torch": torch_fns(x, kern, s,
                                                                                args.device)}
         row = {"layer": name, "input": [1, h, w, ci], "kernel": [k, k, ci, co], "stride": s,
-               "forward_gflop": round(flops / 1e9, 3), "load_average": record.load_average()}
+               "forward_gflop": round(flops / 1e9, 3),
+               "load_average": {"start": harness.load_average()}}
         for part in PARTS:
             t = {}
             for lib in ("jax", "torch", "jax", "torch"):   # alternate; keep the better median
-                t[lib] = min(t.get(lib, float("inf")), _median(impls[lib][part], args.repeats))
+                median = harness.time_calls(impls[lib][part], args.repeats).stats["median_s"]
+                t[lib] = min(t.get(lib, float("inf")), median)
             # the gradients cost about twice the forward each (grad_both: 3x incl. forward)
             mult = {"forward": 1, "grad_input": 2, "grad_kernel": 2, "grad_both": 3}[part]
             row[part] = {lib: {"ms": round(v * 1e3, 2),
                                "gflop_per_s": round(mult * flops / v / 1e9, 1)}
                          for lib, v in t.items()}
             row[part]["jax_over_torch_time"] = round(t["jax"] / t["torch"], 2)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    out = args.out or os.path.join(HERE, "results", f"conv_kernels_{backend}.json")
-    record.write_json(out, {**head, "benchmark": "conv_kernels", "versions": record.versions(),
-                            "settings": {"threads": args.threads, "dtype": "float32",
-                                         "torch_threads": torch.get_num_threads()},
-                            "rows": rows, "load_average_end": record.load_average()})
-    print(f"wrote {out}")
+        run.add_row(row)
+    run.write(harness.out_path(args, backend))
 
 
 if __name__ == "__main__":

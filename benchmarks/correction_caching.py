@@ -1,50 +1,49 @@
 """Before/after of the correction's cached features: one gradient correction (eq. 5, N steps)
 as vosjax runs it vs the same descent recomputing what does not depend on the mask.
 
-    python benchmarks/correction_caching.py --arch resnet18 --size 240x427 --objects 2 \
-        --out benchmarks/results/correction_caching_cpu.json
+    python -m benchmarks.correction_caching --arch resnet18 --size 240x427 --objects 2
 
 "after" (:func:`vosjax.correction.correct_mask`): the reference frame's query features come in
 precomputed (once per video) and the memory encoder's first convolution of the corrected frame
 (``memory_stem``, mask-independent) is computed once per correction. "before": the reference
 query is encoded inside the correction and the stem inside every descent step (what a direct
 port of the official loop does). Both are jitted with the same ``unroll``; the calls alternate
-and the median of ``--repeats`` is reported, with the max abs difference of the results.
+(every other round in reverse order) and the median of ``--repeats`` is reported, with the max
+abs difference of the results: one before/after row (``warmup_s``: the first call, compiling).
+Writes ``benchmarks/results/correction_caching_<backend>.json`` by default.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks import harness
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--arch", default="resnet18")
-    p.add_argument("--size", default="240x427")
+    harness.add_arch(p, "resnet18")
+    harness.add_size(p)
     p.add_argument("--objects", type=int, default=2)
     p.add_argument("--n-iter", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--out", required=True)
+    harness.add_repeats(p, 5)
+    harness.add_out(p, "correction_caching_{backend}.json")
     args = p.parse_args(argv)
 
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    import record  # noqa: PLC0415
     from vosjax.correction import (correct_mask, default_unroll, masks_to_probs,  # noqa: PLC0415
                                    reconstruction_loss)
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
 
-    head = record.header("cpu")
-    h, w = (int(v) for v in args.size.split("x"))
+    backend = jax.default_backend()
+    h, w = args.size
     o, n_iter, rate = args.objects, args.n_iter, 180.0
     unroll = default_unroll(n_iter)
+    run = harness.Run("correction_caching", backend, __file__, argv, settings={
+        "arch": args.arch, "size": [h, w], "objects": o, "n_iter": n_iter, "unroll": unroll,
+        "weights": "random (init_stm)"})
     model = STM(args.arch)
     variables = jax.jit(lambda r: init_stm(model, r, h, w))(jax.random.PRNGKey(0))
     rng = np.random.default_rng(0)
@@ -71,30 +70,17 @@ def main(argv=None):
         return probs.at[1:o + 1].set(m)
 
     ref_query = jax.jit(lambda v, f: model.apply(v, f, method=model.encode_query))(variables, ref)
-    calls = {"after": lambda: after(variables, frame, probs, ref_query, ref_probs),
-             "before": lambda: before(variables, frame, probs, ref, ref_probs)}
-    compile_s, outs = {}, {}
-    for name, fn in calls.items():
-        start = time.perf_counter()
-        outs[name] = np.asarray(jax.block_until_ready(fn()))
-        compile_s[name] = time.perf_counter() - start
-    times = {name: [] for name in calls}
-    for r in range(args.repeats):
-        for name in (("after", "before") if r % 2 == 0 else ("before", "after")):
-            start = time.perf_counter()
-            jax.block_until_ready(calls[name]())
-            times[name].append(time.perf_counter() - start)
-    med = {k: float(np.median(v)) for k, v in times.items()}
-    out = {**head, **record.versions(), "benchmark": "correction_caching",
-           "config": {"arch": args.arch, "size": [h, w], "objects": o, "n_iter": n_iter,
-                      "unroll": unroll, "weights": "random (init_stm)"},
-           "median_s": med, "runs_s": times, "first_call_s": compile_s,
-           "speedup": med["before"] / med["after"],
-           "max_abs_diff": float(np.abs(outs["after"] - outs["before"]).max()),
-           "load_average_end": record.load_average()}
-    record.write_json(args.out, out)
-    print(f"before {med['before']:.3f} s, after {med['after']:.3f} s, "
-          f"{out['speedup']:.2f}x, max abs diff {out['max_abs_diff']:.2e}")
+    before_s, after_s, out_b, out_a = harness.before_after(
+        lambda: jax.block_until_ready(before(variables, frame, probs, ref, ref_probs)),
+        lambda: jax.block_until_ready(after(variables, frame, probs, ref_query, ref_probs)),
+        args.repeats, zigzag=True)
+    row = run.add_row(harness.speedup_row(
+        f"{args.arch} {h}x{w}, {o} objects, one correction of {n_iter} steps", "recomputed",
+        "cached", before_s, after_s,
+        max_abs_diff=float(np.abs(np.asarray(out_a) - np.asarray(out_b)).max())), show=False)
+    print(f"before {before_s['median_s']:.3f} s, after {after_s['median_s']:.3f} s, "
+          f"{row['speedup']:.2f}x, max abs diff {row['max_abs_diff']:.2e}")
+    run.write(harness.out_path(args, backend))
 
 
 if __name__ == "__main__":

@@ -1,47 +1,41 @@
 """Propagation speed with and without gradient correction (random STM weights), and the
 correction loop's ``unroll`` choice.
 
-    python benchmarks/correction_speed.py --arch resnet50 --size 240x427 --objects 2 --frames 30
-    python benchmarks/correction_speed.py --unroll-only --arch resnet18 --size 96x160
+    python -m benchmarks.correction_speed --arch resnet50 --size 240x427 --objects 2 --frames 30
+    python -m benchmarks.correction_speed --unroll-only --arch resnet18 --size 96x160
 
 Propagation: a random video through :class:`vosjax.inference.Propagator` (``mem_every=5``),
 once plain and once with ``GradientCorrection()`` (10 steps, every 5th frame). Every step is
 synchronised, and the tracing/lowering/XLA-compile seconds recorded by ``jax.monitoring``
 during a step are subtracted from its wall time (they are reported as compile time), so the
-frames/s are steady-state. The GC overhead ratio is plain fps / corrected fps (paper, GPU:
-38 -> 9.3 FPS, 4.1x).
+frames/s are steady-state. One row per video (correction off, on); the GC overhead ratio is
+plain fps / corrected fps (paper, GPU: 38 -> 9.3 FPS, 4.1x).
 
 ``--unroll-only``: one 10-step correction (:func:`vosjax.correction.correct_mask`) with the
-``fori_loop`` rolled (unroll 1) and fully unrolled, compile and median run time.
+``fori_loop`` rolled (unroll 1) and fully unrolled, compile and median run time (benchmark
+``correction_unroll``).
 
-Writes ``--out`` (default ``benchmarks/results/correction_speed_<backend>.json``) atomically.
+Writes ``--out`` (default ``benchmarks/results/correction_{speed,unroll}_<backend>.json``).
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shlex
 import statistics
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from vosjax.correction import GradientCorrection, correct_mask, masks_to_probs  # noqa: E402
-from vosjax.inference import Propagator  # noqa: E402
-from vosjax.models.stm import STM, init_stm  # noqa: E402
+from benchmarks import harness
+from vosjax.correction import GradientCorrection, correct_mask, masks_to_probs
+from vosjax.inference import Propagator
+from vosjax.models.stm import STM, init_stm
 
 COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
                   "/jax/core/compile/jaxpr_to_mlir_module_duration",
                   "/jax/core/compile/backend_compile_duration")
 _compile_seconds = [0.0]
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from record import cpu_name  # noqa: E402
 
 
 def _listener(event, duration, **_):
@@ -101,7 +95,7 @@ def bench_propagation(args):
     print("plain", plain, flush=True)
     corr = summarise(*run_video(model, variables, frames, masks, GradientCorrection()))
     print("corrected", corr, flush=True)
-    out = {"plain": plain, "gradient_correction": corr,
+    out = {"rows": [{"correction": False, **plain}, {"correction": True, **corr}],
            "gc_overhead_ratio": round(plain["fps"] / corr["fps"], 3),
            "paper_gc_overhead_ratio_gpu": round(38 / 9.3, 2)}
     p, c = plain["median_plain_step_s"], corr["median_corrected_step_s"]
@@ -132,54 +126,35 @@ def bench_unroll(args):
         t0 = time.perf_counter()
         compiled = fn.lower(variables, frames[1], probs, query, ref_probs).compile()
         compile_s = time.perf_counter() - t0
-        times = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            jax.block_until_ready(compiled(variables, frames[1], probs, query, ref_probs))
-            times.append(time.perf_counter() - t0)
+        timing = harness.time_calls(lambda c=compiled: jax.block_until_ready(
+            c(variables, frames[1], probs, query, ref_probs)), args.repeats)
         rows.append({"unroll": unroll, "n_iter": 10, "compile_s": round(compile_s, 2),
-                     "median_s": round(statistics.median(times), 3),
-                     "runs_s": [round(t, 3) for t in times]})
+                     **timing.stats})
         print(rows[-1], flush=True)
-    return {"correction_unroll": rows}
-
-
-def parse_size(text):
-    h, w = (int(v) for v in text.lower().split("x"))
-    return h, w
+    return {"rows": rows}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--arch", default="resnet50")
-    p.add_argument("--size", type=parse_size, default=(240, 427))
+    harness.add_arch(p, "resnet50")
+    harness.add_size(p)
     p.add_argument("--objects", type=int, default=2)
     p.add_argument("--frames", type=int, default=30)
-    p.add_argument("--repeats", type=int, default=3, help="--unroll-only runs per setting")
+    harness.add_repeats(p, 3, "--unroll-only: timed corrections per setting")
     p.add_argument("--unroll-only", action="store_true")
-    p.add_argument("--out", default=None)
+    harness.add_out(p, "correction_{benchmark}_{backend}.json")
     args = p.parse_args(argv)
     jax.monitoring.register_event_duration_secs_listener(_listener)
     backend = jax.default_backend()
-    record = {"device": cpu_name() if backend == "cpu" else jax.devices()[0].device_kind,
-              "backend": backend, "logical_cpus": os.cpu_count(), "jax": jax.__version__,
-              "command": " ".join(shlex.quote(a) for a in ["python"] + sys.argv),
-              "config": {"arch": args.arch, "size": list(args.size), "objects": args.objects,
-                         "frames": args.frames, "mem_every": 5,
-                         "correction": "n_iter 10, rate 180, every 5",
-                         "weights": "random (init_stm)", "precision": "highest (float32)"},
-              "load_average_start": [round(x, 2) for x in os.getloadavg()]}
-    record.update(bench_unroll(args) if args.unroll_only else bench_propagation(args))
-    record["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    name = "correction_unroll" if args.unroll_only else "correction_speed"
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                   f"{name}_{backend}.json")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out + ".tmp", "w") as f:
-        json.dump(record, f, indent=2)
-        f.write("\n")
-    os.replace(out + ".tmp", out)
-    print("wrote", out)
+    name = "unroll" if args.unroll_only else "speed"
+    run = harness.Run(f"correction_{name}", backend, __file__, argv, settings={
+        "arch": args.arch, "size": list(args.size), "objects": args.objects,
+        "frames": args.frames, "mem_every": 5, "correction": "n_iter 10, rate 180, every 5",
+        "weights": "random (init_stm)", "precision": "highest (float32)"})
+    res = bench_unroll(args) if args.unroll_only else bench_propagation(args)
+    run.rows.extend(res.pop("rows"))
+    args.default_out = args.default_out.replace("{benchmark}", name)
+    run.write(harness.out_path(args, backend), **res)
 
 
 if __name__ == "__main__":

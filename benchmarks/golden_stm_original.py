@@ -1,9 +1,12 @@
 """Golden outputs of the original STM code (seoungwugoh/STM) for
 ``tests/test_golden_stm_original.py``, with weights drawn from a seeded numpy generator.
 
+This module is numpy (and vosjax) only: the test imports :func:`draw_state_dict` and the input
+builders; the official side (torch) is :mod:`benchmarks.official.stm_original`.
+
 Command (needs torch and a checkout of the official repository, never vendored)::
 
-    python benchmarks/golden_stm_original.py --checkout /path/to/STM \
+    python -m benchmarks.golden_stm_original --checkout /path/to/STM \
         --davis ../shared/data/davis2016-mini --out tests/data/stm_original_golden.npz
 
 The weights are not stored: the file holds the state-dict names and shapes in order, and
@@ -29,14 +32,11 @@ for ``weights=None``) and every entry is then overwritten. Stored:
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib
 import os
 import sys
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = 0
 STEP_SIZE = (80, 136)     # padded to 80x144 by the official code
 PROP_SIZE = (64, 112)     # multiples of 16: both codes see the same (unpadded) frames
@@ -45,7 +45,6 @@ PAD_SIZE = (64, 107)      # the official code pads it to 64x112 (2 columns left,
 PAD_CANVAS = (64, 112)
 STRIDE = 4
 CLIPS = ("blackswan", "car-shadow", "motocross-jump")
-K = 11
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,87 +149,6 @@ def _resize_labels(mask, size):
     return resize_nearest(mask, size)
 
 
-# ---------------------------------------------------------------------------------------------
-# The official code
-# ---------------------------------------------------------------------------------------------
-def import_original(checkout: str):
-    """``model`` of a seoungwugoh/STM checkout, importable without cv2/matplotlib and without
-    downloading ImageNet weights (``resnet50(pretrained=True)`` builds a random ResNet-50)."""
-    if not os.path.isfile(os.path.join(checkout, "model.py")):
-        raise FileNotFoundError(f"{checkout}: not a seoungwugoh/STM checkout (no model.py)")
-    if HERE not in sys.path:
-        sys.path.insert(0, HERE)
-    import official  # noqa: PLC0415  (placeholder modules for unused imports)
-
-    official._UNUSED_PACKAGES = tuple(
-        n for n in ("cv2", "matplotlib", "tqdm") if official._missing(n))
-    if not any(isinstance(f, official._PlaceholderFinder) for f in sys.meta_path):
-        sys.meta_path.append(official._PlaceholderFinder())
-    import torchvision_standin  # noqa: PLC0415
-
-    tv = torchvision_standin.install()
-    real = tv.resnet50
-
-    @functools.wraps(real)
-    def resnet50_no_download(pretrained=False, **kwargs):
-        del pretrained
-        try:
-            return real(weights=None, **kwargs)
-        except TypeError:       # the stand-in (no ``weights`` argument)
-            return real(**kwargs)
-
-    tv.resnet50 = resnet50_no_download
-    sys.path.insert(0, os.path.abspath(checkout))
-    return importlib.import_module("model")
-
-
-def build(model_mod, state_dict):
-    import torch  # noqa: PLC0415
-
-    net = model_mod.STM()
-    net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()},
-                        strict=True)
-    return net.eval()
-
-
-def onehot_k(masks):
-    """``[O, H, W]`` object masks -> ``[1, K, H, W]`` (channel 0 ``clip(1 - sum)``)."""
-    import torch  # noqa: PLC0415
-
-    o = masks.shape[0]
-    full = np.zeros((1, K) + masks.shape[1:], np.float32)
-    full[0, 0] = np.clip(1.0 - masks.sum(0), 0, 1)
-    full[0, 1:o + 1] = masks
-    return torch.from_numpy(full)
-
-
-def run_video(net, fs, ms, num_objects, mem_every=5):
-    """``Run_video`` of ``eval_DAVIS.py`` (``Mem_every``), returning ``Es`` ``[T, K, H, W]``.
-    ``fs`` ``[1, 3, T, H, W]`` in [0, 1]; ``ms`` ``[1, K, T, H, W]`` (frame 0 used)."""
-    import torch  # noqa: PLC0415
-    import torch.nn.functional as F  # noqa: PLC0415, N812
-
-    num_frames = fs.shape[2]
-    to_memorize = [int(i) for i in np.arange(0, num_frames, step=mem_every)]
-    es = torch.zeros_like(ms)
-    es[:, :, 0] = ms[:, :, 0]
-    n = torch.tensor([num_objects])
-    keys = values = None
-    with torch.no_grad():
-        for t in range(1, num_frames):
-            prev_key, prev_value = net(fs[:, :, t - 1], es[:, :, t - 1], n)
-            if t - 1 == 0:
-                this_keys, this_values = prev_key, prev_value
-            else:
-                this_keys = torch.cat([keys, prev_key], dim=3)
-                this_values = torch.cat([values, prev_value], dim=3)
-            logit = net(fs[:, :, t], this_keys, this_values, n)
-            es[:, :, t] = F.softmax(logit, dim=1)
-            if t - 1 in to_memorize:
-                keys, values = this_keys, this_values
-    return es[0].permute(1, 0, 2, 3).numpy()
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkout", required=True, help="seoungwugoh/STM checkout")
@@ -239,6 +157,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import torch  # noqa: PLC0415
+
+    from benchmarks.official.stm_original import build, import_original, onehot_k, run_video  # noqa: PLC0415
 
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)

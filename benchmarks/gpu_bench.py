@@ -1,18 +1,20 @@
 """One offline GPU benchmark command: every GPU row of the accelerator issue (#14) in one run
 that fits a time budget. Replaces ``gpu_suite.sh``.
 
-    python benchmarks/gpu_bench.py --official .official --out benchmarks/results/gpu_h200.json
-    python benchmarks/gpu_bench.py --smoke --out /tmp/gpu_smoke.json       # tiny, on the CPU
+    python -m benchmarks.gpu_bench --official .official --out benchmarks/results/gpu_h200.json
+    python -m benchmarks.gpu_bench --smoke --out /tmp/gpu_smoke.json       # tiny, on the CPU
 
-(``python -m benchmarks.gpu_bench`` works too, from the repository root.)
+From the repository root: ``python -m`` puts it on the module path, so ``vosjax`` imports
+without ``pip install -e .``.
 
 * Refuses to run without a GPU: JAX's default backend must be ``gpu``/``cuda`` (the command sets
   ``JAX_PLATFORMS=cuda`` when unset, so a broken CUDA plugin is an error, not a CPU fallback)
   and, with ``--official``, ``torch.cuda.is_available()`` must hold. ``--smoke`` runs on the
   CPU instead, everything tiny (a plumbing check: its figures are not speed figures).
 * Offline: vosjax weights are random (:func:`random_variables`); the official model is built with
-  ``weights=None`` / ``pretrained=False`` (``official.py`` patches the torchvision constructors
-  the checkout calls; ``torchvision_standin.py`` when torchvision is missing).
+  ``weights=None`` / ``pretrained=False`` (``official/stm_training.py`` patches the torchvision
+  constructors the checkout calls; ``official/torchvision_standin.py`` when torchvision is
+  missing).
 * Imports nothing of tensorflow-datasets, ml_collections, tensorboardX or grain.
 * Time budget (``--budget-min``, default 8): the rows run in priority order (the issue's
   targets first); a row whose expected duration (a fixed reserve until a row of its kind has
@@ -46,13 +48,10 @@ import sys
 import threading
 import time
 
+from benchmarks import harness
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-for _p in (REPO, HERE):
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
-
-import record  # noqa: E402
 
 # Absent from the bare GPU image; nothing on this command's import path may need them.
 NOT_ON_GPU_IMAGE = ("tensorflow_datasets", "ml_collections", "tensorboardX", "grain")
@@ -142,17 +141,7 @@ def _lowered_flops(lowered) -> float:
 def timed(fn, repeats: int, ctx) -> dict:
     """``fn()`` (which blocks until its device work is done) once as warm-up, then up to
     ``repeats`` timed calls (at least one; fewer when the budget would run out)."""
-    t0 = time.perf_counter()
-    fn()
-    warm = time.perf_counter() - t0
-    times = []
-    while len(times) < repeats:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        if ctx.remaining() < 1.5 * times[-1]:
-            break
-    return {"warmup_s": round(warm, 4), **record.summary(times), "repeats": len(times)}
+    return harness.time_calls(fn, repeats, remaining=ctx.remaining).stats
 
 
 def mfu_fields(flops_per_s: float, mode: str, ctx) -> dict:
@@ -258,7 +247,7 @@ class InferencePrograms:
         import jax.numpy as jnp  # noqa: PLC0415
         import numpy as np  # noqa: PLC0415
 
-        import inference_speed  # noqa: PLC0415
+        from benchmarks.workloads import synthetic_video  # noqa: PLC0415
         from vosjax.correction import GradientCorrection  # noqa: PLC0415
         from vosjax.inference import propagation as prop  # noqa: PLC0415
 
@@ -268,7 +257,7 @@ class InferencePrograms:
                 if correction else None)
         self.cfg = prop.StepConfig(num_slots=objects, mem_every=plan.every, correction=corr)
         slots = _bank_slots(plan.frames, self.cfg)
-        frames, masks0 = inference_speed.synthetic_video(plan.frames, objects, *hw)
+        frames, masks0 = synthetic_video(plan.frames, objects, *hw)
         masks = masks0[1:]
         init = functools.partial(prop.init_state, self.model, cfg=self.cfg, bank_slots=slots)
         step = functools.partial(prop.propagation_step, self.model, cfg=self.cfg)
@@ -393,7 +382,8 @@ class TrainingProgram:
         import jax  # noqa: PLC0415
         import jax.numpy as jnp  # noqa: PLC0415
 
-        import training_speed  # noqa: PLC0415
+        from benchmarks.official.stm_training import LEARNING_RATE, WEIGHT_DECAY  # noqa: PLC0415
+        from benchmarks.workloads import synthetic_clips  # noqa: PLC0415
         from vosjax import compute  # noqa: PLC0415
         from vosjax.models.stm import STM  # noqa: PLC0415
         from vosjax.training.optim import make_optimizer  # noqa: PLC0415
@@ -402,8 +392,7 @@ class TrainingProgram:
         from vosjax.training.step import jit_train_step, stm_loss_fn  # noqa: PLC0415
 
         model = STM(arch=arch, **compute.resolve(mode).model_kwargs())
-        tx = make_optimizer(training_speed.LEARNING_RATE,
-                            weight_decay=training_speed.WEIGHT_DECAY)
+        tx = make_optimizer(LEARNING_RATE, weight_decay=WEIGHT_DECAY)
         mesh = make_mesh(devices=jax.devices()[:1])
 
         v = random_variables(model)
@@ -414,7 +403,7 @@ class TrainingProgram:
         step, shardings = jit_train_step(stm_loss_fn(model, cycle=True), tx, mesh, abstract)
         self.state = jax.device_put(state, shardings)
         o = plan.train_objects
-        clips = training_speed.synthetic_clips(plan.train_batch, plan.clip_len, o, o, *plan.size)
+        clips = synthetic_clips(plan.train_batch, plan.clip_len, o, o, *plan.size)
         sh = batch_sharding(mesh)
         self.batch = {k: jax.device_put(v, sh) for k, v in
                       zip(("frames", "masks", "num_objects"), clips)}
@@ -487,9 +476,8 @@ def official_child(spec: dict) -> dict:
         raise SystemExit("torch.cuda.is_available() is False: refusing a CPU fallback")
     if spec["what"] == "check":
         return info
-    import inference_speed  # noqa: PLC0415
-    import official  # noqa: PLC0415
-    import training_speed  # noqa: PLC0415
+    from benchmarks.official import stm_training as official  # noqa: PLC0415
+    from benchmarks.workloads import synthetic_clips, synthetic_video  # noqa: PLC0415
 
     if spec["device"] == "cpu":
         torch.set_num_threads(os.cpu_count())
@@ -498,30 +486,34 @@ def official_child(spec: dict) -> dict:
     sd = official.random_state_dict(models, arch, seed=0)
     dtype = spec["mode"]
     if spec["what"] == "inference":
-        frames, masks0 = inference_speed.synthetic_video(spec["frames"], spec["objects"], h, w)
-        impl = inference_speed.Official(models, sd, arch, dtype, spec["correction"],
-                                        spec["every"], spec["device"])
-        impl.loop = spec["n_iter"] if spec["correction"] else 0
-        res, _ = inference_speed.time_videos(impl, *impl.put(frames, masks0), spec["repeats"],
-                                             False, min(spec["frames"], spec["every"] + 1))
+        frames, masks0 = synthetic_video(spec["frames"], spec["objects"], h, w)
+        impl = official.OfficialInference(models, sd, arch, dtype, spec["correction"],
+                                          spec["every"], spec["device"], n_iter=spec["n_iter"])
+        f, m = impl.put(frames, masks0)
+        warmup = min(spec["frames"], spec["every"] + 1)     # reaches the correction
+        res = harness.time_calls(lambda: impl.run(f, m), spec["repeats"],
+                                 warmup=lambda: impl.run(f[:warmup], m)).stats
+        res["warmup_frames"] = warmup
         res["frames_per_s"] = (spec["frames"] - 1) / res["median_s"]
     else:
         o = spec["objects"]
-        clips = training_speed.synthetic_clips(spec["batch"], spec["clip_len"], o, o, h, w)
-        impl = training_speed.Official(models, loss_mod, sd, arch, dtype, spec["device"])
-        res = training_speed.time_updates(impl, impl.prepare(*clips), spec["repeats"], False)
+        clips = synthetic_clips(spec["batch"], spec["clip_len"], o, o, h, w)
+        impl = official.OfficialTraining(models, loss_mod, sd, arch, dtype, spec["device"])
+        batch = impl.prepare(*clips)
+        timing = harness.time_calls(lambda: impl.update(batch), spec["repeats"])
+        res = {**timing.stats, "first_loss": timing.first}
         res["clips_per_s"] = spec["batch"] / res["median_s"]
     return {**res, "torch_settings": info}
 
 
 def call_official(ctx, spec: dict, timeout: float) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--official-child", json.dumps(spec)]
+    cmd = [sys.executable, "-m", "benchmarks.gpu_bench", "--official-child", json.dumps(spec)]
     env = dict(os.environ)
     if ctx.smoke:
         env["CUDA_VISIBLE_DEVICES"] = ""
     try:   # killed before the watchdog's grace ends, so no child outlives the run
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=max(timeout, 1.0),
-                             env=env)
+                             env=env, cwd=REPO)
     except subprocess.TimeoutExpired:
         raise RuntimeError("the official child ran past the end of the budget (killed)") from None
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -773,16 +765,18 @@ def main(argv=None) -> int:
     out_path = args.out or (os.path.abspath("gpu_smoke.json") if args.smoke else os.path.join(
         HERE, "results", f"gpu_{kind.group(1).lower() if kind else backend}.json"))
 
-    versions = record.versions()
+    versions = harness.versions()
     versions["torch"] = torch_settings["torch"] if torch_settings else None
-    device = record.device_name(backend)
-    head = {**record.header(backend), "benchmark": "gpu_bench", "smoke": args.smoke,
-            "versions": versions, "torch_settings": torch_settings,
-            "official_checkout": os.path.abspath(args.official) if args.official else None,
-            "budget_s": budget, "plan": dataclasses.asdict(plan), "targets": TARGETS,
+    device = harness.device_name(backend)
+    run = harness.Run("gpu_bench", backend, __file__, argv, settings={
+        "smoke": args.smoke, "budget_s": budget, "only": args.only,
+        "plan": dataclasses.asdict(plan),
+        "official_checkout": os.path.abspath(args.official) if args.official else None,
+        "weights": "random (vosjax: N(0, 1/fan_in) kernels, identity BN; official: torch "
+                   "init, BN statistics calibrated on random input); speed only"})
+    run.result["machine"]["versions"] = versions
+    head = {**run.result, "torch_settings": torch_settings, "targets": TARGETS,
             "sections": SECTIONS, "jax_devices": [str(d) for d in jax.devices()],
-            "weights": "random (vosjax: N(0, 1/fan_in) kernels, identity BN; official: torch "
-                       "init, BN statistics calibrated on random input); speed only",
             "note": ("SMOKE RUN: tiny sizes on the CPU, a plumbing check; none of its "
                      "figures is a speed figure") if args.smoke else None}
     lock = threading.Lock()
@@ -801,10 +795,12 @@ def main(argv=None) -> int:
             rows = list(ctx.rows)
             if state["running"] is not None:
                 rows.append(state["running"])
-            record.write_json(out_path, {**head, "rows": rows, "ceilings": dict(ctx.ceilings),
-                                         "targets_measured": targets_of(rows),
-                                         "complete": complete,
-                                         "elapsed_s": round(time.monotonic() - started, 1)})
+            head["machine"]["load_average"]["end"] = harness.load_average()
+            harness.write_result(out_path, {**head, "rows": rows,
+                                            "ceilings": dict(ctx.ceilings),
+                                            "targets_measured": targets_of(rows),
+                                            "complete": complete,
+                                            "elapsed_s": round(time.monotonic() - started, 1)})
 
     def watchdog():
         while not state["done"]:

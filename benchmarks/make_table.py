@@ -1,52 +1,95 @@
-"""Generate the benchmark tables (markdown) from every JSON file in ``benchmarks/results/``.
+"""Generate benchmarks/README.md (its prose and every table) from the result files in
+``benchmarks/results/``.
 
-    python benchmarks/make_table.py                  # writes benchmarks/README.md
-    python benchmarks/make_table.py --stdout         # print the section only
+    python -m benchmarks.make_table                  # writes benchmarks/README.md
+    python -m benchmarks.make_table --stdout         # print the tables only
 
-Every figure is printed next to the device it was measured on; ratios are vosjax / official
-from the same run; targets are the issue's goals (inference >= 3x on GPU, >= 1.25x on CPU;
-correction overhead at most 1.15x its XLA FLOP ratio, ~2.8x for 1 object and ~3.4x for 2 at R50
-240x427; training >= 4x on GPU; training MFU >= 35% in bf16 on H100/H200).
+Every file follows the one schema of :mod:`benchmarks.harness` and is rendered by the tables
+of its ``benchmark`` field (:data:`TABLES`); a file of an unknown benchmark is an error, so no
+result goes unrendered. Every figure is printed next to the device it was measured on; ratios
+are vosjax / official from the same run; targets are the issue's goals (inference >= 3x on
+GPU, >= 1.25x on CPU; correction overhead at most 1.15x its XLA FLOP ratio, ~2.8x for 1 object
+and ~3.4x for 2 at R50 240x427; training >= 4x on GPU; training MFU >= 35% in bf16 on
+H100/H200).
 """
 from __future__ import annotations
 
 import argparse
-import glob
-import json
 import os
 import sys
+
+from benchmarks import harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BEGIN, END = "<!-- benchmark-tables:begin -->", "<!-- benchmark-tables:end -->"
 
 INTRO = """# Benchmarks
 
-Scripts (each writes JSON into `benchmarks/results/`; this file is generated from them by
-`python benchmarks/make_table.py`, never edited by hand):
+A package run from the repository root as `python -m benchmarks.NAME` (`python -m` puts the
+root on the module path: no `pip install -e .` needed). Each benchmark writes one JSON file
+into `benchmarks/results/`; this file is generated from them by `python -m
+benchmarks.make_table`, never edited by hand.
 
-* `inference_speed.py`: frames/s of STM propagation, vosjax vs the official STM-Training test
+## Layout
+
+* `harness.py`: what every benchmark shares. Its command-line pieces (`--size HxW`, `--arch`,
+  `--repeats`, `--out`, `--device` / `--threads`, `--official`), one timing loop (a warm-up
+  call, then timed calls that block until the device is done: median, min and every run;
+  XLA compilations counted on request; several implementations alternated so that machine
+  load touches all alike), the machine and load record, and the one result schema: `{"schema":
+  1, "benchmark", "command", "date", "machine": {"device", "backend", "cpu", "logical_cpus",
+  "versions", "load_average": {"start", "end"}}, "settings", "rows": [...]}` plus fields of
+  that benchmark. Files are checked when written and when read; `make_table.py` picks each
+  file's tables by its `benchmark` field.
+* `workloads.py`: the synthetic videos and training clips, and vosjax's propagation and
+  training update driven like the official code.
+* `official/`: the adapters of the official code, never vendored (checkouts passed on the
+  command line, imported by path): `stm_training.py` (lyxok1/STM-Training, branch `cycle`: its
+  model, test loop and training update; offline ResNets), `stm_original.py` (seoungwugoh/STM,
+  for `golden_stm_original.py`), `torchvision_standin.py` (the ResNet layout without
+  torchvision), `davis_toolkit.py` (the davis2017-evaluation toolkit, run with its own Python).
+* Before/after speed-ups (`speedups.py objects|memory-read|donation|png`, `compile_count.py`,
+  `slot_trim.py`, `correction_caching.py`) write rows of one shape: `setting`,
+  `before_label`, `after_label`, `metric` (the field compared), `before`, `after`, `speedup`
+  (> 1: after is faster), `max_abs_diff` (after vs before outputs).
+
+Benchmarks:
+
+* `inference_speed`: frames/s of STM propagation, vosjax vs the official STM-Training test
   loop in the same process (`--official PATH` to a checkout of lyxok1/STM-Training, branch
-  `cycle`; never vendored. Without torchvision, `torchvision_standin.py` provides the ResNet
-  layout). Same random weights in both (BN statistics calibrated on random input).
-* `training_speed.py`: clips/s of the STM-cycle training step (3-frame clips, cycle on), vosjax's
+  `cycle`; never vendored. Without torchvision, `official/torchvision_standin.py` provides the
+  ResNet layout). Same random weights in both (BN statistics calibrated on random input).
+* `training_speed`: clips/s of the STM-cycle training step (3-frame clips, cycle on), vosjax's
   jitted step vs the official `train` loop (`train_batch=1`, `iter_size=B`), with XLA's FLOP
   count of the compiled step (achieved FLOP/s; MFU with `--peak-flops`).
-  `training_breakdown.py`: the same update split into forward, backward and optimizer;
-  `conv_kernels.py`: STM's convolutions alone in XLA and PyTorch; `profile_step.py`: a profiler
+  `training_breakdown`: the same update split into forward, backward and optimizer;
+  `conv_kernels`: STM's convolutions alone in XLA and PyTorch; `profile_step`: a profiler
   trace of one propagated video summed by XLA op kind.
-* `score_timing.py`: J&F scoring of a DAVIS-2017-val-sized set vs the davis2017-evaluation
-  toolkit. `stm_step.py`: one memorize + segment step.
-* `compile_count.py`, `slot_trim.py`, `correction_caching.py`, `speedups.py`: one speed-up
-  each, measured before/after in the same run (`speedups.py objects|memory-read|donation|png`).
+* `score_timing`: J&F scoring of a DAVIS-2017-val-sized set vs the davis2017-evaluation
+  toolkit; `toolkit_compare`: vosjax's scores against the toolkit's on awkward generated
+  data. `stm_step`: one memorize + segment step.
+* `compile_count`, `slot_trim`, `slot_flops`, `correction_caching`, `correction_speed`,
+  `speedups`: one speed-up or cost each (`correction_speed --unroll-only`: the correction loop
+  rolled vs unrolled).
+* `golden_stm_original` (golden outputs of the original STM for
+  `tests/test_golden_stm_original.py`) and `stm_original_padding` (the original STM on padded
+  frames) are parity tools, not timings.
 
-## GPU rows: one offline command (`gpu_bench.py`)
+Result files written before the package layout record commands that ran the scripts by path
+(`benchmarks/NAME.py`) with `--size H W`; today they run as `python -m benchmarks.NAME` with
+`--size HxW`. Those older files were converted to the schema by moving and renaming fields
+only (`results/convert_to_schema1.py` of commit 40fad1d; its `check_schema1.py` found all 1,912
+values of the 19 files unchanged): every figure, command, date and machine field is as measured
+(`null` where an older file did not record it, e.g. the command of `scoring_cpu.json`).
+
+## GPU rows: one offline command (`gpu_bench`)
 
 Every GPU row comes from one command that fits a time budget (default 8 minutes; `--budget-min`)
 and needs no network. On a machine with one NVIDIA GPU, from the repository root, with the
 official checkout (lyxok1/STM-Training, branch `cycle`; never committed) copied into the
 git-ignored `.official/` so that it travels with the working tree:
 
-    python benchmarks/gpu_bench.py --official .official --out benchmarks/results/gpu_h200.json; python benchmarks/make_table.py
+    python -m benchmarks.gpu_bench --official .official --out benchmarks/results/gpu_h200.json; python -m benchmarks.make_table
 
 (a remote device run: carry `.official`, timeout about 600 s; then commit `gpu_h200.json` and
 this file). What it does:
@@ -55,16 +98,17 @@ this file). What it does:
   `JAX_PLATFORMS=cuda` when unset, so a broken CUDA plugin is an error, not a CPU fallback) and
   for PyTorch (`torch.cuda.is_available()`, checked in a child process before JAX takes the
   GPU); `--no-official` records the official rows as skipped instead;
-* never downloads: vosjax's weights are random; `official.py` builds the checkout's ResNets
-  with `weights=None` even with a real torchvision (the checkout asks for `pretrained=True`),
-  `torchvision_standin.py` when torchvision is missing;
+* never downloads: vosjax's weights are random; `official/stm_training.py` builds the
+  checkout's ResNets with `weights=None` even with a real torchvision (the checkout asks for
+  `pretrained=True`), `official/torchvision_standin.py` when torchvision is missing;
 * imports nothing of tensorflow-datasets, ml_collections, tensorboardX or grain (tested with
   those imports blocked): a bare image with jax[cuda], flax, optax, orbax-checkpoint, chex,
-  torch and torchvision runs it as is, without `pip install -e .` (the script puts the
-  repository on `sys.path`). Should a pure-Python package ever be missing there, carry its
-  wheel: here `pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl
-  NAME==VERSION` (`.whl/` is git-ignored; carry it), there `pip install --no-index --no-deps
-  --target /tmp/site .whl/*.whl` and run with `PYTHONPATH=/tmp/site`;
+  torch and torchvision runs it as is, without `pip install -e .` (`python -m` from the
+  repository root puts the root on the module path). Should a pure-Python package ever be
+  missing there, carry its wheel: here `pip download --no-deps --only-binary=:all:
+  --python-version 3.12 -d .whl NAME==VERSION` (`.whl/` is git-ignored; carry it), there `pip
+  install --no-index --no-deps --target /tmp/site .whl/*.whl` and run with
+  `PYTHONPATH=/tmp/site`;
 * runs the rows in priority order (the targets first) and skips, with the reason recorded, a
   row whose expected duration (a fixed reserve until a row of its kind has run, then that
   row's duration) exceeds the time left; the JSON is rewritten (atomically) after every row,
@@ -109,16 +153,6 @@ is the parity check for them.
 """
 
 
-def _load(results_dir):
-    out = []
-    for path in sorted(glob.glob(os.path.join(results_dir, "*.json"))):
-        with open(path) as f:
-            data = json.load(f)
-        data["_file"] = os.path.basename(path)
-        out.append(data)
-    return out
-
-
 def _fmt(x, digits=2):
     if x is None:
         return "-"
@@ -127,14 +161,27 @@ def _fmt(x, digits=2):
     return str(x)
 
 
+def _machine(d):
+    return d["machine"]
+
+
 def _device(d):
-    threads = d.get("settings", {}).get("threads")
-    extra = f", {threads} thr" if threads and d.get("backend") == "cpu" else ""
-    return f"{d['device']} ({d.get('backend', 'cpu')}{extra})"
+    m = _machine(d)
+    threads = d["settings"].get("threads")
+    extra = f", {threads} thr" if threads and m["backend"] == "cpu" else ""
+    return f"{m['device']} ({m['backend']}{extra})"
 
 
-def _load_range(d):
-    return f"{_fmt(d.get('load_average_start'), 1)}-{_fmt(d.get('load_average_end'), 1)}"
+def _ratio(x):
+    return "-" if x is None else f"{_fmt(x)}x"
+
+
+def _range(load):
+    """A ``{"start", "end"}`` load record as ``start-end`` (one of them if only one)."""
+    start, end = load.get("start"), load.get("end")
+    if start is None or end is None:
+        return _fmt(end if start is None else start, 1)
+    return f"{_fmt(start, 1)}-{_fmt(end, 1)}"
 
 
 def _target(backend, gpu, cpu):
@@ -153,10 +200,9 @@ def inference_table(files) -> list[str]:
                 f"| {_device(d)} | {r['arch']} | {r['objects']} | {r['size'][0]}x{r['size'][1]} "
                 f"| {r['frames']} | {'N=10/5' if r['correction'] else 'off'} | {r['dtype']} "
                 f"| {_fmt(o['fps'])} | {_fmt(off.get('fps'))} | {_fmt(r.get('speedup'))}x "
-                f"| >= {_target(d['backend'], '3', '1.25')}x "
-                f"| {_fmt(o.get('xla_compile_s_first_video'), 1)} ({o.get('compiles_first_video')}) "
-                f"| {_fmt(r.get('load_average_start'), 1)}-{_fmt(r.get('load_average_end'), 1)} "
-                f"| {d['_file']} |")
+                f"| >= {_target(_machine(d)['backend'], '3', '1.25')}x "
+                f"| {_fmt(o.get('xla_compile_s_warmup'), 1)} ({o.get('compiles_warmup')}) "
+                f"| {_range(r['load_average'])} | {d['_file']} |")
     return lines
 
 
@@ -212,134 +258,50 @@ def training_table(files) -> list[str]:
                 f"| {_device(d)} | {r['arch']} | {r['batch']} | {r['objects']} / "
                 f"{r['num_slots']} | {r['dtype']} | {_fmt(o['clips_per_s'], 3)} "
                 f"| {_fmt(off.get('clips_per_s'), 3)} | {_fmt(r.get('speedup'))}x "
-                f"| {'>= 4x' if d['backend'] == 'gpu' else '-'} | {_fmt(o['flops'] / 1e9, 1)} "
+                f"| {'>= 4x' if _machine(d)['backend'] == 'gpu' else '-'} "
+                f"| {_fmt(o['flops'] / 1e9, 1)} "
                 f"| {_fmt(o['achieved_flops_per_s'] / 1e9, 1)} | {mfu_s} "
-                f"| {_fmt(o.get('xla_compile_s'), 1)} "
-                f"| {_fmt(r.get('load_average_start'), 1)}-{_fmt(r.get('load_average_end'), 1)} "
-                f"| {d['_file']} |")
-    return lines
-
-
-def scoring_table(files) -> list[str]:
-    if not files:
-        return []
-    lines = ["## J&F scoring (DAVIS-2017-val-sized set: 30 sequences, 1,999 frames, 60 objects)",
-             "", "| device | vosjax s | toolkit s | ratio | max abs diff (CSV) | file |",
-             "|---|---|---|---|---|---|"]
-    for d in files:
-        lines.append(f"| {d['machine']['cpu']} (cpu, {d['machine']['logical_cpus']} thr) "
-                     f"| {_fmt(d['seconds_ours'])} | {_fmt(d['seconds_toolkit'])} "
-                     f"| {_fmt(d['speedup'], 1)}x | {d.get('max_abs_diff_csv')} | {d['_file']} |")
-    return lines
-
-
-def compile_table(files) -> list[str]:
-    if not files:
-        return []
-    lines = ["## Compilations per video length (tiny STM, 64x96, 2 objects; each length's first "
-             "video, earlier lengths already compiled)", "",
-             "| device | run | compiles (XLA s) per length | load | file |", "|---|---|---|---|---|"]
-    for d in files:
-        for label, r in d["runs"].items():
-            cells = ", ".join(f"T={x['frames']}: {x['compiles']} ({x['compile_s']:.2f})"
-                              for x in r["rows"])
-            lines.append(f"| {r['device']} | {label}: {r.get('note', '')} | {cells} | "
-                         f"{_load_range(r)} | {d['_file']} |")
-    return lines
-
-
-def slot_trim_table(files) -> list[str]:
-    if not files:
-        return []
-    lines = ['## Trimming unused object slots in training (`config.train.slot_policy="trim"`; '
-             "same batches, alternated)", "",
-             "| device | config | batches by max objects | padded clips/s | trimmed clips/s | "
-             "speed-up | load | file |", "|---|---|---|---|---|---|---|---|"]
-    for d in files:
-        c = d["config"]
-        lines.append(f"| {d['device']} | {c['arch']} {c['size'][0]}x{c['size'][1]}, batch "
-                     f"{c['batch']}, {c['num_slots']} slots, cycle {'on' if c['cycle'] else 'off'}"
-                     f" | {d['batch_max_objects']} | {d['padded']['clips_per_s']:.2f} | "
-                     f"{d['trimmed']['clips_per_s']:.2f} | {d['speedup']:.2f}x | "
-                     f"{_load_range(d)} | {d['_file']} |")
-    return lines
-
-
-def unroll_table(files) -> list[str]:
-    """``correction_speed.py --unroll-only``: one correction, rolled vs unrolled loop."""
-    files = [d for d in files if d.get("correction_unroll")]
-    if not files:
-        return []
-    lines = ["## Correction loop: `lax.fori_loop` rolled vs unrolled (one correction; the "
-             "default `unroll` is chosen per backend)", "",
-             "| device | arch | size | objects | unroll | compile s | median s | load | file |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for d in files:
-        c = d["config"]
-        for r in d["correction_unroll"]:
-            lines.append(f"| {d['device']} | {c['arch']} | {c['size'][0]}x{c['size'][1]} | "
-                         f"{c['objects']} | {r['unroll']} | {r['compile_s']:.1f} | "
-                         f"{r['median_s']:.2f} | {_fmt(d['load_average_start'][0], 1)}-"
-                         f"{_fmt(d['load_average_end'][0], 1)} | {d['_file']} |")
-    return lines
-
-
-def caching_table(files) -> list[str]:
-    if not files:
-        return []
-    lines = ["## Correction: mask-independent features cached vs recomputed (one correction, "
-             "random weights)", "",
-             "| device | arch | size | objects | N | recomputed s | cached s | speed-up | max abs "
-             "diff | load | file |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for d in files:
-        c = d["config"]
-        lines.append(f"| {d['device']} | {c['arch']} | {c['size'][0]}x{c['size'][1]} | "
-                     f"{c['objects']} | {c['n_iter']} | {d['median_s']['before']:.3f} | "
-                     f"{d['median_s']['after']:.3f} | {d['speedup']:.2f}x | "
-                     f"{d['max_abs_diff']:.1e} | {_load_range(d)} | {d['_file']} |")
+                f"| {_fmt(o.get('xla_compile_s_warmup'), 1)} "
+                f"| {_range(r['load_average'])} | {d['_file']} |")
     return lines
 
 
 def breakdown_table(files) -> list[str]:
-    """``training_breakdown.py``: forward / backward / update seconds per implementation."""
-    if not files:
-        return []
+    """``training_breakdown``: forward / backward / update seconds per implementation."""
     lines = ["## Training update broken down (one 3-frame clip, cycle on; backward = "
              "forward+backward minus forward)", "",
              "| device | arch | size | objects | part | vosjax s | official s | ratio | load | "
              "file |", "|---|---|---|---|---|---|---|---|---|---|"]
     for d in files:
         c = d["settings"]
-        for part in ("forward", "backward", "forward_backward", "update"):
+        for r in d["rows"]:
+            ours, off = r["ours"] or {}, r["official"] or {}
             lines.append(f"| {_device(d)} | {c['arch']} | {c['size'][0]}x{c['size'][1]} | "
-                         f"{c['objects']} | {part.replace('_', ' + ')} | "
-                         f"{d['ours']['median_s'][part]:.2f} | "
-                         f"{d['official']['median_s'][part]:.2f} | {d['speedup'][part]:.2f}x | "
-                         f"{_load_range(d)} | {d['_file']} |")
+                         f"{c['objects']} | {r['part'].replace('_', ' + ')} | "
+                         f"{_fmt(ours.get('median_s'))} | {_fmt(off.get('median_s'))} | "
+                         f"{_ratio(r['speedup'])} | {_range(_machine(d)['load_average'])} | "
+                         f"{d['_file']} |")
     return lines
 
 
 def profile_table(files) -> list[str]:
-    """``profile_step.py``: the op kinds that take a propagation's time."""
-    if not files:
-        return []
+    """``profile_step``: the op kinds that take a propagation's time."""
     lines = ["## Where propagation time goes (profiler trace of one video, summed op time)", "",
              "| device | arch | size | T | op kinds (share) | costliest op (layer, s) | file |",
              "|---|---|---|---|---|---|---|"]
     for d in files:
         c = d["settings"]
-        kinds = ", ".join(f"{k['kind']} {100 * k['share']:.1f}%" for k in d["kinds"][:4])
-        top = d["top_ops"][0]
-        lines.append(f"| {d['device']} | {c['arch']} | {c['size'][0]}x{c['size'][1]} | "
-                     f"{c['frames']} | {kinds} | {top['op']} ({top['layer']}, {top['s']:.2f}) | "
-                     f"{d['_file']} |")
+        for r in d["rows"]:
+            kinds = ", ".join(f"{k['kind']} {100 * k['share']:.1f}%" for k in r["kinds"][:4])
+            top = r["top_ops"][0]
+            lines.append(f"| {_machine(d)['device']} | {c['arch']} | "
+                         f"{c['size'][0]}x{c['size'][1]} | {c['frames']} | {kinds} | "
+                         f"{top['op']} ({top['layer']}, {top['s']:.2f}) | {d['_file']} |")
     return lines
 
 
 def conv_table(files) -> list[str]:
-    """``conv_kernels.py``: one convolution alone, XLA vs PyTorch (ms; time ratio)."""
-    if not files:
-        return []
+    """``conv_kernels``: one convolution alone, XLA vs PyTorch (ms; time ratio)."""
     lines = ["## Convolutions alone, XLA vs PyTorch (what bounds the rows above; ms, XLA/PyTorch "
              "time)", "",
              "| device | layer | input | kernel | forward | grad input | grad kernel | "
@@ -350,9 +312,149 @@ def conv_table(files) -> list[str]:
                      f"({r[p]['jax_over_torch_time']:.2f}x)"
                      for p in ("forward", "grad_input", "grad_kernel", "grad_both")]
             k = r["kernel"]
-            lines.append(f"| {d['device']} | {r['layer']} | {'x'.join(map(str, r['input']))} | "
+            lines.append(f"| {_machine(d)['device']} | {r['layer']} | "
+                         f"{'x'.join(map(str, r['input']))} | "
                          f"{k[0]}x{k[1]} {k[2]}->{k[3]} /{r['stride']} | {' | '.join(cells)} | "
-                         f"{_fmt(r['load_average'], 1)} | {d['_file']} |")
+                         f"{_range(r['load_average'])} | {d['_file']} |")
+    return lines
+
+
+def stm_step_table(files) -> list[str]:
+    """``stm_step``: one memorize + segment step."""
+    lines = ["## One STM step (memorize the previous frame + segment the next; random weights, "
+             "median after the first call)", "",
+             "| device | arch | size | objects | median s | min s | first call s (compile) | "
+             "repeats | load | file |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for d in files:
+        for r in d["rows"]:
+            lines.append(f"| {_device(d)} | {r['arch']} | {r['size'][0]}x{r['size'][1]} | "
+                         f"{r['objects']} | {r['median_s']:.3f} | {r['min_s']:.3f} | "
+                         f"{r['warmup_s']:.2f} | {r['repeats']} | "
+                         f"{_range(_machine(d)['load_average'])} | {d['_file']} |")
+    return lines
+
+
+def scoring_table(files) -> list[str]:
+    lines = ["## J&F scoring (DAVIS-2017-val-sized set: 30 sequences, 1,999 frames, 60 objects)",
+             "", "| device | vosjax s | toolkit s | ratio | max abs diff (CSV) | file |",
+             "|---|---|---|---|---|---|"]
+    for d in files:
+        m = _machine(d)
+        for r in d["rows"]:
+            lines.append(f"| {m['cpu']} (cpu, {m['logical_cpus']} thr) "
+                         f"| {_fmt(r['ours']['min_s'])} | {_fmt(r['toolkit']['min_s'])} "
+                         f"| {_fmt(r['speedup'], 1)}x | {r.get('max_abs_diff_csv')} "
+                         f"| {d['_file']} |")
+    return lines
+
+
+def toolkit_compare_table(files) -> list[str]:
+    """``toolkit_compare``: vosjax's scores against the toolkit's on awkward cases."""
+    lines = ["## DAVIS scores, vosjax vs the davis2017-evaluation toolkit (awkward generated "
+             "cases; max abs differences)", "",
+             "| case | sequences | frames | CSV | per frame J / F | per object M / R / D | file |",
+             "|---|---|---|---|---|---|---|"]
+    for d in files:
+        for r in d["rows"]:
+            lines.append(f"| {r['case'].replace('_', ' ')} | {r['sequences']} | {r['frames']} | "
+                         f"{r['max_abs_diff_csv']} | {r['max_abs_diff_per_frame']} | "
+                         f"{r['max_abs_diff_per_object_stats']} | {d['_file']} |")
+    return lines
+
+
+def compile_table(files) -> list[str]:
+    lines = ["## Compilations per video length (tiny STM, 64x96, 2 objects; each length's first "
+             "video, earlier lengths already compiled)", "",
+             "| device | run | compiles (XLA s) per length | load | file |", "|---|---|---|---|---|"]
+    for d in files:
+        for label, run in d["runs"].items():
+            cells = ", ".join(f"T={x['frames']}: {x['compiles']} ({x['compile_s']:.2f})"
+                              for x in run["rows"])
+            lines.append(f"| {run['machine']['device']} | {label}: {run.get('note', '')} | "
+                         f"{cells} | {_range(run['machine']['load_average'])} | "
+                         f"{d['_file']} |")
+    return lines
+
+
+def slot_trim_table(files) -> list[str]:
+    lines = ['## Trimming unused object slots in training (`config.train.slot_policy="trim"`; '
+             "same batches, alternated)", "",
+             "| device | config | batches by max objects | padded clips/s | trimmed clips/s | "
+             "speed-up | load | file |", "|---|---|---|---|---|---|---|---|"]
+    for d in files:
+        for r in d["rows"]:
+            lines.append(f"| {_machine(d)['device']} | {r['setting']} | "
+                         f"{r['batch_max_objects']} | {r['before']['clips_per_s']:.2f} | "
+                         f"{r['after']['clips_per_s']:.2f} | {r['speedup']:.2f}x | "
+                         f"{_range(_machine(d)['load_average'])} | {d['_file']} |")
+    return lines
+
+
+def slot_flops_table(files) -> list[str]:
+    lines = ["## Object slots in a training update (`config.train.slot_policy`; XLA FLOPs)", "",
+             "| device | config | object-count mix | policy | TFLOP per update | vs unpadded | "
+             "file |", "|---|---|---|---|---|---|---|"]
+    for d in files:
+        c, mix = d["settings"], d["object_count_mix"]
+        for r in d["rows"]:
+            lines.append(f"| {_machine(d)['device']} | {c['arch']} "
+                         f"{c['size'][0]}x{c['size'][1]}, "
+                         f"{c['clip_len']} frames, batch {c['batch']}, {c['num_slots']} slots | "
+                         f"assumed, mean {mix['mean']} | {r['policy']} | "
+                         f"{r['tflop_per_update']:.2f} | {r['ratio_to_unpadded']:.2f}x | "
+                         f"{d['_file']} |")
+    return lines
+
+
+def caching_table(files) -> list[str]:
+    lines = ["## Correction: mask-independent features cached vs recomputed (one correction, "
+             "random weights)", "",
+             "| device | arch | size | objects | N | recomputed s | cached s | speed-up | max abs "
+             "diff | load | file |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for d in files:
+        c = d["settings"]
+        for r in d["rows"]:
+            lines.append(f"| {_machine(d)['device']} | {c['arch']} | "
+                         f"{c['size'][0]}x{c['size'][1]} | {c['objects']} | {c['n_iter']} | "
+                         f"{r['before']['median_s']:.3f} | {r['after']['median_s']:.3f} | "
+                         f"{r['speedup']:.2f}x | {r['max_abs_diff']:.1e} | "
+                         f"{_range(_machine(d)['load_average'])} | {d['_file']} |")
+    return lines
+
+
+def correction_speed_table(files) -> list[str]:
+    """``correction_speed``: propagation frames/s without and with gradient correction."""
+    lines = ["## Propagation with and without gradient correction (steady-state frames/s, "
+             "compile time excluded)", "",
+             "| device | arch | size | objects | T | correction | frames/s | median step s | "
+             "overhead | load | file |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for d in files:
+        c = d["settings"]
+        for r in d["rows"]:
+            step = r["median_corrected_step_s"] if r["correction"] else r["median_plain_step_s"]
+            lines.append(f"| {_machine(d)['device']} | {c['arch']} | "
+                         f"{c['size'][0]}x{c['size'][1]} | {c['objects']} | {c['frames']} | "
+                         f"{'N=10/5' if r['correction'] else 'off'} | {r['fps']:.2f} | "
+                         f"{_fmt(step, 3)} | "
+                         f"{_fmt(d['gc_overhead_ratio']) + 'x' if r['correction'] else ''} | "
+                         f"{_range(_machine(d)['load_average'])} | {d['_file']} |")
+    return lines
+
+
+def unroll_table(files) -> list[str]:
+    """``correction_speed --unroll-only``: one correction, rolled vs unrolled loop."""
+    lines = ["## Correction loop: `lax.fori_loop` rolled vs unrolled (one correction; the "
+             "default `unroll` is chosen per backend)", "",
+             "| device | arch | size | objects | unroll | compile s | median s | load | file |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for d in files:
+        c = d["settings"]
+        for r in d["rows"]:
+            lines.append(f"| {_machine(d)['device']} | {c['arch']} | "
+                         f"{c['size'][0]}x{c['size'][1]} | "
+                         f"{c['objects']} | {r['unroll']} | {r['compile_s']:.1f} | "
+                         f"{r['median_s']:.2f} | {_range(_machine(d)['load_average'])} | "
+                         f"{d['_file']} |")
     return lines
 
 
@@ -361,9 +463,7 @@ SPEEDUPS = {"speedup_objects": "objects batched", "speedup_memory-read": "memory
 
 
 def speedups_table(files) -> list[str]:
-    """Rows of ``speedups.py`` (before/after timed alternately in one run)."""
-    if not files:
-        return []
+    """Rows of ``speedups`` (before/after timed alternately in one run)."""
     lines = ["## Speed-ups before/after (`speedups.py`; alternated in one run, medians)", "",
              "| device | speed-up | setting | before | after | before s | after s | ratio | "
              "max abs diff | peak MiB before / after (device, else RSS) | load | file |",
@@ -372,11 +472,12 @@ def speedups_table(files) -> list[str]:
         for r in d["rows"]:
             rss = r.get("peak_device_mib") or r.get("peak_rss_mib")
             rss = f"{rss['before']:.0f} / {rss['after']:.0f}" if rss else "-"
-            lines.append(f"| {d['device']} | {SPEEDUPS[d['benchmark']]} | {r['setting']} | "
-                         f"{r['before_label']} | {r['after_label']} | "
-                         f"{r['before']['median_s']:.4g} | {r['after']['median_s']:.4g} | "
+            m = r["metric"]
+            lines.append(f"| {_machine(d)['device']} | {SPEEDUPS[d['benchmark']]} | "
+                         f"{r['setting']} | {r['before_label']} | {r['after_label']} | "
+                         f"{r['before'][m]:.4g} | {r['after'][m]:.4g} | "
                          f"{r['speedup']:.2f}x | {r['max_abs_diff']:.1e} | {rss} | "
-                         f"{_fmt(r['load_average'], 1)} | {d['_file']} |")
+                         f"{_range(r['load_average'])} | {d['_file']} |")
     return lines
 
 
@@ -394,16 +495,15 @@ def _gpu_value(r):
 
 
 def gpu_bench_table(files) -> list[str]:
-    """Rows of ``gpu_bench.py`` (the one GPU command); smoke files are labelled as such."""
-    if not files:
-        return []
+    """Rows of ``gpu_bench`` (the one GPU command); smoke files are labelled as such."""
     lines = ["## GPU benchmark (`gpu_bench.py`; one command, rows in priority order)", "",
              "| device | run | section | row | status | speed | GFLOP per frame / update | "
              "MFU (ceiling) | vosjax / official | versions | file |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for d in files:
-        run = ("smoke (CPU plumbing check, not a speed figure)" if d.get("smoke")
-               else f"budget {d.get('budget_s', 0) / 60:.0f} min")
+        c = d["settings"]
+        run = ("smoke (CPU plumbing check, not a speed figure)" if c.get("smoke")
+               else f"budget {c.get('budget_s', 0) / 60:.0f} min")
         for r in d["rows"]:
             flops = r.get("flops_per_frame", r.get("flops_per_update"))
             mfu = (f"{100 * r['mfu']:.1f}% ({r['mfu_ceiling']})" if r.get("mfu") is not None
@@ -411,16 +511,16 @@ def gpu_bench_table(files) -> list[str]:
             status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('reason')}"
             v = r.get("versions", {})
             vers = f"jax {v.get('jax')}, torch {v.get('torch') or '-'}"
-            lines.append(f"| {r.get('device', d['device'])} | {run} | {r['section']} | "
-                         f"{r['name']} | {status} | "
+            lines.append(f"| {r.get('device', _machine(d)['device'])} | {run} | "
+                         f"{r['section']} | {r['name']} | {status} | "
                          f"{_gpu_value(r) if r['status'] == 'ok' else '-'} | "
                          f"{_fmt(flops / 1e9 if flops else None, 2)} | {mfu} | "
                          f"{_fmt(r.get('vosjax_speedup'), 2)} | {vers} | {d['_file']} |")
     for d in files:
         t = d.get("targets_measured") or {}
-        if d.get("smoke") or not t:
+        if d["settings"].get("smoke") or not t:
             continue
-        lines += ["", f"Targets ({d['device']}, {d['_file']}):", ""]
+        lines += ["", f"Targets ({_machine(d)['device']}, {d['_file']}):", ""]
         for name, text in d.get("targets", {}).items():
             got = t.get(name, {})
             shown = ", ".join(f"{k} {_fmt(v, 3)}" for k, v in got.items()
@@ -430,12 +530,17 @@ def gpu_bench_table(files) -> list[str]:
     return lines
 
 
-def gpu_owed(files) -> list[str]:
-    """The rows of ``gpu_bench.py`` that no GPU run has measured yet."""
-    sys.path.insert(0, HERE)
-    import gpu_bench  # noqa: PLC0415
+SECTION_NAMES = {"ceilings": "(a) ceilings", "inference": "(b) one video",
+                 "videos": "(c) many videos", "480p": "(d) 480p", "training": "(e) training",
+                 "official": "(f) official"}
 
-    done = {r["name"] for d in files if not d.get("smoke") and d.get("backend") != "cpu"
+
+def gpu_owed(files) -> list[str]:
+    """The rows of ``gpu_bench`` that no GPU run has measured yet (listed even with no file)."""
+    from benchmarks import gpu_bench  # noqa: PLC0415
+
+    done = {r["name"] for d in files
+            if not d["settings"].get("smoke") and _machine(d)["backend"] != "cpu"
             for r in d["rows"] if r["status"] == "ok"}
     owed = [j for j in gpu_bench.jobs(gpu_bench.FULL, False) if j.name not in done]
     if not owed:
@@ -444,58 +549,43 @@ def gpu_owed(files) -> list[str]:
             *[f"* {SECTION_NAMES.get(j.section, j.section)}: {j.name}" for j in owed]]
 
 
-SECTION_NAMES = {"ceilings": "(a) ceilings", "inference": "(b) one video",
-                 "videos": "(c) many videos", "480p": "(d) 480p", "training": "(e) training",
-                 "official": "(f) official"}
-
-
-def slot_flops_table(files) -> list[str]:
-    if not files:
-        return []
-    lines = ["## Object slots in a training update (`config.train.slot_policy`; XLA FLOPs)", "",
-             "| device | config | object-count mix | policy | TFLOP per update | vs unpadded | "
-             "file |", "|---|---|---|---|---|---|---|"]
-    for d in files:
-        c, mix = d["config"], d["object_count_mix"]
-        for name, p in d["policies"].items():
-            lines.append(f"| {d['device']} | {c['arch']} {c['size'][0]}x{c['size'][1]}, "
-                         f"{c['clip_len']} frames, batch {c['batch']}, {c['num_slots']} slots | "
-                         f"assumed, mean {mix['mean']} | {name} | {p['tflop_per_update']:.2f} | "
-                         f"{p['ratio_to_unpadded']:.2f}x | {d['_file']} |")
-    return lines
-
-
-def many_videos_table(files) -> list[str]:
-    """``many_videos.py``: evaluate.py's engine against one video after another."""
-    if not files:
-        return []
-    lines = ["## Many videos at once (`many_videos.py`; davis2016-mini 480p frames, labels "
-             "identical; medians after a compiling run)", "",
-             "| device | model | frames | setting | frames/s | vs one by one | load | file |",
-             "|---|---|---|---|---|---|---|---|"]
-    for d in files:
-        load = f"{d['load_average_start']}-{d['load_average_end']}"
-        for r in d["rows"]:
-            lines.append(f"| {_device(d)}, {d['devices']} device(s) | {d['arch']} "
-                         f"{d['size'][0]}x{d['size'][1]} | {d['videos']} videos, "
-                         f"{d['frames']} | {r['setting']} | {r['frames_per_s']:.2f} | "
-                         f"{r['speedup_vs_one_by_one']:.2f}x | {load} | {d['_file']} |")
-    return lines
+# benchmark -> its tables, in the order of the README; a table lists every file of its
+# benchmark (several benchmarks may share one table).
+TABLES = [
+    (("gpu_bench",), (gpu_bench_table,)),
+    (("inference",), (inference_table, overhead_table, memory_table)),
+    (("training",), (training_table,)),
+    (("training_breakdown",), (breakdown_table,)),
+    (("profile_step",), (profile_table,)),
+    (("conv_kernels",), (conv_table,)),
+    (("stm_step",), (stm_step_table,)),
+    (("scoring",), (scoring_table,)),
+    (("toolkit_compare",), (toolkit_compare_table,)),
+    (("compile_count",), (compile_table,)),
+    (("slot_trim",), (slot_trim_table,)),
+    (("slot_flops",), (slot_flops_table,)),
+    (("correction_caching",), (caching_table,)),
+    (("correction_speed",), (correction_speed_table,)),
+    (("correction_unroll",), (unroll_table,)),
+    (tuple(SPEEDUPS), (speedups_table,)),
+]
+# Rendered even without a file: the GPU rows still owed.
+ALWAYS = {"gpu_bench": (gpu_owed,)}
 
 
 def build_section(results_dir) -> str:
-    data = _load(results_dir)
-    pick = lambda kind: [d for d in data if d.get("benchmark") == kind]  # noqa: E731
-    parts = [gpu_bench_table(pick("gpu_bench")), gpu_owed(pick("gpu_bench")), inference_table(pick("inference")), overhead_table(pick("inference")),
-             memory_table(pick("inference")), training_table(pick("training")),
-             breakdown_table(pick("training_breakdown")), profile_table(pick("profile_step")),
-             conv_table(pick("conv_kernels")),
-             scoring_table([d for d in data if "seconds_toolkit" in d]),
-             compile_table(pick("compile_count")), slot_trim_table(pick("slot_trim")),
-             slot_flops_table(pick("slot_flops")),
-             caching_table(pick("correction_caching")), unroll_table(data),
-             many_videos_table(pick("many_videos")),
-             speedups_table([d for d in data if d.get("benchmark") in SPEEDUPS])]
+    data = harness.read_results(results_dir)
+    known = {b for benchmarks, _ in TABLES for b in benchmarks}
+    unknown = sorted({d["_file"] for d in data if d["benchmark"] not in known})
+    if unknown:
+        raise SystemExit(f"make_table: no table renders {', '.join(unknown)} (add one to TABLES)")
+    parts = []
+    for benchmarks, tables in TABLES:
+        files = [d for d in data if d["benchmark"] in benchmarks]
+        if files:
+            parts += [table(files) for table in tables]
+        for b in benchmarks:
+            parts += [table(files) for table in ALWAYS.get(b, ())]
     body = "\n\n".join("\n".join(p) for p in parts if p)
     return f"{BEGIN}\n{body}\n{END}\n"
 
@@ -503,24 +593,14 @@ def build_section(results_dir) -> str:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--results", default=os.path.join(HERE, "results"))
-    p.add_argument("--out", default=os.path.join(HERE, "README.md"),
-                   help="file to write; an existing marked section is replaced in place")
+    p.add_argument("--out", default=os.path.join(HERE, "README.md"), help="file to write")
     p.add_argument("--stdout", action="store_true")
     args = p.parse_args(argv)
     section = build_section(args.results)
     if args.stdout:
         sys.stdout.write(section)
         return
-    text = INTRO + "\n" + section
-    if os.path.exists(args.out):
-        with open(args.out) as f:
-            old = f.read()
-        if BEGIN in old and END in old:
-            text = old[:old.index(BEGIN)] + section + old[old.index(END) + len(END) + 1:]
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, args.out)
+    harness.write_text(args.out, INTRO + "\n" + section)
     print(f"wrote {args.out}")
 
 

@@ -1,13 +1,13 @@
 """Where propagation time goes: a profiler trace of one video, aggregated by XLA op kind.
 
-    python benchmarks/profile_step.py [--arch resnet18] [--size 240 427] [--frames 11]
+    python -m benchmarks.profile_step [--arch resnet18] [--size 240x427] [--frames 11]
 
 Runs vosjax's propagation once to compile, then once under ``jax.profiler.trace`` and sums the
 trace's op events by kind (the fusion name without its number: on CPU ``ynn_fusion`` is a
 convolution / dot handed to the YNNPACK library, ``*_fusion`` loop fusions, ``dot``, ...).
 Op events of concurrently running ops may overlap, so shares are of the summed op time.
-Writes ``benchmarks/results/profile_step_<backend>.json`` with the top kinds and the ten
-costliest single ops named by the model layer they come from.
+Writes ``benchmarks/results/profile_step_<backend>.json``: one row with the top kinds and the
+ten costliest single ops named by the model layer they come from.
 """
 from __future__ import annotations
 
@@ -19,15 +19,10 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
-
-import record  # noqa: E402
+from benchmarks import harness
 
 def op_events(trace_dir: str):
     """``(module, op, microseconds)`` of the XLA op events in the newest trace in ``trace_dir``."""
@@ -56,11 +51,11 @@ def op_layers(dump_dir: str) -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--arch", default="resnet18")
-    p.add_argument("--size", nargs=2, type=int, default=[240, 427], metavar=("H", "W"))
+    harness.add_arch(p, "resnet18")
+    harness.add_size(p)
     p.add_argument("--frames", type=int, default=11)
     p.add_argument("--objects", type=int, default=1)
-    p.add_argument("--out", default=None)
+    harness.add_out(p, "profile_step_{backend}.json")
     args = p.parse_args(argv)
     dump = tempfile.mkdtemp(prefix="vosjax-hlo-")    # XLA reads its flags when jax starts
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
@@ -69,16 +64,18 @@ def main(argv=None):
 
     # a program loaded from the persistent compilation cache is not compiled, so not dumped
     jax.config.update("jax_enable_compilation_cache", False)
-    import inference_speed  # noqa: PLC0415
+    from benchmarks.workloads import synthetic_video  # noqa: PLC0415
     from vosjax.inference import propagate  # noqa: PLC0415
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
 
     backend = jax.default_backend()
-    head = record.header(backend)
+    h, w = args.size
+    run = harness.Run("profile_step", backend, __file__, argv, settings={
+        "arch": args.arch, "size": [h, w], "frames": args.frames, "objects": args.objects,
+        "weights": "random"})
     model = STM(arch=args.arch)
     variables = init_stm(model, jax.random.PRNGKey(0), 64, 64)
-    h, w = args.size
-    frames, masks = inference_speed.synthetic_video(args.frames, args.objects, h, w)
+    frames, masks = synthetic_video(args.frames, args.objects, h, w)
     propagate(model, variables, frames, masks[1:])              # compile
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -93,19 +90,14 @@ def main(argv=None):
     total = sum(kinds.values())
     layer = op_layers(dump)
     shutil.rmtree(dump, ignore_errors=True)
-    result = {**head, "benchmark": "profile_step", "versions": record.versions(),
-              "settings": {"arch": args.arch, "size": [h, w], "frames": args.frames,
-                           "objects": args.objects, "weights": "random"},
-              "wall_s_traced_video": round(wall, 3), "op_seconds_total": round(total / 1e6, 3),
-              "kinds": [{"kind": k, "s": round(v / 1e6, 4), "share": round(v / total, 4)}
-                        for k, v in kinds.most_common(12)],
-              "top_ops": [{"module": m, "op": o, "layer": layer.get((m, o), "?"),
-                           "s": round(v / 1e6, 4)} for (m, o), v in ops.most_common(10)],
-              "load_average_end": record.load_average()}
-    out = args.out or os.path.join(HERE, "results", f"profile_step_{backend}.json")
-    record.write_json(out, result)
-    print(json.dumps(result["kinds"][:5]))
-    print(f"wrote {out}")
+    row = run.add_row({
+        "wall_s_traced_video": round(wall, 3), "op_seconds_total": round(total / 1e6, 3),
+        "kinds": [{"kind": k, "s": round(v / 1e6, 4), "share": round(v / total, 4)}
+                  for k, v in kinds.most_common(12)],
+        "top_ops": [{"module": m, "op": o, "layer": layer.get((m, o), "?"),
+                     "s": round(v / 1e6, 4)} for (m, o), v in ops.most_common(10)]}, show=False)
+    print(json.dumps(row["kinds"][:5]))
+    run.write(harness.out_path(args, backend))
 
 
 if __name__ == "__main__":

@@ -2,39 +2,35 @@
 
 Generates (once, seeded) a DAVIS-2017-val-sized set on disk: 30 sequences, 1,999 frames,
 60 objects at 854x480, plus a perturbed prediction folder; runs both scorers as full command
-lines (PNG reading included) on the same machine; compares every CSV number and the
-unrounded per-object statistics; writes ``benchmarks/results/scoring_cpu.json``.
+lines (PNG reading included) on the same machine, alternately (``--repeats`` rounds; the fastest
+run of each kept); compares every CSV number and the unrounded per-object statistics; writes
+``benchmarks/results/scoring_cpu.json`` (one row: each scorer's seconds and command).
 
 The toolkit is never vendored: pass a checkout of it and a Python that has its requirements
 (opencv-python-headless, scikit-image, pandas, scipy, pillow, numpy, tqdm)::
 
-    python benchmarks/score_timing.py --toolkit /path/to/davis2017-evaluation \\
+    python -m benchmarks.score_timing --toolkit /path/to/davis2017-evaluation \\
         --toolkit-python /path/to/venv/bin/python --workdir /tmp/score_bench
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 
+from benchmarks import harness
+from benchmarks.official.davis_toolkit import (csv_max_diff, ours_cli, raw_max_diff,
+                                               run_toolkit_cli, run_toolkit_raw, toolkit_command)
+from vosjax.evaluation.davis import score_davis
+from vosjax.evaluation.synthetic import (blob_video, perturb_video, write_davis_layout,
+                                         write_label_folder)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from toolkit import (csv_max_diff, ours_cli, raw_max_diff, run_toolkit_cli,  # noqa: E402
-                     run_toolkit_raw, toolkit_command)
-
-from vosjax.evaluation.davis import score_davis  # noqa: E402
-from vosjax.evaluation.synthetic import (  # noqa: E402
-    blob_video, perturb_video, write_davis_layout, write_label_folder)
 
 # Objects per sequence: 10x1, 12x2, 6x3, 2x4 = 60 objects in 30 sequences (DAVIS-2017 val).
 OBJECTS = [1] * 10 + [2] * 12 + [3] * 6 + [4] * 2
@@ -68,84 +64,57 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _timed(fn, *args) -> tuple[float, float]:
-    """(wall seconds, user + system CPU seconds of the child process) of ``fn(*args)``."""
-    cpu, start = _children_cpu(), time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start, _children_cpu() - cpu
-
-
-def _run_ours(cmd: list[str]) -> None:
-    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-
-
-def _cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(l.split(":", 1)[1].strip() for l in out.splitlines()
-                    if l.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
-
-
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--toolkit", required=True, help="davis2017-evaluation checkout")
     parser.add_argument("--toolkit-python", default=sys.executable)
     parser.add_argument("--workdir", default="/tmp/vosjax_score_bench")
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs of each (min kept)")
-    parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results",
-                                                         "scoring_cpu.json"))
-    args = parser.parse_args()
+    harness.add_repeats(parser, 1, "timed runs of each scorer (the fastest kept)")
+    harness.add_out(parser, "scoring_cpu.json")
+    args = parser.parse_args(argv)
 
     davis, results = make_benchmark_set(args.workdir)
-    ours_dir, tk_dir = os.path.join(args.workdir, "ours"), os.path.join(args.workdir, "toolkit")
-    times = {"ours": [], "toolkit": []}
+    folders = {"ours": os.path.join(args.workdir, "ours"),
+               "toolkit": os.path.join(args.workdir, "toolkit")}
+    run = harness.Run("scoring", "cpu", __file__, argv, settings={"dataset": {
+        "sequences": len(OBJECTS), "frames": TOTAL_FRAMES, "objects": sum(OBJECTS),
+        "height": HEIGHT, "width": WIDTH, "seed": 0}})
+    ours_cmd = ours_cli(davis, folders["ours"])
+    toolkit_args = (args.toolkit, args.toolkit_python, davis, folders["toolkit"])
     cpu = {"ours": [], "toolkit": []}
-    load = [os.getloadavg()[0]]
-    for _ in range(args.repeats):
-        # Fresh copies each time: the toolkit reuses CSVs it finds in the results folder.
-        for folder in (ours_dir, tk_dir):
-            shutil.rmtree(folder, ignore_errors=True)
-            shutil.copytree(results, folder)
-        for name, fn, fargs in (
-                ("ours", _run_ours, (ours_cli(davis, ours_dir),)),
-                ("toolkit", run_toolkit_cli, (args.toolkit, args.toolkit_python, davis, tk_dir))):
-            wall, used = _timed(fn, *fargs)
-            times[name].append(wall)
-            cpu[name].append(used)
-            print(f"{name}: {wall:.2f} s wall, {used:.2f} s CPU", flush=True)
-    load.append(os.getloadavg()[0])
 
-    csv_diff = csv_max_diff(ours_dir, tk_dir)
+    def fresh(name):
+        # A fresh copy each time: the toolkit reuses CSVs it finds in the results folder.
+        shutil.rmtree(folders[name], ignore_errors=True)
+        shutil.copytree(results, folders[name])
+
+    def scorer(name, fn):
+        def call():
+            used = _children_cpu()
+            fn()
+            cpu[name].append(_children_cpu() - used)
+            print(f"{name}: {cpu[name][-1]:.2f} s CPU", flush=True)
+        return call
+
+    timing = harness.alternate(
+        {"ours": scorer("ours", lambda: subprocess.run(ours_cmd, cwd=REPO, check=True,
+                                                       stdout=subprocess.DEVNULL)),
+         "toolkit": scorer("toolkit", lambda: run_toolkit_cli(*toolkit_args))},
+        args.repeats, warmup=False, prepare=fresh)
+    csv_diff = csv_max_diff(folders["ours"], folders["toolkit"])
     raw = raw_max_diff(run_toolkit_raw(args.toolkit, args.toolkit_python, davis, results),
                        score_davis(davis, results, year=2017, split="val"))
-
-    t_ours, t_tk = min(times["ours"]), min(times["toolkit"])
-    record = {
-        "machine": {"cpu": _cpu_name(), "logical_cpus": os.cpu_count(),
-                    "python": platform.python_version(), "numpy": np.__version__},
-        "dataset": {"sequences": len(OBJECTS), "frames": TOTAL_FRAMES, "objects": sum(OBJECTS),
-                    "height": HEIGHT, "width": WIDTH, "seed": 0},
-        "command_ours": " ".join(ours_cli(davis, ours_dir)),
-        "command_toolkit": toolkit_command(args.toolkit, args.toolkit_python, davis, tk_dir),
-        "seconds_ours": round(t_ours, 3),
-        "seconds_toolkit": round(t_tk, 3),
-        "all_runs_seconds": {k: [round(v, 3) for v in vs] for k, vs in times.items()},
-        "all_runs_cpu_seconds": {k: [round(v, 3) for v in vs] for k, vs in cpu.items()},
-        "speedup": round(t_tk / t_ours, 2),
-        "speedup_cpu_time": round(min(cpu["toolkit"]) / min(cpu["ours"]), 2),
-        "load_average_1min_before_after": [round(v, 2) for v in load],
-        "max_abs_diff_csv": csv_diff,
-        **{f"max_abs_diff_{k}": v for k, v in raw.items()},
-    }
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    tmp = args.output + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, args.output)
-    print(json.dumps(record, indent=2))
+    side = {name: {"min_s": round(t.stats["min_s"], 3),
+                   "runs_s": [round(v, 3) for v in t.stats["runs_s"]],
+                   "cpu_runs_s": [round(v, 3) for v in cpu[name]]}
+            for name, t in timing.items()}
+    side["ours"]["command"] = " ".join(ours_cmd)
+    side["toolkit"]["command"] = toolkit_command(*toolkit_args)
+    run.add_row({**side, "speedup": round(side["toolkit"]["min_s"] / side["ours"]["min_s"], 2),
+                 "speedup_cpu_time": round(min(cpu["toolkit"]) / min(cpu["ours"]), 2),
+                 "max_abs_diff_csv": csv_diff,
+                 **{f"max_abs_diff_{k}": v for k, v in raw.items()}})
+    run.write(harness.out_path(args))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """FLOPs per training update spent on object slots: padded, trimmed, bucketed, unpadded.
 
-    python benchmarks/slot_flops.py --out benchmarks/results/slot_flops_cpu.json
+    python -m benchmarks.slot_flops [--count-cost ../shared/data/davis2016-mini]
 
 XLA's cost analysis (``jax.jit(step).lower(...).cost_analysis()``: the lowered program, so no
 step is compiled or run; abstract ``ShapeDtypeStruct`` inputs) of one STM-cycle update (the
@@ -29,19 +29,17 @@ are those of one host; ``trim`` is off on several hosts (the loop pads instead).
 Optionally (``--count-cost DAVIS_ROOT``): the time of :meth:`ClipSampler.num_objects` (what
 each host spends per global clip to bucket) against :meth:`ClipSampler.clip` on real DAVIS
 frames at the working size with the paper's augmentation.
+
+Writes ``benchmarks/results/slot_flops_<backend>.json``: one row per policy; the per-slot
+counts, the object-count mix and the bucketing / several-hosts checks beside them.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-ARCHS = ("resnet10", "resnet18", "resnet50", "resnet101")
-
+from benchmarks import harness
 
 class CountStream:
     """A stand-in :class:`ClipSampler` whose clip ``g`` holds ``counts[g]`` objects: enough for
@@ -127,9 +125,8 @@ def count_cost(root, size, clips, seed=0):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True)
-    p.add_argument("--arch", default="resnet50", choices=ARCHS)
-    p.add_argument("--size", type=int, nargs=2, default=(240, 427))
+    harness.add_arch(p, "resnet50")
+    harness.add_size(p)
     p.add_argument("--clip-len", type=int, default=3)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--num-slots", type=int, default=5)
@@ -141,6 +138,7 @@ def main(argv=None):
     p.add_argument("--hosts", type=int, default=2)
     p.add_argument("--count-cost", default=None, metavar="DAVIS_ROOT")
     p.add_argument("--count-clips", type=int, default=24)
+    harness.add_out(p, "slot_flops_{backend}.json")
     args = p.parse_args(argv)
     if len(args.probs) > args.num_slots or abs(sum(args.probs) - 1) > 1e-6:
         p.error("--probs: at most --num-slots probabilities summing to 1")
@@ -149,7 +147,6 @@ def main(argv=None):
     import jax.numpy as jnp  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    import record  # noqa: PLC0415
     from configs import stm_cycle  # noqa: PLC0415
     from vosjax.data.sampler import next_bucket  # noqa: PLC0415
     from vosjax.training import sharding as shd  # noqa: PLC0415
@@ -157,7 +154,8 @@ def main(argv=None):
     from vosjax.training.step import jit_init_state, jit_train_step  # noqa: PLC0415
     from vosjax.training.tasks import get_task  # noqa: PLC0415
 
-    head = record.header("cpu")
+    backend = jax.default_backend()
+    run = harness.Run("slot_flops", backend, __file__, argv)
     config = stm_cycle.get_config("r50")
     config.model.arch = args.arch
     config.train.cycle = bool(args.cycle)
@@ -210,12 +208,12 @@ def main(argv=None):
     for _ in plans:
         n, c, st = next_bucket(st, lambda g: counts[g], b)
         one_host.append((n, c))
-    results = {}
     for name, (fl, clips) in policies.items():
         ref = sum(reference(c) for c in clips)
-        results[name] = {"updates": len(fl), "tflop_per_update": sum(fl) / len(fl) / 1e12,
-                         "unpadded_tflop_per_update": ref / len(fl) / 1e12,
-                         "ratio_to_unpadded": sum(fl) / ref}
+        run.add_row({"policy": name, "updates": len(fl),
+                     "tflop_per_update": sum(fl) / len(fl) / 1e12,
+                     "unpadded_tflop_per_update": ref / len(fl) / 1e12,
+                     "ratio_to_unpadded": sum(fl) / ref}, show=False)
     emitted = sorted(g for _, c, *_ in plans for g in c)
     n_hist = {str(n): sum(1 for m, *_ in plans if m == n) for n in slots}
     hosts_agree = all(len({pl for pl in host_plans}) == 1 for *_, host_plans in plans)
@@ -226,13 +224,12 @@ def main(argv=None):
             shapes.setdefault(str(n), set()).add((p_i, (*shape, h, w)))
     per_host_shapes = {n: sorted({s for _, s in v}) for n, v in shapes.items()}
 
-    out = {**head, **record.versions(), "benchmark": "slot_flops",
-           "flops_source": "XLA cost analysis of the lowered training step (jit(...).lower("
+    run.result["settings"] = {
+        "config": "configs/stm_cycle.py", "arch": args.arch, "size": list(args.size),
+        "clip_len": args.clip_len, "batch": b, "num_slots": args.num_slots,
+        "cycle": bool(args.cycle), "compute": str(config.model.compute)}
+    out = {"flops_source": "XLA cost analysis of the lowered training step (jit(...).lower("
                            "abstract inputs).cost_analysis()): nothing compiled or executed",
-           "config": {"config": "configs/stm_cycle.py",
-                      "arch": args.arch, "size": list(args.size), "clip_len": args.clip_len,
-                      "batch": b, "num_slots": args.num_slots, "cycle": bool(args.cycle),
-                      "compute": str(config.model.compute)},
            "object_count_mix": {
                "assumption": "an assumed YouTube-VOS-like mix of objects per training clip "
                              "(mean ~1.9, max 5 after the 5-object cap); not statistics "
@@ -246,7 +243,6 @@ def main(argv=None):
            "tflop_per_clip": {str(n): per_clip[n] / 1e12 for n in slots},
            "tflop_optimizer_update": o / 1e12,
            "lower_s": [round(t, 1) for t in lower_s],
-           "policies": results,
            "bucket": {"updates_by_object_count": n_hist,
                       "clips_emitted": len(emitted), "clips_drawn": args.clips,
                       "each_clip_once": emitted == sorted(set(emitted)),
@@ -261,14 +257,12 @@ def main(argv=None):
                "note": "each host runs the same global program (one update over the global "
                        "batch, each host's devices on its slice), so FLOPs per update are the "
                        "one-host figures; on several hosts 'trim' is off and pads "
-                       f"(= 'pad'), 'bucket' is unchanged"},
-           "load_average_end": record.load_average()}
+                       "(= 'pad'), 'bucket' is unchanged"}}
     if args.count_cost:
         out["count_cost"] = count_cost(args.count_cost, args.size, args.count_clips)
-    record.write_json(args.out, out)
-    print({k: round(v["ratio_to_unpadded"], 3) for k, v in results.items()},
-          {k: round(v["tflop_per_update"], 2) for k, v in results.items()},
-          "unpadded", round(results["bucket"]["unpadded_tflop_per_update"], 2))
+    print({r["policy"]: round(r["ratio_to_unpadded"], 3) for r in run.rows},
+          {r["policy"]: round(r["tflop_per_update"], 2) for r in run.rows})
+    run.write(harness.out_path(args, backend), **out)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """Before/after measurements of four speed-ups (one JSON per speed-up; random weights).
 
-    python benchmarks/speedups.py objects      # objects batched vs one object at a time
-    python benchmarks/speedups.py memory-read  # fused einsum read vs the official bmm form
-    python benchmarks/speedups.py donation     # donated vs copied state (training, inference)
-    python benchmarks/speedups.py png --davis ../shared/data/davis2016-mini  # background writes
+    python -m benchmarks.speedups objects      # objects batched vs one object at a time
+    python -m benchmarks.speedups memory-read  # fused einsum read vs the official bmm form
+    python -m benchmarks.speedups donation     # donated vs copied state (training, inference)
+    python -m benchmarks.speedups png --davis ../shared/data/davis2016-mini  # background writes
 
-Each writes ``benchmarks/results/speedup_<name>_<backend>.json`` (``--out`` overrides). The
-"before" and "after" programs are timed alternately, ``--repeats`` times each after a warm-up
-call, so machine load touches both alike; every row also records that both give the same
-numbers (``max_abs_diff``). Donation compares fresh processes (peak memory is per process).
+Each writes ``benchmarks/results/speedup_<name>_<backend>.json`` (``--out`` overrides), rows
+of the before/after shape of :func:`benchmarks.harness.speedup_row`. The "before" and "after"
+programs are timed alternately, ``--repeats`` times each after a warm-up call, so machine load
+touches both alike; every row also records that both give the same numbers
+(``max_abs_diff``). Donation compares fresh processes (peak memory is per process).
 """
 from __future__ import annotations
 
@@ -19,27 +20,8 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
-
-import record  # noqa: E402
-
-
-def alternate(before, after, repeats: int) -> dict:
-    """Time ``before()`` and ``after()`` alternately (one warm-up call each first)."""
-    before()
-    after()
-    times = {"before": [], "after": []}
-    for _ in range(repeats):
-        for name, fn in (("before", before), ("after", after)):
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    b, a = record.summary(times["before"]), record.summary(times["after"])
-    return {"before": b, "after": a, "speedup": round(b["median_s"] / a["median_s"], 3)}
+from benchmarks import harness
 
 
 def _max_diff(x, y) -> float:
@@ -59,7 +41,7 @@ def bench_objects(args) -> list[dict]:
     import jax.numpy as jnp  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    import inference_speed  # noqa: PLC0415
+    from benchmarks.workloads import synthetic_video  # noqa: PLC0415
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
 
     rows = []
@@ -69,7 +51,7 @@ def bench_objects(args) -> list[dict]:
     rng = np.random.default_rng(0)
     p = math.ceil(h / 16) * math.ceil(w / 16)
     for objects in args.objects:
-        frames, masks0 = inference_speed.synthetic_video(2, objects, h, w)
+        frames, masks0 = synthetic_video(2, objects, h, w)
         prev, frame = jnp.asarray(frames[0]), jnp.asarray(frames[1])
         masks = jnp.asarray(masks0[1:])
         n = args.memory_frames * p
@@ -89,16 +71,15 @@ def bench_objects(args) -> list[dict]:
 
         fns = {b: jax.jit(lambda *a, b=b: step(*a, batched=b)) for b in (False, True)}
         inputs = (variables, prev, masks, frame, keys, values)
-        outs = {b: jax.block_until_ready(fns[b](*inputs)) for b in fns}
-        res = alternate(lambda: jax.block_until_ready(fns[False](*inputs)),
-                        lambda: jax.block_until_ready(fns[True](*inputs)), args.repeats)
-        rows.append({"setting": f"{args.arch} {h}x{w}, {objects} objects, memory "
-                                f"{args.memory_frames}+1 frames, one step",
-                     "before_label": "loop over objects", "after_label": "objects batched",
-                     "arch": args.arch, "size": [h, w], "objects": objects,
-                     "memory_frames": args.memory_frames, **res,
-                     "max_abs_diff": _max_diff(outs[False], outs[True]),
-                     "load_average": record.load_average()})
+        before, after, out_b, out_a = harness.before_after(
+            lambda: jax.block_until_ready(fns[False](*inputs)),
+            lambda: jax.block_until_ready(fns[True](*inputs)), args.repeats)
+        rows.append(harness.speedup_row(
+            f"{args.arch} {h}x{w}, {objects} objects, memory {args.memory_frames}+1 frames, "
+            "one step", "loop over objects", "objects batched", before, after,
+            max_abs_diff=_max_diff(out_b, out_a), arch=args.arch, size=[h, w],
+            objects=objects, memory_frames=args.memory_frames,
+            load_average={"end": harness.load_average()}))
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -141,14 +122,14 @@ def bench_memory_read(args) -> list[dict]:
             q = jnp.asarray(rng.standard_normal((p, 128)) * 0.1, jnp.float32)
             kcf, vcf = jnp.transpose(k, (0, 2, 1)), jnp.transpose(v, (0, 2, 1))
             qcf = jnp.transpose(q)[None]
-            a, b = fused(k, v, q), unfused(kcf, vcf, qcf)
-            res = alternate(lambda: jax.block_until_ready(unfused(kcf, vcf, qcf)),
-                            lambda: jax.block_until_ready(fused(k, v, q)), args.repeats)
-            rows.append({"setting": f"{o} objects, {size} (M = {p} query positions), "
-                                    f"memory {frames} frames (N = {n})",
-                         "before_label": "official bmm form", "after_label": "einsum pair",
-                         "size": [h, w], "objects": o, "memory_frames": frames, **res,
-                         "max_abs_diff": _max_diff(a, b), "load_average": record.load_average()})
+            before, after, out_b, out_a = harness.before_after(
+                lambda: jax.block_until_ready(unfused(kcf, vcf, qcf)),
+                lambda: jax.block_until_ready(fused(k, v, q)), args.repeats)
+            rows.append(harness.speedup_row(
+                f"{o} objects, {size} (M = {p} query positions), memory {frames} frames "
+                f"(N = {n})", "official bmm form", "einsum pair", before, after,
+                max_abs_diff=_max_diff(out_a, out_b), size=[h, w], objects=o,
+                memory_frames=frames, load_average={"end": harness.load_average()}))
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -170,7 +151,7 @@ def probe_train(donate: bool, args) -> dict:
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
-    import training_speed  # noqa: PLC0415
+    from benchmarks.workloads import synthetic_clips  # noqa: PLC0415
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
     from vosjax.training.optim import make_optimizer  # noqa: PLC0415
     from vosjax.training.sharding import batch_sharding, make_mesh  # noqa: PLC0415
@@ -192,23 +173,22 @@ def probe_train(donate: bool, args) -> dict:
     step, shardings = jit_train_step(stm_loss_fn(model, cycle=True), tx, mesh, abstract,
                                      donate=donate)
     state = jax.jit(make_state, out_shardings=shardings)(jax.random.PRNGKey(0))
-    frames, masks, num = training_speed.synthetic_clips(args.batch, 3, 2, 2, h, w)
+    frames, masks, num = synthetic_clips(args.batch, 3, 2, 2, h, w)
     sh = batch_sharding(mesh)
     batch = {k: jax.device_put(x, sh) for k, x in
              {"frames": frames, "masks": masks, "num_objects": num}.items()}
     state_mib = sum(x.nbytes for x in jax.tree_util.tree_leaves(state)) / 2 ** 20
-    losses, times = [], []
-    before = record.rss_bytes()
-    with record.PeakRSS() as peak:
-        for _ in range(args.steps + 1):
-            start = time.perf_counter()
-            state, metrics = step(state, batch)
-            losses.append(float(metrics["loss"]))
-            times.append(time.perf_counter() - start)
+    losses, carry = [], [state]
+
+    def update():
+        carry[0], metrics = step(carry[0], batch)
+        losses.append(float(metrics["loss"]))       # waits for the update
+    before = harness.rss_bytes()
+    with harness.PeakRSS() as peak:               # the first update (compiling) included
+        timing = harness.time_calls(update, args.steps)
     return {"state_mib": round(state_mib, 1), "rss_before_mib": round(before / 2 ** 20, 1),
             "peak_rss_mib": round(peak.peak / 2 ** 20, 1), "losses": losses,
-            "peak_device_mib": _device_peak_mib(),
-            "first_update_s": round(times[0], 3), **record.summary(times[1:])}
+            "peak_device_mib": _device_peak_mib(), **timing.stats}
 
 
 def probe_inference(donate: bool, args) -> dict:
@@ -217,7 +197,7 @@ def probe_inference(donate: bool, args) -> dict:
     import jax  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
 
-    import inference_speed  # noqa: PLC0415
+    from benchmarks.workloads import synthetic_video  # noqa: PLC0415
     from vosjax.inference import propagate, propagation  # noqa: PLC0415
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
 
@@ -227,18 +207,15 @@ def probe_inference(donate: bool, args) -> dict:
     h, w = args.size
     model = STM(arch=args.arch)
     variables = init_stm(model, jax.random.PRNGKey(0), 64, 64)
-    frames, masks = inference_speed.synthetic_video(args.frames, 1, h, w)
+    frames, masks = synthetic_video(args.frames, 1, h, w)
     propagate(model, variables, frames, masks[1:])     # compile
-    times, probs = [], None
-    before = record.rss_bytes()
-    with record.PeakRSS() as peak:
-        for _ in range(args.repeats):
-            start = time.perf_counter()
-            probs = propagate(model, variables, frames, masks[1:]).probs
-            times.append(time.perf_counter() - start)
+    before = harness.rss_bytes()
+    with harness.PeakRSS() as peak:
+        timing = harness.time_calls(
+            lambda: propagate(model, variables, frames, masks[1:]).probs, args.repeats)
     return {"rss_before_mib": round(before / 2 ** 20, 1),
             "peak_rss_mib": round(peak.peak / 2 ** 20, 1), "peak_device_mib": _device_peak_mib(),
-            "probs_checksum": float(np.sum(np.square(probs[:, 1:]))), **record.summary(times)}
+            "probs_checksum": float(np.sum(np.square(timing.last[:, 1:]))), **timing.stats}
 
 
 def bench_donation(args) -> list[dict]:
@@ -248,11 +225,12 @@ def bench_donation(args) -> list[dict]:
         res = {}
         for rep in range(2):                  # before, after, before, after
             for donate in (False, True):
-                cmd = [sys.executable, os.path.abspath(__file__), "donation", "--probe", kind,
-                       "--donate", str(int(donate)), "--arch", args.arch, "--size", str(h),
-                       str(w), "--steps", str(args.steps), "--batch", str(args.batch),
+                cmd = [sys.executable, "-m", "benchmarks.speedups", "donation", "--probe", kind,
+                       "--donate", str(int(donate)), "--arch", args.arch, "--size", f"{h}x{w}",
+                       "--steps", str(args.steps), "--batch", str(args.batch),
                        "--frames", str(args.frames), "--repeats", str(args.repeats)]
-                out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                                     cwd=harness.REPO)
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 res.setdefault(donate, []).append(r)
         before, after = res[False], res[True]
@@ -264,18 +242,17 @@ def bench_donation(args) -> list[dict]:
         else:
             setting = f"{args.arch} {h}x{w}, propagation of a {args.frames}-frame video"
             check = abs(before[0]["probs_checksum"] - after[0]["probs_checksum"])
-        rows.append({"setting": setting, "before_label": "state copied",
-                     "after_label": "state donated", "kind": kind,
-                     "before": {"median_s": b, "runs": before},
-                     "after": {"median_s": a, "runs": after},
-                     "speedup": round(b / a, 3), "max_abs_diff": check,
-                     "peak_rss_mib": {"before": max(r["peak_rss_mib"] for r in before),
-                                      "after": max(r["peak_rss_mib"] for r in after)},
-                     **({"peak_device_mib": {"before": max(r["peak_device_mib"] for r in before),
-                                             "after": max(r["peak_device_mib"] for r in after)}}
-                        if before[0].get("peak_device_mib") is not None else {}),
-                     "load_average": record.load_average(),
-                     "note": "before/after: best of two fresh processes' medians"})
+        peak_device = ({"peak_device_mib": {
+            "before": max(r["peak_device_mib"] for r in before),
+            "after": max(r["peak_device_mib"] for r in after)}}
+            if before[0].get("peak_device_mib") is not None else {})
+        rows.append(harness.speedup_row(
+            setting, "state copied", "state donated", {"median_s": b, "runs": before},
+            {"median_s": a, "runs": after}, max_abs_diff=check, kind=kind,
+            peak_rss_mib={"before": max(r["peak_rss_mib"] for r in before),
+                          "after": max(r["peak_rss_mib"] for r in after)},
+            **peak_device, load_average={"end": harness.load_average()},
+            note="before/after: best of two fresh processes' medians"))
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -312,17 +289,16 @@ def bench_png(args) -> list[dict]:
             def run(bg):     # called right away by alternate(): no late-binding issue
                 reports[bg] = run_videos(model, variables, videos, opts, background=bg,
                                          output_dir=os.path.join(tmp, str(bg)))
-            res = alternate(lambda: run(False), lambda: run(True), args.repeats)
+            before, after, _, _ = harness.before_after(lambda: run(False), lambda: run(True),
+                                                       args.repeats)
             prop = {("background" if bg else "in_line"): round(r.seconds, 3)
                     for bg, r in reports.items()}
             same = reports[False].scores.global_row() == reports[True].scores.global_row()
-        rows.append({"setting": f"{name}, {len(videos)} DAVIS-2016 videos ({frames} frames), "
-                                "PNGs at 480p + scoring",
-                     "before_label": "write + score in line",
-                     "after_label": "write + score in a worker thread", **res,
-                     "propagation_s_last_run": prop,
-                     "max_abs_diff": 0.0 if same else float("nan"),
-                     "load_average": record.load_average()})
+        rows.append(harness.speedup_row(
+            f"{name}, {len(videos)} DAVIS-2016 videos ({frames} frames), PNGs at 480p + scoring",
+            "write + score in line", "write + score in a worker thread", before, after,
+            max_abs_diff=0.0 if same else float("nan"), propagation_s_last_run=prop,
+            load_average={"end": harness.load_average()}))
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -334,9 +310,9 @@ BENCHES = {"objects": bench_objects, "memory-read": bench_memory_read,
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("which", choices=sorted(BENCHES))
-    p.add_argument("--arch", default="resnet18")
-    p.add_argument("--size", nargs=2, type=int, default=[240, 427], metavar=("H", "W"))
-    p.add_argument("--repeats", type=int, default=5)
+    harness.add_arch(p, "resnet18")
+    harness.add_size(p)
+    harness.add_repeats(p, 5)
     p.add_argument("--objects", nargs="+", type=int, default=[1, 3])
     p.add_argument("--memory-frames", type=int, default=4)
     p.add_argument("--read-sizes", nargs="+", default=["240x427", "480x854"])
@@ -352,7 +328,7 @@ def parse_args(argv=None):
     p.add_argument("--skip-large", action="store_true", help="png: the demo model only")
     p.add_argument("--probe", choices=["train", "inference"], help=argparse.SUPPRESS)
     p.add_argument("--donate", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--out", default=None)
+    harness.add_out(p, "speedup_{which}_{backend}.json")
     return p.parse_args(argv)
 
 
@@ -365,14 +341,10 @@ def main(argv=None):
     import jax  # noqa: PLC0415
 
     backend = jax.default_backend()
-    head = record.header(backend)
-    rows = BENCHES[args.which](args)
-    out = args.out or os.path.join(HERE, "results",
-                                   f"speedup_{args.which.replace('-', '_')}_{backend}.json")
-    record.write_json(out, {**head, "benchmark": f"speedup_{args.which}",
-                            "versions": record.versions(), "rows": rows,
-                            "load_average_end": record.load_average()})
-    print(f"wrote {out}")
+    run = harness.Run(f"speedup_{args.which}", backend, __file__, argv)
+    run.rows.extend(BENCHES[args.which](args))
+    args.default_out = args.default_out.replace("{which}", args.which.replace("-", "_"))
+    run.write(harness.out_path(args, backend))
 
 
 if __name__ == "__main__":

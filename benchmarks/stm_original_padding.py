@@ -4,7 +4,7 @@ outside the image (``content``, what the official ``eval_DAVIS.py`` loop does).
 
 Command (numpy + JAX only; the golden file is ``benchmarks/golden_stm_original.py``'s)::
 
-    python benchmarks/stm_original_padding.py --davis ../shared/data/davis2016-mini
+    python -m benchmarks.stm_original_padding --davis ../shared/data/davis2016-mini
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import os
 import sys
 
 import numpy as np
+
+from benchmarks import golden_stm_original as gen
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "..", "tests", "data", "stm_original_golden.npz")
@@ -23,9 +25,6 @@ def main(argv=None) -> int:
     p.add_argument("--davis", required=True, help="davis2016-mini root")
     p.add_argument("--golden", default=GOLDEN)
     args = p.parse_args(argv)
-    sys.path.insert(0, HERE)
-    import golden_stm_original as gen  # noqa: PLC0415
-
     from vosjax.convert import load_stm_original  # noqa: PLC0415
     from vosjax.data.transforms import content_mask, resize_pad_frames  # noqa: PLC0415
     from vosjax.inference.propagation import propagate  # noqa: PLC0415

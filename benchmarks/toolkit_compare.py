@@ -6,13 +6,14 @@ skip ids, void pixels, pixel noise, masks shifted around the boundary tolerance,
 300-frame sequence (the toolkit's uint8 decay-bin indices wrap there). For every case, the
 per-frame J / F, the per-object Mean / Recall / Decay and every CSV number are compared.
 
-    python benchmarks/toolkit_compare.py --toolkit /path/to/davis2017-evaluation \\
-        --toolkit-python /path/to/venv/bin/python [--output benchmarks/results/toolkit_compare.json]
+    python -m benchmarks.toolkit_compare --toolkit /path/to/davis2017-evaluation \\
+        --toolkit-python /path/to/venv/bin/python [--out benchmarks/results/toolkit_compare.json]
+
+One row per case (its sequences, frames and max abs differences).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -21,15 +22,13 @@ import tempfile
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from toolkit import csv_max_diff, ours_cli, raw_max_diff, run_toolkit_cli, run_toolkit_raw  # noqa: E402
-
-from vosjax.evaluation.davis import score_davis  # noqa: E402
-from vosjax.evaluation.synthetic import (blob_video, perturb_video, write_davis_layout,  # noqa: E402
+from benchmarks import harness
+from benchmarks.official.davis_toolkit import (csv_max_diff, ours_cli, raw_max_diff,
+                                               run_toolkit_cli, run_toolkit_raw)
+from vosjax.evaluation.davis import score_davis
+from vosjax.evaluation.synthetic import (blob_video, perturb_video, write_davis_layout,
                                          write_label_folder)
+
 
 
 def _shifted_rectangles(h: int, w: int, shifts: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -70,14 +69,13 @@ def make_cases(rng: np.random.Generator) -> dict[str, dict[str, tuple[np.ndarray
     return cases
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--toolkit", required=True, help="davis2017-evaluation checkout")
     parser.add_argument("--toolkit-python", default=sys.executable)
-    parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results",
-                                                         "toolkit_compare.json"))
-    args = parser.parse_args()
-    report = {}
+    harness.add_out(parser, "toolkit_compare.json")
+    args = parser.parse_args(argv)
+    run = harness.Run("toolkit_compare", "cpu", __file__, argv)
     with tempfile.TemporaryDirectory() as tmp:
         for name, seqs in make_cases(np.random.default_rng(0)).items():
             root = os.path.join(tmp, name)
@@ -92,18 +90,12 @@ def main() -> None:
             run_toolkit_cli(args.toolkit, args.toolkit_python, davis_root, tk_dir)
             raw = raw_max_diff(run_toolkit_raw(args.toolkit, args.toolkit_python, davis_root,
                                                preds), score_davis(davis_root, preds))
-            report[name] = {"sequences": len(seqs),
-                            "frames": int(sum(len(gt) for gt, _ in seqs.values())),
-                            "max_abs_diff_csv": csv_max_diff(ours_dir, tk_dir), **{
-                                f"max_abs_diff_{k}": v for k, v in raw.items()}}
-            print(name, report[name], flush=True)
-    worst = max(v for r in report.values() for k, v in r.items() if k.startswith("max_abs"))
-    report["worst_max_abs_diff"] = worst
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output + ".tmp", "w") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
-    os.replace(args.output + ".tmp", args.output)
+            run.add_row({"case": name, "sequences": len(seqs),
+                         "frames": int(sum(len(gt) for gt, _ in seqs.values())),
+                         "max_abs_diff_csv": csv_max_diff(ours_dir, tk_dir),
+                         **{f"max_abs_diff_{k}": v for k, v in raw.items()}})
+    worst = max(v for r in run.rows for k, v in r.items() if k.startswith("max_abs"))
+    run.write(harness.out_path(args), worst_max_abs_diff=worst)
     print(f"worst max abs diff over all cases: {worst}")
     if worst > 1e-4:
         raise SystemExit("vosjax and the toolkit disagree")

@@ -1,34 +1,34 @@
 """Where a training update's time goes: forward, backward and optimizer, vosjax vs official.
 
-    python benchmarks/training_breakdown.py --official PATH [--arch resnet18] [--device gpu]
+    python -m benchmarks.training_breakdown --official PATH [--arch resnet18] [--device gpu]
 
-One clip per update (3 frames, cycle on, as in ``training_speed.py``), same random weights in
+One clip per update (3 frames, cycle on, as in ``training_speed``), same random weights in
 both. vosjax: the loss jitted alone (forward), ``value_and_grad`` jitted (forward + backward)
 and the full jitted update; backward = the difference. Official: the forward of ``clip_loss``
 and its ``backward()`` timed separately, then the Adam step. Medians after one warm-up, the
-implementations alternating so that load touches both alike. Writes
-``benchmarks/results/training_breakdown_<backend>.json``.
+implementations alternating so that load touches both alike. One row per part (``forward``,
+``backward``, ``forward_backward``, ``update``, ``optimizer``: official only), with each
+implementation's median seconds and the speed-up official / vosjax; ``runs``: every round's
+parts. Writes ``benchmarks/results/training_breakdown_<backend>.json``.
 """
 from __future__ import annotations
 
+import argparse
 import json
-import os
+import statistics
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))
+from benchmarks import harness
+from benchmarks.workloads import VosjaxTraining, synthetic_clips
 
-import record  # noqa: E402
-import training_speed  # noqa: E402
-from inference_speed import setup_backends  # noqa: E402
+PARTS = ("forward", "backward", "forward_backward", "update", "optimizer")
 
 
 class OursParts:
     """vosjax: forward, forward + backward and update programs of one configuration."""
 
-    def __init__(self, ours: "training_speed.Ours", batch):
+    def __init__(self, ours: VosjaxTraining, batch):
         import jax  # noqa: PLC0415
 
         from vosjax.training.step import stm_loss_fn  # noqa: PLC0415
@@ -51,19 +51,21 @@ class OursParts:
 
 
 class OfficialParts:
-    def __init__(self, off: "training_speed.Official", batch):
+    def __init__(self, off, batch):
         self.off, self.batch = off, batch
 
     def run(self) -> dict:
         import torch  # noqa: PLC0415
+
+        from benchmarks.official.stm_training import clip_loss  # noqa: PLC0415
 
         off = self.off
         frames, masks, objs = self.batch
         mod = sys.modules["libs.dataset.data"]
         sync = torch.cuda.synchronize if off.device == "cuda" else (lambda: None)
         t0 = time.perf_counter()
-        total = off.official.clip_loss(off.net, frames[0], masks[0], int(objs[0]),
-                                       masks.shape[2] - 1, off.loss_mod, mod.convert_one_hot)
+        total = clip_loss(off.net, frames[0], masks[0], int(objs[0]), masks.shape[2] - 1,
+                          off.loss_mod, mod.convert_one_hot)
         total = total / (frames.shape[1] - 1)
         float(total.detach())
         sync()
@@ -80,59 +82,53 @@ class OfficialParts:
 
 
 def main(argv=None):
-    import argparse  # noqa: PLC0415
-    import statistics  # noqa: PLC0415
-
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--official", required=True, help="checkout of lyxok1/STM-Training (cycle)")
-    p.add_argument("--arch", default="resnet18")
-    p.add_argument("--size", nargs=2, type=int, default=[240, 427], metavar=("H", "W"))
+    harness.add_official(p)
+    harness.add_arch(p, "resnet18")
+    harness.add_size(p)
     p.add_argument("--objects", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    harness.add_repeats(p, 3, "timed rounds")
+    harness.add_device(p)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None)
+    harness.add_out(p, "training_breakdown_{backend}.json")
     args = p.parse_args(argv)
-    backend = setup_backends(args.device, args.threads)
+    backend = harness.setup_backends(args.device, args.threads)
 
-    import official  # noqa: PLC0415
+    from benchmarks.official import stm_training as official  # noqa: PLC0415
 
-    head = record.header(backend)
+    h, w = args.size
+    run = harness.Run("training_breakdown", backend, __file__, argv, settings={
+        "arch": args.arch, "size": [h, w], "clip_len": 3, "batch": 1, "objects": args.objects,
+        "num_slots": args.objects, "cycle": True, "threads": args.threads, "dtype": "float32",
+        "weights": "random, BN statistics calibrated on random input"})
     models, loss_mod = official.import_official(args.official)
     sd = official.random_state_dict(models, args.arch, seed=args.seed)
-    h, w = args.size
-    clips = training_speed.synthetic_clips(1, 3, args.objects, args.objects, h, w,
-                                           seed=args.seed)
-    ours = training_speed.Ours(sd, args.arch, "float32", "highest")
+    clips = synthetic_clips(1, 3, args.objects, args.objects, h, w, seed=args.seed)
+    ours = VosjaxTraining(sd, args.arch, "float32", "highest")
     impls = {"ours": OursParts(ours, ours.prepare(*clips))}
-    off = training_speed.Official(models, loss_mod, sd, args.arch, "float32", args.device)
+    off = official.OfficialTraining(models, loss_mod, sd, args.arch, "float32", args.device)
     impls["official"] = OfficialParts(off, off.prepare(*clips))
-    for impl in impls.values():
-        impl.run()                               # warm-up (vosjax compiles here)
-    runs = {name: [] for name in impls}
-    for _ in range(args.repeats):
-        for name, impl in impls.items():
-            runs[name].append(impl.run())
-    out = {}
+    runs = {name: [] for name in impls}       # each round's parts, recorded by the calls
+
+    def timed(name):
+        return lambda: runs[name].append(impls[name].run())
+    harness.alternate({name: timed(name) for name in impls}, args.repeats)
+    for name in runs:
+        del runs[name][0]                      # the warm-up round (vosjax compiles there)
+    med = {}
     for name, rs in runs.items():
-        med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-        med["backward"] = med["forward_backward"] - med["forward"]
-        out[name] = {"median_s": {k: round(v, 4) for k, v in med.items()},
-                     "runs": [{k: round(v, 4) for k, v in r.items()} for r in rs]}
-    ratio = {k: round(out["official"]["median_s"][k] / out["ours"]["median_s"][k], 3)
-             for k in ("forward", "backward", "forward_backward", "update")}
-    result = {**head, "benchmark": "training_breakdown", "versions": record.versions(),
-              "settings": {"arch": args.arch, "size": [h, w], "clip_len": 3, "batch": 1,
-                           "objects": args.objects, "num_slots": args.objects, "cycle": True,
-                           "threads": args.threads, "dtype": "float32",
-                           "weights": "random, BN statistics calibrated on random input"},
-              **out, "speedup": ratio, "load_average_end": record.load_average()}
-    path = args.out or os.path.join(HERE, "results", f"training_breakdown_{backend}.json")
-    record.write_json(path, result)
-    print(json.dumps({"ours": out["ours"]["median_s"], "official": out["official"]["median_s"],
-                      "speedup": ratio}))
-    print(f"wrote {path}")
+        med[name] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        med[name]["backward"] = med[name]["forward_backward"] - med[name]["forward"]
+    for part in PARTS:
+        side = {name: ({"median_s": round(med[name][part], 4)} if part in med[name] else None)
+                for name in impls}
+        speedup = (round(med["official"][part] / med["ours"][part], 3)
+                   if side["ours"] and side["official"] else None)
+        run.add_row({"part": part, **side, "speedup": speedup}, show=False)
+    print(json.dumps({r["part"]: r["speedup"] for r in run.rows}))
+    run.write(harness.out_path(args, backend),
+              runs={name: [{k: round(v, 4) for k, v in r.items()} for r in rs]
+                    for name, rs in runs.items()})
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ which crops each prediction and pads its mask with zeros when memorizing it, the
 memorize are zeroed outside the image content (``segment_video`` gives the ``stm_original``
 propagation the content box). Measured against the official code on random R50 weights (the
 first 20 frames of the three davis2016-mini clips at 64x107, padded to 64x112;
-``python benchmarks/stm_original_padding.py --davis ../shared/data/davis2016-mini``, Intel
+``python -m benchmarks.stm_original_padding --davis ../shared/data/davis2016-mini``, Intel
 Xeon, 2 cores shared with other jobs): max abs probability difference 5.4e-7 / 6.6e-7 / 6.6e-7
 (blackswan / car-shadow / motocross-jump) on every frame, against 4.7e-4 / 6.2e-4 / 5.7e-4 when
 the whole padded canvas was memorized; without padding the loop agrees to 6e-7

@@ -5,46 +5,29 @@ Two measurements:
 1. **Held-out J&F** of a trained demo model (a ``train.py --config configs/demo.py`` workdir):
    the demo's held-out synthetic videos segmented in both modes, without and with gradient
    correction (N = 10, every 5 frames, alpha = 10.8: the paper's 180 scaled to 64x96 frames as
-   in docs/experiments.md), DAVIS protocol.
+   in docs/experiments.md, ``experiments.common.SCALED_RATE``), DAVIS protocol.
 2. **Golden R18 weights** (``../shared/golden/stm_training``): the golden 11-frame clip
    propagated in both modes (without / with correction); per frame, the max and mean absolute
    difference of the probabilities and the share of pixels whose label differs.
 
 Command::
 
-    python experiments/compute_modes.py --workdir /tmp/vosjax-demo \
+    python -m experiments.compute_modes --workdir /tmp/vosjax-demo \
         --golden ../shared/golden/stm_training --out experiments/results/compute_modes.json
 """
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import pathlib
-import platform
 import sys
 import time
 
 import numpy as np
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from experiments import common
 
+REPO = pathlib.Path(common.REPO)
 MODES = ("float32-highest", "bfloat16")
-
-
-def demo_heldout(num_videos: int | None):
-    """The demo config's held-out videos (the first ``num_videos``; default its 8) and its
-    inference options."""
-    from configs import demo  # noqa: PLC0415
-    from vosjax.training.run import heldout_videos, inference_options  # noqa: PLC0415
-
-    config = demo.get_config()
-    if num_videos:
-        with config.unlocked():
-            config.eval.num_videos = num_videos
-    return heldout_videos(config), inference_options(config)
 
 
 def heldout_jf(workdir: str, correction_rate: float, num_videos: int | None) -> dict:
@@ -54,7 +37,7 @@ def heldout_jf(workdir: str, correction_rate: float, num_videos: int | None) -> 
     from vosjax.correction import GradientCorrection  # noqa: PLC0415
     from vosjax.evaluation.runner import run_videos  # noqa: PLC0415
 
-    videos, base = demo_heldout(num_videos)
+    videos, base = common.demo_heldout(num_videos)
     rows = {}
     for corr in (None, GradientCorrection(n_iter=10, rate=correction_rate, every=5)):
         opts = base.__class__(**{**base.__dict__, "correction": corr})
@@ -97,7 +80,7 @@ def noise_control(workdir: str, seeds, num_videos: int | None) -> dict:
     from vosjax.compute import resolve  # noqa: PLC0415
     from vosjax.evaluation.runner import run_videos  # noqa: PLC0415
 
-    videos, opts = demo_heldout(num_videos)
+    videos, opts = common.demo_heldout(num_videos)
     model, variables = load_model(workdir, **resolve("float32-highest").model_kwargs())
     out = {}
     for seed in seeds:
@@ -148,39 +131,29 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", required=True, help="trained demo workdir (train.py output)")
     p.add_argument("--golden", default=str(REPO.parent / "shared" / "golden" / "stm_training"))
     p.add_argument("--out", default=str(REPO / "experiments" / "results" / "compute_modes.json"))
-    p.add_argument("--correction-rate", type=float, default=10.8)
+    p.add_argument("--correction-rate", type=float, default=common.SCALED_RATE)
     p.add_argument("--num-videos", type=int, default=None, help="default: the demo's 8")
     p.add_argument("--control-only", action="store_true",
                    help="add the +-1 uint8 noise control (seeds 1, 2) to an existing --out")
     args = p.parse_args(argv)
-    import jax  # noqa: PLC0415
-
-    from vosjax.checkpoint import write_json  # noqa: PLC0415
-
     if args.control_only:
         import json  # noqa: PLC0415
         with open(args.out) as f:
             result = json.load(f)
         result["heldout"]["noise_control"] = noise_control(args.workdir, (1, 2), args.num_videos)
-        result["noise_control_command"] = "python " + " ".join(
-            [os.path.relpath(__file__, REPO)] + sys.argv[1:])
-        write_json(args.out, result)
+        result["noise_control_command"] = common.command(__file__, argv)
+        common.write_results(args.out, result)
         print(f"wrote {args.out}")
         return 0
     golden = pathlib.Path(args.golden)
     if not (golden / "weights_r18.npz").is_file():
         raise SystemExit(f"{golden}: no weights_r18.npz (the golden STM-Training data)")
     result = {
-        "command": "python " + " ".join([os.path.relpath(__file__, REPO)] + sys.argv[1:]),
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-                   f"backend {jax.default_backend()}",
-        "jax": jax.__version__,
+        **common.record(__file__, argv),
         "heldout": heldout_jf(args.workdir, args.correction_rate, args.num_videos),
         "golden_r18": golden_frames(golden),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    write_json(args.out, result)
+    common.write_results(args.out, result)
     print(f"wrote {args.out}")
     return 0
 

@@ -11,28 +11,18 @@ held-out videos with and without correction (DAVIS protocol).
 
 Command::
 
-    python experiments/correction_effect.py --workdir /tmp/vosjax-demo \
+    python -m experiments.correction_effect --workdir /tmp/vosjax-demo \
         --out experiments/results/correction_effect.json
 """
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import pathlib
-import platform
-import sys
 
 import numpy as np
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-#: The demo's correction rate: the paper's alpha = 180 scaled to 64x96 frames
-#: (docs/experiments.md), as ``experiments/compute_modes.py``.
-DEMO_RATE = 10.8
+from experiments import common
 
 
 def corrected_frame_losses(model, variables, video, options) -> list[dict]:
@@ -71,13 +61,12 @@ def corrected_frame_losses(model, variables, video, options) -> list[dict]:
 
 
 def measure(workdir: str, rate: float, num_videos: int | None) -> dict:
-    from experiments.compute_modes import demo_heldout  # noqa: PLC0415
     from vosjax.checkpoint import load_model  # noqa: PLC0415
     from vosjax.compute import resolve  # noqa: PLC0415
     from vosjax.correction import GradientCorrection  # noqa: PLC0415
     from vosjax.evaluation.runner import run_videos  # noqa: PLC0415
 
-    videos, base = demo_heldout(num_videos)
+    videos, base = common.demo_heldout(num_videos)
     corr = GradientCorrection(n_iter=10, rate=rate, every=5)
     opts = base.__class__(**{**base.__dict__, "correction": corr})
     model, variables = load_model(workdir, **resolve("float32-highest").model_kwargs())
@@ -109,24 +98,19 @@ def measure(workdir: str, rate: float, num_videos: int | None) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workdir", required=True, help="a trained configs/demo.py workdir")
-    p.add_argument("--rate", type=float, default=DEMO_RATE)
+    p.add_argument("--rate", type=float, default=common.SCALED_RATE,
+                   help="alpha (default: the paper's 180 scaled to the demo's 64x96)")
     p.add_argument("--num-videos", type=int, default=None, help="default: the demo's 8")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
-    import jax  # noqa: PLC0415
-
-    from vosjax.checkpoint import write_json  # noqa: PLC0415
     result = {
-        "command": "python experiments/correction_effect.py " + " ".join(argv or sys.argv[1:]),
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, backend {jax.default_backend()}",
-        "jax": jax.__version__,
+        **common.record(__file__, argv),
         "model_step": max(int(d) for d in os.listdir(os.path.join(a.workdir, "checkpoints"))
                           if d.isdigit()),
         "settings": {"n_iter": 10, "every": 5, "rate": a.rate, "compute": "float32-highest"},
         **measure(a.workdir, a.rate, a.num_videos),
     }
-    write_json(a.out, result)
+    common.write_results(a.out, result)
     print(json.dumps({k: result[k] for k in ("corrected_frames", "lowered", "delta_jf_points")}))
     return 0
 

@@ -1,6 +1,6 @@
 """Cycle-ERF (eq. 6) of the baseline vs the cycle-trained model, as the paper's Figure 6.
 
-    python experiments/erf_figure.py --runs runs/experiments/stm \
+    python -m experiments.erf_figure --runs runs/experiments/stm \
         --davis ../shared/data/davis2016-mini --out docs/figures/cycle_erf.png \
         --json experiments/results/cycle_erf.json
 
@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments import common
 
 REFS = (5, 10, 15, 20)
 
@@ -85,20 +84,18 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="figure PNG")
     p.add_argument("--json", required=True, help="per-model ERF statistics")
     p.add_argument("--n-iter", type=int, default=50)
-    p.add_argument("--rate", type=float, default=10.8,
-                   help="alpha; 10.8 is the paper's 180 scaled to 64x96 (see stm_ablations)")
+    p.add_argument("--rate", type=float, default=common.SCALED_RATE,
+                   help="alpha; 10.8 is the paper's 180 scaled to 64x96 (experiments.common)")
     args = p.parse_args(argv)
 
-    from experiments.stm_ablations import load_config  # noqa: PLC0415
     from PIL import Image  # noqa: PLC0415
 
-    from benchmarks.record import cpu_name  # noqa: PLC0415
-    from vosjax.checkpoint import load_model, write_json  # noqa: PLC0415
+    from vosjax.checkpoint import load_model  # noqa: PLC0415
     from vosjax.data.transforms import (denormalize, resize_pad_frames,  # noqa: PLC0415
                                         resize_pad_labels)
     from vosjax.inference.erf_cli import heat_overlay  # noqa: PLC0415
 
-    config = load_config(args.config)
+    config = common.load_config(args.config)
     size = tuple(config.data.size)
     seeds = sorted({int(n.rsplit("-s", 1)[1]) for n in os.listdir(args.runs)
                     if n.startswith(("baseline-s", "cycle-s"))})
@@ -124,7 +121,8 @@ def main(argv=None):
                     shown = denormalize(x[refs])
                     panels[(name, variant)] = [heat_overlay(shown[i], erf[i].sum(0))
                                                for i in range(len(refs))]
-                    panels[(name, "frame0")] = _mask_overlay(denormalize(x[:1])[0], lab[0])
+                    panels[(name, "frame0")] = common.mask_overlay(denormalize(x[:1])[0],
+                                                                   lab[0])
     rows = []
     for name, _, _ in data:
         if (name, "cycle") not in panels or (name, "baseline") not in panels:
@@ -146,19 +144,11 @@ def main(argv=None):
         dav = [v for k, v in per_clip.items() if k.startswith("davis2016/")]
         summary[key] = {"synthetic": float(np.mean(syn)) if syn else None,
                         "davis2016": float(np.mean(dav)) if dav else None}
-    write_json(os.path.abspath(args.json), {
-        "machine": cpu_name(), "command": " ".join(["python", "experiments/erf_figure.py",
-                                                    *sys.argv[1:]]),
+    common.write_results(args.json, {
+        **common.record(__file__, argv),
         "refs": list(REFS), "n_iter": args.n_iter, "rate": args.rate,
         "rows": [n for n, _, _ in data], "share_on_object": summary, "per_clip": stats})
     print(f"wrote {args.out} and {args.json}")
-
-
-def _mask_overlay(frame, labels):
-    out = frame.astype(np.float32).copy()
-    fg = labels > 0
-    out[fg] = 0.5 * out[fg] + 0.5 * np.array([255.0, 64.0, 64.0])
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Figure 3's time axis: frames/s of one trained model vs the correction iterations N, measured
 in rounds that alternate the settings (so machine load affects all alike).
 
-    python experiments/gc_timing.py --run runs/experiments/stm/cycle-s0 \
+    python -m experiments.gc_timing --run runs/experiments/stm/cycle-s0 \
         --out experiments/results/gc_timing.json
 
 Each setting first segments the ``--videos`` held-out videos once (compiling a program per
@@ -10,13 +10,12 @@ object count); then ``--rounds`` rounds each segment them again per setting. Rep
 from __future__ import annotations
 
 import argparse
+import functools
 import os
-import sys
-import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments import common
 
 
 def main(argv=None):
@@ -29,9 +28,8 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args(argv)
 
-    from benchmarks import record  # noqa: PLC0415
-    from experiments.stm_ablations import DEFAULT_GC, load_config  # noqa: PLC0415
-    from vosjax.checkpoint import load_model, write_json  # noqa: PLC0415
+    from benchmarks.harness import alternate, load_average  # noqa: PLC0415
+    from vosjax.checkpoint import load_model  # noqa: PLC0415
     from vosjax.correction import GradientCorrection  # noqa: PLC0415
     from vosjax.inference.video import segment_video  # noqa: PLC0415
     from vosjax.training.run import heldout_videos  # noqa: PLC0415
@@ -40,37 +38,35 @@ def main(argv=None):
         iters = [int(v) for v in args.iters.split(",")]
     except ValueError:
         raise SystemExit(f"--iters must be comma-separated ints, got {args.iters!r}") from None
-    config = load_config(args.config)
+    config = common.load_config(args.config)
     size = tuple(config.data.size)
     videos = heldout_videos(config)[:args.videos]
     clips = [(v.load_frames(range(v.num_frames)), v.first_masks) for v in videos]
     model, variables = load_model(args.run)
-    head = record.header("cpu")
+    load_start = load_average()
 
     def corr(n):
-        return None if n == 0 else GradientCorrection(n_iter=n, rate=DEFAULT_GC[1])
+        return None if n == 0 else GradientCorrection(n_iter=n, rate=common.DEFAULT_GC[1])
 
-    def run(n, subset):
-        start, frames = time.perf_counter(), 0
-        for f, m in subset:
+    frames = sum(len(f) for f, _ in clips)
+
+    def segment_all(n):
+        for f, m in clips:
             np.asarray(segment_video(model, variables, f, m, size=size, correction=corr(n)).labels)
-            frames += len(f)
-        return frames / (time.perf_counter() - start)
 
-    for n in iters:                       # compile every setting and object count
-        run(n, clips)
-    fps = {n: [] for n in iters}
-    for r in range(args.rounds):
-        order = iters if r % 2 == 0 else iters[::-1]
-        for n in order:
-            fps[n].append(run(n, clips))
+    # One warm-up pass per setting (a program per object count compiles there), then rounds
+    # in alternating order.
+    timing = alternate({n: functools.partial(segment_all, n) for n in iters}, args.rounds,
+                       zigzag=True)
+    fps = {n: [frames / s for s in timing[n].stats["runs_s"]] for n in iters}
     rows = [{"n_iter": n, "fps_median": float(np.median(fps[n])), "fps_runs": fps[n]}
             for n in iters]
-    out = {**head, **record.versions(), "run": os.path.basename(os.path.abspath(args.run)),
-           "rate": DEFAULT_GC[1], "every": 5, "videos": args.videos,
+    out = {**common.record(__file__, argv), "load_average_start": load_start,
+           "run": os.path.basename(os.path.abspath(args.run)),
+           "rate": common.DEFAULT_GC[1], "every": 5, "videos": args.videos,
            "frames_per_video": int(len(clips[0][0])), "rows": rows,
-           "load_average_end": record.load_average()}
-    write_json(os.path.abspath(args.out), out)
+           "load_average_end": load_average()}
+    common.write_results(args.out, out)
     for row in rows:
         print(f"N={row['n_iter']}: {row['fps_median']:.1f} frames/s")
 

@@ -3,10 +3,10 @@
 Each trained run is scored on the held-out synthetic videos with the adaptive search off
 (``nosearch``) and on with each judgement rule: ``search-paper`` (the paper's rule, cosine >
 0.7) and ``search-centred`` (features centred per channel over the frame, threshold chosen on
-TRAINING videos for this run by ``experiments/gcseg_judgement.py``'s criterion), plus a
+TRAINING videos for this run by ``experiments.gcseg_judgement``'s criterion), plus a
 control, ``zero-prev``: every ``M_{t-1}`` rejected (the short-term cue never used)::
 
-    python experiments/gcseg_ablations.py --runs runs/experiments/gcseg-paper \
+    python -m experiments.gcseg_ablations --runs runs/experiments/gcseg-paper \
         --out experiments/results/gcseg_paper_protocol.json
 
 ``--runs`` holds the workdirs written by ``experiments/run.sh`` (suite ``gcseg``):
@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments import common
 
 MODES = ("baseline", "reference", "coseg", "both")
 SEEDS = (0, 1, 2)
@@ -120,16 +119,14 @@ def trivial_scores(videos) -> dict:
 
 def calibrate(model, variables, videos, size) -> dict:
     """The centred rule's threshold for this model, chosen on training ``videos`` (max TPR -
-    FPR, correct vs wrong masks; :mod:`experiments.gcseg_judgement`), with its training AUC."""
+    FPR, correct vs wrong masks; the probe of :mod:`experiments.gcseg_judgement`), with its
+    training AUC."""
     import numpy as np  # noqa: PLC0415
 
-    from experiments.gcseg_judgement import (WRONG, best_threshold, roc_auc,  # noqa: PLC0415
-                                             similarities)
-
-    s = similarities(model, variables, videos, size, ["centred"], seed=0)["centred"]
-    neg = np.concatenate([s[k] for k in WRONG])
-    return {"threshold": best_threshold(s["correct"], neg), "train_videos": len(videos),
-            "train_auc": roc_auc(s["correct"], neg)}
+    s = common.similarities(model, variables, videos, size, ["centred"], seed=0)["centred"]
+    neg = np.concatenate([s[k] for k in common.WRONG])
+    return {"threshold": common.best_threshold(s["correct"], neg), "train_videos": len(videos),
+            "train_auc": common.roc_auc(s["correct"], neg)}
 
 
 def main(argv=None):
@@ -143,17 +140,16 @@ def main(argv=None):
     p.add_argument("--only", default="", help="comma-separated run names (default: all)")
     args = p.parse_args(argv)
 
-    from experiments.stm_ablations import load_config, open_results, train_record  # noqa: PLC0415
-    from vosjax.checkpoint import load_model, write_json  # noqa: PLC0415
+    from vosjax.checkpoint import load_model  # noqa: PLC0415
     from vosjax.training.input_pipeline import build_videos  # noqa: PLC0415
     from vosjax.training.run import heldout_videos  # noqa: PLC0415
 
-    config = load_config(args.config)
+    config = common.load_config(args.config)
     videos = heldout_videos(config)
     train_all = build_videos("synthetic", config.data)
     train_videos = [train_all[i] for i in range(args.train_videos)]
     size = tuple(config.data.size)
-    results = open_results(args.out, "experiments/gcseg_ablations.py", videos, size)
+    results = common.open_results(args.out, __file__, argv, videos=len(videos), size=list(size))
     results["protocol"] = args.protocol
     results["trivial"] = trivial_scores(videos)
     expected = expected_runs(args.protocol, args.runs)
@@ -166,7 +162,7 @@ def main(argv=None):
         model, variables = load_model(workdir)
         entry = results["runs"].setdefault(key, {"variant": variant, "seed": seed,
                                                  "settings": {}, "command": command})
-        entry.setdefault("train", train_record(workdir))
+        entry.setdefault("train", common.train_record(workdir))
         if "centred_calibration" not in entry:
             entry["centred_calibration"] = calibrate(model, variables, train_videos, size)
         thr = entry["centred_calibration"]["threshold"]
@@ -184,13 +180,13 @@ def main(argv=None):
             row = evaluate_gcseg(m, variables, videos, size, adaptive_search=search, **ev)
             row["wall_s"] = round(time.perf_counter() - t0, 1)
             entry["settings"][name] = row
-            write_json(os.path.abspath(args.out), results)
+            common.write_results(args.out, results)
             print(f"{key} {name}: J&F {row['JF']:.4f} "
                   f"{row.get('judge', '')}", flush=True)
     if args.protocol == "paper":
         results["owed"] = {k: cmd for k, (_, _, cmd) in expected.items()
                            if k not in results["runs"]}
-    write_json(os.path.abspath(args.out), results)
+    common.write_results(args.out, results)
     return results
 
 

@@ -15,157 +15,22 @@ wrong ones pooled), and a threshold chosen on TRAINING videos (maximising TPR - 
 vs all wrong) and then applied to the held-out videos. Also times one jitted inference step
 with the mask kept, rejected non-empty (second extractor pass) and rejected empty (skipped)::
 
-    python experiments/gcseg_judgement.py --run runs/experiments/gcseg-paper/both-s0 \
+    python -m experiments.gcseg_judgement --run runs/experiments/gcseg-paper/both-s0 \
         --out experiments/results/gcseg_judgement.json
+
+The probe itself (:func:`experiments.common.similarities`) is shared with
+``experiments.gcseg_ablations``, which chooses the centred rule's threshold with it.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-KINDS = ("correct", "background", "other_object", "other_video")
-WRONG = KINDS[1:]
-CHUNK = 32  # fixed batch of the jitted calls (padded): one compilation each
-
-
-def _chunked(fn, arrays):
-    """Apply jitted ``fn`` to equal-length arrays in fixed-size padded chunks."""
-    n = len(arrays[0])
-    outs = []
-    for i in range(0, n, CHUNK):
-        part = [a[i:i + CHUNK] for a in arrays]
-        k = len(part[0])
-        if k < CHUNK:
-            part = [np.concatenate([p, np.repeat(p[-1:], CHUNK - k, 0)]) for p in part]
-        outs.append(np.asarray(fn(*part))[:k])
-    return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
-
-
-def moved_mask(mask, forbidden, rng):
-    """``mask`` [H, W] (binary) translated so that it lies inside the frame and touches no
-    ``forbidden`` pixel; None when no position fits."""
-    ys, xs = np.nonzero(mask)
-    r0, r1, c0, c1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    patch = mask[r0:r1, c0:c1]
-    h, w = mask.shape
-    spots = [(y, x) for y in range(0, h - (r1 - r0) + 1, 2)
-             for x in range(0, w - (c1 - c0) + 1, 2)
-             if not np.any(forbidden[y:y + r1 - r0, x:x + c1 - c0] & patch)]
-    if not spots:
-        return None
-    y, x = spots[rng.integers(len(spots))]
-    out = np.zeros_like(mask)
-    out[y:y + r1 - r0, x:x + c1 - c0] = patch
-    return out
-
-
-def video_samples(video, size, rng):
-    """Per video: frames, masks and the index pairs of each kind (before feature extraction).
-
-    Returns ``dict(frames [T, H, W, 3], first [O, H, W], targets: list of (t, mask [H, W]),
-    correct: [(o, target idx)], background: [(o, target idx)], other_object: [(o, target
-    idx)], by_obj_t: {(o, t): target idx of the correct mask})``.
-    """
-    from vosjax.data.transforms import resize_pad_frames  # noqa: PLC0415
-
-    x, _ = resize_pad_frames(video.load_frames(range(video.num_frames)), size)
-    lab = video.labels
-    if lab.shape[1:] != tuple(size):
-        raise ValueError(f"{video.name}: labels {lab.shape[1:]} != working size {size} "
-                         "(this probe expects videos at the working size)")
-    ids = [int(i) for i in np.unique(lab[0]) if i]
-    first = np.stack([(lab[0] == i) for i in ids]).astype(np.float32)
-    targets, kinds, by_obj_t = [], {k: [] for k in KINDS[:3]}, {}
-    for t in range(1, video.num_frames):
-        objects = lab[t - 1] > 0
-        forbidden = objects | (lab[t] > 0)
-        for o, i in enumerate(ids):
-            m = (lab[t - 1] == i)
-            if not m.any():
-                continue
-            by_obj_t[(o, t)] = len(targets)
-            kinds["correct"].append((o, len(targets)))
-            targets.append((t, m.astype(np.float32)))
-            bg = moved_mask(m, forbidden, rng)
-            if bg is not None:
-                kinds["background"].append((o, len(targets)))
-                targets.append((t, bg.astype(np.float32)))
-    for (o, t), _ in list(by_obj_t.items()):
-        others = [p for p in range(len(ids)) if p != o and (p, t) in by_obj_t]
-        if others:
-            kinds["other_object"].append((o, by_obj_t[(others[0], t)]))
-    return dict(frames=x, first=first, targets=targets, by_obj_t=by_obj_t, **kinds)
-
-
-def similarities(model, variables, videos, size, rules, seed=0, features="masked"):
-    """``{rule: {kind: similarities [n]}}`` over ``videos`` (see the module docstring).
-    ``features="masked"``: ``F = E(I, M)`` as the adaptive search computes them;
-    ``"image"``: ``E(I, 0)`` (the mask only places the box)."""
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
-
-    from vosjax.models.gcseg import judgement_similarity  # noqa: PLC0415
-
-    lvl = model.ref_level
-    scale = 1.0 if features == "masked" else 0.0
-    extract = jax.jit(lambda f, m: model.apply(variables, f, m * jnp.float32(scale),
-                                               method=model.extract)[lvl])
-    rng = np.random.default_rng(seed)
-    per_video = []
-    for v in videos:
-        s = video_samples(v, size, rng)
-        f0 = _chunked(extract, [s["frames"][[0] * len(s["first"])], s["first"]])
-        ft = _chunked(extract, [s["frames"][[t for t, _ in s["targets"]]],
-                                np.stack([m for _, m in s["targets"]])])
-        per_video.append((s, f0, ft))
-    quads = {k: ([], [], [], []) for k in KINDS}  # feat0, mask0, feat_t, mask_t
-
-    def add(kind, s, f0, o, ft_v, s_t, j):
-        q = quads[kind]
-        q[0].append(f0[o]), q[1].append(s["first"][o])
-        q[2].append(ft_v[j]), q[3].append(s_t["targets"][j][1])
-
-    for n, (s, f0, ft) in enumerate(per_video):
-        for kind in ("correct", "background", "other_object"):
-            for o, j in s[kind]:
-                add(kind, s, f0, o, ft, s, j)
-        s2, _, ft2 = per_video[(n + 1) % len(per_video)]  # the next video's correct masks
-        if len(per_video) > 1:
-            for (o, t), _ in s["by_obj_t"].items():
-                if (0, t) in s2["by_obj_t"]:
-                    add("other_video", s, f0, o, ft2, s2, s2["by_obj_t"][(0, t)])
-    out = {}
-    for rule in rules:
-        sim = jax.jit(lambda a, b, c, d, r=rule: judgement_similarity(
-            a, b, c, d, rule=r, box_threshold=model.box_threshold)[0])
-        out[rule] = {k: _chunked(sim, [np.stack(x) for x in quads[k]]) if quads[k][0]
-                     else np.zeros((0,), np.float32) for k in KINDS}
-    return out
-
-
-def roc_auc(pos, neg) -> float:
-    """P(score of a positive > score of a negative), ties counted 1/2 (Mann-Whitney)."""
-    pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
-    if pos.size == 0 or neg.size == 0:
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).mean()
-    ties = (pos[:, None] == neg[None, :]).mean()
-    return float(greater + 0.5 * ties)
-
-
-def best_threshold(pos, neg) -> float:
-    """The threshold maximising TPR - FPR for the rule ``keep iff s > threshold``: midway
-    between consecutive distinct scores."""
-    s = np.unique(np.concatenate([pos, neg]))
-    cands = np.concatenate([[s[0] - 1e-3], (s[:-1] + s[1:]) / 2, [s[-1] + 1e-3]])
-    j = [(pos > c).mean() - (neg > c).mean() for c in cands]
-    return float(cands[int(np.argmax(j))])
+from experiments import common
+from experiments.common import KINDS, WRONG, best_threshold, roc_auc, similarities
 
 
 def summary(sims, threshold) -> dict:
@@ -231,13 +96,11 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
 
-    from benchmarks.record import cpu_name  # noqa: PLC0415
-    from experiments.stm_ablations import load_config  # noqa: PLC0415
-    from vosjax.checkpoint import load_model, write_json  # noqa: PLC0415
+    from vosjax.checkpoint import load_model  # noqa: PLC0415
     from vosjax.training.input_pipeline import build_videos  # noqa: PLC0415
     from vosjax.training.run import heldout_videos  # noqa: PLC0415
 
-    config = load_config(args.config)
+    config = common.load_config(args.config)
     size = tuple(config.data.size)
     model, variables = load_model(args.run)
     train_all = build_videos("synthetic", config.data)
@@ -250,8 +113,7 @@ def main(argv=None):
                               features=args.features)
     sims_held = similarities(model, variables, held, size, rules, seed=1,
                              features=args.features)
-    res = {"command": " ".join(["python", "experiments/gcseg_judgement.py", *sys.argv[1:]]),
-           "machine": cpu_name(), "nproc": os.cpu_count(), "run": os.path.abspath(args.run),
+    res = {**common.record(__file__, argv), "run": os.path.abspath(args.run),
            "model": {"mode": model.mode, "arch": model.arch, "ref_level": model.ref_level},
            "features": args.features, "train_videos": len(train),
            "heldout_videos": len(held), "size": list(size),
@@ -271,7 +133,7 @@ def main(argv=None):
     res["similarity_wall_s"] = round(time.perf_counter() - t0, 1)
     res["step_timing"] = step_timing(model, variables, held[0], size)
     print(f"frame_step: {res['step_timing']}", flush=True)
-    write_json(os.path.abspath(args.out), res)
+    common.write_results(args.out, res)
     return res
 
 

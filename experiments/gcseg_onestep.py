@@ -2,17 +2,15 @@
 frame 0 (reference, ground-truth mask) and the ground-truth mask of t-1 (or zeros), no
 propagation; report the IoU and the predicted vs ground-truth foreground area.
 
-    python experiments/gcseg_onestep.py --run runs/gcseg-demo --videos 6
+    python -m experiments.gcseg_onestep --run runs/gcseg-demo --videos 6
 """
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiments import common
 
 
 def main(argv=None):
@@ -25,12 +23,11 @@ def main(argv=None):
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
-    from experiments.stm_ablations import load_config  # noqa: PLC0415
     from vosjax.checkpoint import load_model  # noqa: PLC0415
     from vosjax.data.transforms import resize_pad_frames  # noqa: PLC0415
     from vosjax.training.run import heldout_videos  # noqa: PLC0415
 
-    config = load_config(args.config)
+    config = common.load_config(args.config)
     size = tuple(config.data.size)
     model, variables = load_model(args.run)
     fg = jax.jit(lambda v, tf, pm, rf, rm: jax.nn.softmax(

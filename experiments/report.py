@@ -1,6 +1,6 @@
 """Render the experiment tables of docs/experiments.md from experiments/results/*.json.
 
-    python experiments/report.py            # rewrites the generated block of docs/experiments.md
+    python -m experiments.report            # rewrites the generated block of docs/experiments.md
 
 Every number between the ``<!-- generated:begin -->`` / ``<!-- generated:end -->`` markers
 comes from the JSON files; the prose around them is written by hand. Each cell is the mean
@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
+
+from experiments.common import DEFAULT_GC, N_SWEEP, RATE_SWEEP
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
@@ -58,7 +59,6 @@ def stm_tables(res, timing=None) -> list[str]:
            f"F-Mean in % (mean ± sd over seeds). Machine: {res['machine']}, "
            f"{res['nproc']} cores. Command: `{res['command']}`.", "", train_line(runs), ""]
 
-    from experiments.stm_ablations import DEFAULT_GC, N_SWEEP, RATE_SWEEP  # noqa: PLC0415
     n0, r0 = DEFAULT_GC
     out += [f"**Table 3** (components; \"GC\" = gradient correction, N = {n0}, α = {r0:g}, "
             "every 5 frames, MEM reference set)", "",
@@ -110,7 +110,7 @@ def stm_tables(res, timing=None) -> list[str]:
             "correction)", ""]
     fig3 = sweep("N", [("0", "mem")] + [(f"{n}", "mem+gc" if n == n0 else f"gc-n{n}")
                                        for n in N_SWEEP])
-    if timing:   # the time axis measured in alternating rounds (experiments/gc_timing.py)
+    if timing:   # the time axis measured in alternating rounds (experiments.gc_timing)
         by_n = {str(r["n_iter"]): r["fps_median"] for r in timing["rows"]}
         rows = []
         for row in fig3[2:]:
@@ -169,7 +169,7 @@ GCSEG_SETTINGS = (("nosearch", "off"), ("search-paper", "on, paper's rule"),
 
 
 def gcseg_paper_tables(res) -> list[str]:
-    """Tables V-VI with the paper's ablation protocol (experiments/gcseg_ablations.py)."""
+    """Tables V-VI with the paper's ablation protocol (experiments.gcseg_ablations)."""
     runs = res["runs"]
     out = [f"**GCSeg, the paper's ablation protocol** (no static-image pre-training; 400 video "
            f"pair updates; `+ recurrent stage`: 100 more recurrent updates of the same model). "
@@ -226,14 +226,14 @@ def gcseg_paper_tables(res) -> list[str]:
     owed = res.get("owed", {})
     if owed:
         out += ["", f"**Owed** ({len(owed)} runs of the protocol not run yet; each is "
-                "`experiments/run.sh`'s command, then `experiments/gcseg_ablations.py` as "
-                "above):", ""]
+                "`experiments/run.sh`'s command, then `python -m experiments.gcseg_ablations` "
+                "as above):", ""]
         out += [f"* `{k}`: `{cmd}`" for k, cmd in owed.items()]
     return out
 
 
 def gcseg_judgement_table(res) -> list[str]:
-    """Separability of right and wrong M_{t-1} (experiments/gcseg_judgement.py)."""
+    """Separability of right and wrong M_{t-1} (experiments.gcseg_judgement)."""
     m = res["model"]
     out = [f"**Judgement separability** (model `{res['run'].split('/')[-1]}`, mode "
            f"{m['mode']}, {m['arch']}, features of level {m['ref_level']}, "
@@ -355,7 +355,6 @@ def main(argv=None):
     p.add_argument("--results", default=os.path.join(ROOT, "experiments", "results"))
     p.add_argument("--doc", default=os.path.join(ROOT, "docs", "experiments.md"))
     args = p.parse_args(argv)
-    sys.path.insert(0, ROOT)
     with open(args.doc) as f:
         text = f.read()
     if BEGIN not in text or END not in text:

@@ -4,17 +4,17 @@
 # static-image pre-training + the recurrent stage of the full model; seeds 0 1 2).
 # Usage: bash experiments/run.sh [RUNS_DIR]   (default runs/experiments).
 # Re-running resumes unfinished runs and skips finished ones. Then:
-#   python experiments/stm_ablations.py --runs RUNS_DIR/stm --out experiments/results/stm_synthetic.json
-#   python experiments/erf_figure.py --runs RUNS_DIR/stm --davis ../shared/data/davis2016-mini \
+#   python -m experiments.stm_ablations --runs RUNS_DIR/stm --out experiments/results/stm_synthetic.json
+#   python -m experiments.erf_figure --runs RUNS_DIR/stm --davis ../shared/data/davis2016-mini \
 #       --out docs/figures/cycle_erf.png --json experiments/results/cycle_erf.json
-#   python experiments/stm_ablations.py --runs RUNS_DIR/stm-finetune --only mem,mem+gc,first,prev \
+#   python -m experiments.stm_ablations --runs RUNS_DIR/stm-finetune --only mem,mem+gc,first,prev \
 #       --out experiments/results/stm_finetune.json
-#   python experiments/gc_timing.py --run RUNS_DIR/stm/cycle-s0 --out experiments/results/gc_timing.json
-#   python experiments/gcseg_ablations.py --runs RUNS_DIR/gcseg-paper --out experiments/results/gcseg_paper_protocol.json
-#   python experiments/gcseg_judgement.py --run RUNS_DIR/gcseg-paper/both-s0 --out experiments/results/gcseg_judgement.json
+#   python -m experiments.gc_timing --run RUNS_DIR/stm/cycle-s0 --out experiments/results/gc_timing.json
+#   python -m experiments.gcseg_ablations --runs RUNS_DIR/gcseg-paper --out experiments/results/gcseg_paper_protocol.json
+#   python -m experiments.gcseg_judgement --run RUNS_DIR/gcseg-paper/both-s0 --out experiments/results/gcseg_judgement.json
 # Suite gcseg-pretrain: the earlier GCSeg runs (200 static-image pre-training updates first,
 # not the paper's ablation protocol) behind experiments/results/gcseg_synthetic.json.
-#   python experiments/report.py
+#   python -m experiments.report
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/experiments}

@@ -1,7 +1,7 @@
 """Evaluate the trained STM ablation runs under every inference setting of the paper's
 Tables 3-5 and Figures 3-4 (docs/experiments.md).
 
-    python experiments/stm_ablations.py --runs runs/experiments/stm \
+    python -m experiments.stm_ablations --runs runs/experiments/stm \
         --out experiments/results/stm_synthetic.json
 
 ``--runs`` holds the workdirs ``{baseline,cycle}-s{seed}`` written by ``experiments/run.sh``.
@@ -13,25 +13,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import platform
-import re
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# name -> (models, reference, correction (n_iter, rate) or None, memory replacement)
-# ``models``: which trained variants run it; ``memory``: None | "baseline" | "bbox" (Table 5).
-# The correction loss is a mean over pixels, so dL/dY per pixel scales as 1 / (H W): the
-# paper's alpha = 180 at 240x427 corresponds to 180 * (64 * 96) / (240 * 427) = 10.8 at our
-# 64x96. Figure 4 sweeps x1/3, x1, x3 of it and the unscaled 180.
-SCALED_RATE = round(180.0 * 64 * 96 / (240 * 427), 1)
-N_SWEEP = (1, 5, 10, 20)
-RATE_SWEEP = (3.6, SCALED_RATE, 32.4, 180.0)
-DEFAULT_GC = (10, SCALED_RATE)
+from experiments import common
+from experiments.common import DEFAULT_GC, N_SWEEP, RATE_SWEEP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +30,9 @@ class Setting:
     memory: str | None = None
 
 
+# name, models (which trained variants run it), reference set, correction (n_iter, rate) or
+# None (the rates: the paper's alpha scaled to 64x96, see experiments.common), memory
+# replacement (None | "baseline" | "bbox": Table 5).
 SETTINGS = (
     # Table 3 (the "mem" rows also serve Table 4's MEM row) and Table 4.
     Setting("mem", ("baseline", "cycle")),
@@ -61,18 +51,6 @@ SETTINGS = (
     *(Setting(f"gc-rate{r:g}", ("cycle",), correction=(DEFAULT_GC[0], r)) for r in RATE_SWEEP
       if (DEFAULT_GC[0], r) != DEFAULT_GC),
 )
-
-def load_config(spec: str):
-    """``"path/to/config.py[:arg]"`` -> its ``get_config(arg)`` (as ``--config`` reads it)."""
-    import importlib.util  # noqa: PLC0415
-
-    path, _, arg = spec.partition(":")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: config file not found")
-    mod_spec = importlib.util.spec_from_file_location("_experiment_config", path)
-    module = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(module)
-    return module.get_config(arg) if arg else module.get_config()
 
 
 def box_labels(labels: np.ndarray) -> np.ndarray:
@@ -124,54 +102,6 @@ def evaluate(model, variables, videos, size, memory_labels=None, **segment_kwarg
             "fps": frames_n / seconds, "frames": sum(v.num_frames for v in videos)}, preds
 
 
-def find_runs(runs_dir: str, variants=("baseline", "cycle")):
-    """Finished runs (with an ``eval.json``) named ``<variant>-s<seed>`` in ``runs_dir``:
-    ``[(variant, seed, workdir)]`` sorted by name."""
-    if not os.path.isdir(runs_dir):
-        raise FileNotFoundError(f"{runs_dir}: not a folder (--runs)")
-    pattern = re.compile(r"^(%s)-s(\d+)$" % "|".join(map(re.escape, variants)))
-    found = []
-    for name in sorted(os.listdir(runs_dir)):
-        m = pattern.match(name)
-        if m and os.path.isfile(os.path.join(runs_dir, name, "eval.json")):
-            found.append((m.group(1), int(m.group(2)), os.path.join(runs_dir, name)))
-    if not found:
-        raise FileNotFoundError(f"{runs_dir}: no finished runs named "
-                                f"{{{','.join(variants)}}}-s<seed> (run experiments/run.sh first)")
-    return found
-
-
-def train_record(workdir: str) -> dict:
-    """Training wall time of a train.py workdir (``model.json`` is written when training
-    starts, ``eval.json`` after its held-out evaluation) and its steps/s."""
-    import json  # noqa: PLC0415
-
-    with open(os.path.join(workdir, "eval.json")) as f:
-        ev = json.load(f)
-    start = os.path.getmtime(os.path.join(workdir, "model.json"))
-    end = os.path.getmtime(os.path.join(workdir, "eval.json"))
-    return {"wall_s": round(end - start, 1), "steps": ev.get("step"),
-            "steps_per_s": ev.get("train_steps_per_s")}
-
-
-def open_results(path: str, script: str, videos, size) -> dict:
-    """The results JSON at ``path`` (created if missing) with this run's header fields."""
-    import json  # noqa: PLC0415
-
-    from benchmarks.record import cpu_name  # noqa: PLC0415
-
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    results = {}
-    if os.path.isfile(path):
-        with open(path) as f:
-            results = json.load(f)
-    results.setdefault("runs", {})
-    results.update(machine=cpu_name(), nproc=os.cpu_count(), python=platform.python_version(),
-                   command=" ".join(["python", script, *sys.argv[1:]]),
-                   videos=len(videos), size=list(size))
-    return results
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", required=True, help="folder of the {baseline,cycle}-s<seed> runs")
@@ -181,18 +111,18 @@ def main(argv=None):
     p.add_argument("--only", default="", help="comma-separated setting names (default all)")
     args = p.parse_args(argv)
 
-    from vosjax.checkpoint import load_model, write_json  # noqa: PLC0415
+    from vosjax.checkpoint import load_model  # noqa: PLC0415
     from vosjax.training.run import heldout_videos  # noqa: PLC0415
 
-    config = load_config(args.config)
+    config = common.load_config(args.config)
     videos = heldout_videos(config)
     size = tuple(config.data.size)
     only = set(filter(None, args.only.split(",")))
     unknown = only - {s.name for s in SETTINGS}
     if unknown:
         raise SystemExit(f"--only: unknown settings {sorted(unknown)}")
-    results = open_results(args.out, "experiments/stm_ablations.py", videos, size)
-    runs = find_runs(args.runs)
+    results = common.open_results(args.out, __file__, argv, videos=len(videos), size=list(size))
+    runs = common.find_runs(args.runs)
     workdirs = {(variant, seed): workdir for variant, seed, workdir in runs}
     baseline_preds: dict[int, dict] = {}
 
@@ -210,7 +140,7 @@ def main(argv=None):
         model, variables = load_model(workdir)
         entry = results["runs"].setdefault(key, {"variant": variant, "seed": seed,
                                                  "settings": {}})
-        entry.setdefault("train", train_record(workdir))
+        entry.setdefault("train", common.train_record(workdir))
         for s in SETTINGS:
             if (variant not in s.models or (only and s.name not in only)
                     or s.name in entry["settings"]):
@@ -229,10 +159,10 @@ def main(argv=None):
             if variant == "baseline" and s is SETTINGS[0]:
                 baseline_preds[seed] = preds
             entry["settings"][s.name] = row
-            write_json(os.path.abspath(args.out), results)
+            common.write_results(args.out, results)
             print(f"{key} {s.name}: J&F {row['JF']:.3f} ({row['fps']:.1f} frames/s)",
                   flush=True)
-    write_json(os.path.abspath(args.out), results)
+    common.write_results(args.out, results)
     return results
 
 

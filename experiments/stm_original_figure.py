@@ -1,12 +1,12 @@
 """Gradient correction (eq. 5) and cycle-ERF (eq. 6) on the original STM: the path a user with
 ``STM_weights.pth`` takes, run here on random-but-converted weights (no real weights here).
 
-    python experiments/stm_original_figure.py --davis ../shared/data/davis2016-mini \
+    python -m experiments.stm_original_figure --davis ../shared/data/davis2016-mini \
         --out docs/figures/stm_original_correction.png \
         --json experiments/results/stm_original_correction.json
 
-The ResNet-50 weights are the seeded ones of the parity test (``benchmarks/
-golden_stm_original.py``: official state-dict names and shapes, values from numpy), written as
+The ResNet-50 weights are the seeded ones of the parity test (``benchmarks.
+golden_stm_original``: official state-dict names and shapes, values from numpy), written as
 a ``.npz`` in the official ``DataParallel`` naming and imported with ``python -m vosjax.convert
 --from stm`` as a user would. Each davis2016-mini clip (first ``--frames`` frames, resized to
 ``--size``, padded black to a multiple of 16) is propagated with the official protocol (K = 11,
@@ -26,9 +26,10 @@ import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from benchmarks.golden_stm_original import draw_state_dict
+from experiments import common
+
+REPO = common.REPO
 
 ERF_REF = 10
 
@@ -36,17 +37,15 @@ ERF_REF = 10
 def convert_random_weights(workdir: str) -> str:
     """Write the seeded R50 weights as ``STM_weights.npz`` (``module.`` names) and convert them
     with the command line; returns the checkpoint directory."""
-    import golden_stm_original as gen  # noqa: PLC0415
-
     g = np.load(os.path.join(REPO, "tests", "data", "stm_original_golden.npz"))
     shapes = [tuple(int(s) for s in x.strip("[]").split(",") if s.strip()) for x in g["shapes"]]
-    sd = gen.draw_state_dict(g["names"], shapes)
+    sd = draw_state_dict(g["names"], shapes)
     npz = os.path.join(workdir, "STM_weights.npz")
     np.savez(npz, **{"module." + k: v for k, v in sd.items()})
     ckpt = os.path.join(workdir, "ckpt")
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # from the repository root, python -m takes vosjax from this checkout
     subprocess.run([sys.executable, "-m", "vosjax.convert", "--from", "stm", npz, "--out", ckpt],
-                   check=True, env=env, cwd=REPO)
+                   check=True, cwd=REPO)
     return ckpt
 
 
@@ -72,9 +71,7 @@ def main(argv=None):
     import jax  # noqa: PLC0415
     from PIL import Image  # noqa: PLC0415
 
-    from benchmarks.record import cpu_name  # noqa: PLC0415
-    from experiments.erf_figure import _mask_overlay  # noqa: PLC0415
-    from vosjax.checkpoint import load_model, write_json  # noqa: PLC0415
+    from vosjax.checkpoint import load_model  # noqa: PLC0415
     from vosjax.correction import GradientCorrection, cycle_erf  # noqa: PLC0415
     from vosjax.data.davis import load_davis_video  # noqa: PLC0415
     from vosjax.data.transforms import (denormalize, fit_size, resize_pad_frames,  # noqa: PLC0415
@@ -114,9 +111,9 @@ def main(argv=None):
             "seconds_plain": round(t1 - t0, 1), "seconds_corrected": round(t2 - t1, 1)}
         shown = denormalize(x)
         t = n - 1
-        row = [_mask_overlay(shown[0], lab[0]),
-               _mask_overlay(shown[t], np.argmax(plain[t], 0)),
-               _mask_overlay(shown[t], np.argmax(res.probs[t], 0)),
+        row = [common.mask_overlay(shown[0], lab[0]),
+               common.mask_overlay(shown[t], np.argmax(plain[t], 0)),
+               common.mask_overlay(shown[t], np.argmax(res.probs[t], 0)),
                heat_overlay(shown[ERF_REF], erf)]
         rows.append(np.concatenate([np.pad(r, ((0, 0), (0, 2), (0, 0)), constant_values=255)
                                     for r in row], axis=1))
@@ -130,9 +127,8 @@ def main(argv=None):
     img = img.resize((img.width * 2, img.height * 2), Image.NEAREST)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     img.save(args.out, optimize=True)
-    write_json(os.path.abspath(args.json), {
-        "machine": cpu_name(),
-        "command": " ".join(["python", "experiments/stm_original_figure.py", *sys.argv[1:]]),
+    common.write_results(args.json, {
+        **common.record(__file__, argv),
         "weights": "random (seeded, benchmarks/golden_stm_original.py), converted --from stm",
         "columns": ["frame 0 + given mask", "frame T-1 plain", "frame T-1 corrected",
                     f"cycle-ERF of frame 0's mask on frame {ERF_REF}"],

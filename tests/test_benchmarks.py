@@ -7,7 +7,6 @@ Needs torch and a checkout of lyxok1/STM-Training (branch ``cycle``): ``$STM_TRA
 import json
 import os
 import pathlib
-import sys
 
 import pytest
 
@@ -15,14 +14,13 @@ pytest.importorskip("torch")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 OFFICIAL = pathlib.Path(os.environ.get("STM_TRAINING", REPO.parent / "stm-official"))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 pytestmark = pytest.mark.skipif(not (OFFICIAL / "libs" / "models" / "models.py").exists(),
                                 reason=f"no STM-Training checkout at {OFFICIAL}")
 
 
 def test_standin_matches_torchvision_layout():
-    import torchvision_standin as tv
+    from benchmarks.official import torchvision_standin as tv
 
     names = set(tv.resnet50().state_dict())
     assert "layer3.0.downsample.0.weight" in names and "layer4.2.bn3.running_var" in names
@@ -34,31 +32,31 @@ def test_standin_matches_torchvision_layout():
 
 @pytest.mark.slow
 def test_inference_driver_tiny(tmp_path):
-    import inference_speed
-    import make_table
+    from benchmarks import inference_speed, make_table
 
     out = tmp_path / "inference_cpu.json"
     inference_speed.main(["--official", str(OFFICIAL), "--arch", "resnet18", "--objects", "2",
-                          "--size", "32", "48", "--frames", "7", "--repeats", "1",
+                          "--size", "32x48", "--frames", "7", "--repeats", "1",
                           "--correction", "off", "--out", str(out)])
     data = json.loads(out.read_text())
     (row,) = data["rows"]
     assert row["ours"]["fps"] > 0 and row["official"]["fps"] > 0
     assert row["speedup"] == pytest.approx(row["ours"]["fps"] / row["official"]["fps"], rel=1e-2)
     assert row["max_abs_diff_probs"] < 1e-4             # same weights, same test loop
-    assert row["ours"]["compiles_later_videos"] == 0    # a video compiles once
-    assert data["versions"]["torch"] and data["versions"]["jax"] and data["device"]
+    assert row["ours"]["compiles_timed"] == 0    # a video compiles once
+    m = data["machine"]
+    assert m["versions"]["torch"] and m["versions"]["jax"] and m["device"]
     section = make_table.build_section(str(tmp_path))
     assert "| resnet18 | 2 | 32x48 | 7 | off | float32 |" in section
 
 
 @pytest.mark.slow
 def test_training_driver_tiny(tmp_path):
-    import training_speed
+    from benchmarks import training_speed
 
     out = tmp_path / "training_cpu.json"
     training_speed.main(["--official", str(OFFICIAL), "--arch", "resnet18", "--batch", "1",
-                         "--size", "32", "48", "--objects", "1", "--num-slots", "1",
+                         "--size", "32x48", "--objects", "1", "--num-slots", "1",
                          "--repeats", "1", "--out", str(out)])
     (row,) = json.loads(out.read_text())["rows"]
     # Same weights and clip: the first update's loss is the official one.
@@ -68,23 +66,21 @@ def test_training_driver_tiny(tmp_path):
 
 @pytest.mark.slow
 def test_training_breakdown_tiny(tmp_path):
-    import make_table
-    import training_breakdown
+    from benchmarks import make_table, training_breakdown
 
     out = tmp_path / "training_breakdown_cpu.json"
-    training_breakdown.main(["--official", str(OFFICIAL), "--arch", "resnet18", "--size", "32",
-                             "48", "--repeats", "1", "--out", str(out)])
+    training_breakdown.main(["--official", str(OFFICIAL), "--arch", "resnet18", "--size",
+                             "32x48", "--repeats", "1", "--out", str(out)])
     data = json.loads(out.read_text())
     for impl in ("ours", "official"):
-        m = data[impl]["median_s"]
+        m = {r["part"]: r[impl]["median_s"] for r in data["rows"] if r[impl]}
         assert m["backward"] == pytest.approx(m["forward_backward"] - m["forward"], abs=1e-3)
         assert m["forward"] > 0 and m["update"] > 0
     assert "| resnet18 | 32x48 | 2 | backward |" in make_table.build_section(str(tmp_path))
 
 
 def test_conv_kernels_tiny(tmp_path):
-    import conv_kernels
-    import make_table
+    from benchmarks import conv_kernels, make_table
 
     out = tmp_path / "conv_kernels_cpu.json"
     conv_kernels.main(["--scale", "0.1", "--repeats", "1", "--out", str(out)])

@@ -1,16 +1,15 @@
-"""experiments/: low-quality reference masks, ERF statistics, config loading, the report."""
+"""experiments/: low-quality reference masks, ERF statistics, config loading, the report,
+the shared record of a result file."""
 import json
 import pathlib
-import sys
 
 import numpy as np
 import pytest
+from stm_helpers import tiny  # noqa: F401 (fixture)
+
+from experiments import common, erf_figure, report, stm_ablations
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from experiments import erf_figure, report, stm_ablations  # noqa: E402
-from stm_helpers import tiny  # noqa: E402,F401 (fixture)
 
 
 def test_box_labels_fill_each_objects_box():
@@ -37,23 +36,23 @@ def test_mass_on_object():
 
 
 def test_load_config_reads_the_arg_and_names_missing_files(tmp_path):
-    c = stm_ablations.load_config(str(REPO / "configs/experiments/stm_synthetic.py:baseline"))
+    c = common.load_config(str(REPO / "configs/experiments/stm_synthetic.py:baseline"))
     assert c.train.cycle is False and c.train.num_train_steps == 800
-    assert stm_ablations.load_config(
+    assert common.load_config(
         str(REPO / "configs/experiments/stm_synthetic.py:cycle")).train.cycle is True
     with pytest.raises(ValueError, match="expected one of"):
-        stm_ablations.load_config(str(REPO / "configs/experiments/stm_synthetic.py:both"))
+        common.load_config(str(REPO / "configs/experiments/stm_synthetic.py:both"))
     with pytest.raises(FileNotFoundError, match="nope.py"):
-        stm_ablations.load_config(str(tmp_path / "nope.py"))
+        common.load_config(str(tmp_path / "nope.py"))
 
 
 def test_find_runs_needs_finished_runs(tmp_path):
     with pytest.raises(FileNotFoundError, match="no finished runs"):
-        stm_ablations.find_runs(str(tmp_path))
+        common.find_runs(str(tmp_path))
     (tmp_path / "cycle-s2").mkdir()
     (tmp_path / "cycle-s2" / "eval.json").write_text("{}")
     (tmp_path / "baseline-s1").mkdir()             # unfinished: no eval.json
-    assert stm_ablations.find_runs(str(tmp_path)) == [("cycle", 2, str(tmp_path / "cycle-s2"))]
+    assert common.find_runs(str(tmp_path)) == [("cycle", 2, str(tmp_path / "cycle-s2"))]
 
 
 def test_evaluate_with_low_quality_memory(tiny):
@@ -98,7 +97,7 @@ def _fake_stm_results():
                     settings[s.name] = {"JF": jf, "J": jf, "F": jf, "fps": 10.0, "frames": 48}
             runs[f"{variant}-s{seed}"] = {"variant": variant, "seed": seed, "settings": settings}
     return {"runs": runs, "videos": 2, "size": [64, 96], "machine": "cpu", "nproc": 2,
-            "command": "python experiments/stm_ablations.py"}
+            "command": "python -m experiments.stm_ablations"}
 
 
 def test_report_renders_mean_and_sd(tmp_path):
@@ -130,7 +129,7 @@ def test_gcseg_report_and_runs(tmp_path):
     from experiments import gcseg_ablations
 
     with pytest.raises(FileNotFoundError, match="no finished runs"):
-        stm_ablations.find_runs(str(tmp_path), gcseg_ablations.MODES)
+        common.find_runs(str(tmp_path), gcseg_ablations.MODES)
     runs = {}
     for seed, jf in enumerate((0.10, 0.20, 0.30)):
         for mode in ("reference", "coseg", "both"):
@@ -139,7 +138,7 @@ def test_gcseg_report_and_runs(tmp_path):
             runs[f"{mode}-s{seed}"] = {"variant": mode, "seed": seed, "settings": {
                 "search": {"JF": jf, "J": jf, "F": jf}, "nosearch": {"JF": jf / 2, "J": 0,
                                                                     "F": jf}}}
-    assert len(stm_ablations.find_runs(str(tmp_path), gcseg_ablations.MODES)) == 9
+    assert len(common.find_runs(str(tmp_path), gcseg_ablations.MODES)) == 9
     for key in runs:
         runs[key]["judge"] = {"rejected_fraction": 0.25, "rejected_nonempty_fraction": 0.0}
     lines = report.gcseg_tables({"runs": runs, "videos": 4, "size": [64, 96],
@@ -189,3 +188,18 @@ def test_correction_effect_records_the_loss_before_and_after_every_corrected_fra
         assert r["before"] == pytest.approx(float(losses[0]), rel=1e-5)
         assert r["after"] == pytest.approx(float(losses[3]), rel=1e-4)
         assert r["after"] < r["before"], r
+
+
+def test_common_record_and_write(tmp_path):
+    """The record every experiment's result starts with: the module command that ran it."""
+    rec = common.record(str(REPO / "experiments" / "gc_timing.py"), ["--run", "a b"])
+    assert rec["command"] == "python -m experiments.gc_timing --run 'a b'"
+    assert rec["machine"] and rec["nproc"] >= 1 and rec["jax"] and rec["backend"] == "cpu"
+    path = tmp_path / "sub" / "r.json"
+    common.write_results(str(path), {**rec, "rows": [1]})
+    assert json.loads(path.read_text())["rows"] == [1]
+    again = common.open_results(str(path), str(REPO / "experiments" / "stm_ablations.py"), [],
+                                videos=2)
+    assert again["rows"] == [1] and again["runs"] == {} and again["videos"] == 2
+    assert again["command"] == "python -m experiments.stm_ablations"
+

@@ -1,25 +1,23 @@
 """experiments/ for GCSeg: the separability statistics, the paper-protocol run list and its
 report tables, the protocol configs."""
 import pathlib
-import sys
 
 import numpy as np
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from experiments import common, gcseg_ablations, gcseg_judgement, report
+from experiments.common import load_config
 
-from experiments import gcseg_ablations, gcseg_judgement, report  # noqa: E402
-from experiments.stm_ablations import load_config  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_roc_auc_and_threshold_hand_values():
     # pairs (pos, neg): (.9,.1) 1, (.9,.8) 1, (.8,.1) 1, (.8,.8) tie 1/2 -> 3.5 / 4
-    assert gcseg_judgement.roc_auc([0.9, 0.8], [0.1, 0.8]) == pytest.approx(0.875)
-    assert gcseg_judgement.roc_auc([0.1], [0.9]) == 0.0
+    assert common.roc_auc([0.9, 0.8], [0.1, 0.8]) == pytest.approx(0.875)
+    assert common.roc_auc([0.1], [0.9]) == 0.0
     # keep iff s > thr: between .2 and .7 -> TPR 1, FPR 1/3; between .75 and .8 -> 2/3, 0;
     # both J = 2/3, the first (lowest) wins.
-    thr = gcseg_judgement.best_threshold(np.array([0.9, 0.8, 0.7]), np.array([0.1, 0.2, 0.75]))
+    thr = common.best_threshold(np.array([0.9, 0.8, 0.7]), np.array([0.1, 0.2, 0.75]))
     assert thr == pytest.approx(0.45)
     s = gcseg_judgement.summary({"correct": np.array([0.9, 0.8]), "background": np.array([0.1]),
                                  "other_object": np.array([0.85]),
@@ -35,12 +33,12 @@ def test_moved_mask_keeps_the_shape_off_the_objects():
     mask[1, 2] = False                                     # not a full box
     forbidden = np.zeros_like(mask)
     forbidden[:, :10] = True
-    out = gcseg_judgement.moved_mask(mask, forbidden, np.random.default_rng(0))
+    out = common.moved_mask(mask, forbidden, np.random.default_rng(0))
     assert out.sum() == mask.sum() and not (out & forbidden).any()
     ys, xs = np.nonzero(out)
     np.testing.assert_array_equal(out[ys.min():ys.max() + 1, xs.min():xs.max() + 1],
                                   mask[1:4, 2:6])
-    assert gcseg_judgement.moved_mask(mask, np.ones_like(mask), np.random.default_rng(0)) is None
+    assert common.moved_mask(mask, np.ones_like(mask), np.random.default_rng(0)) is None
 
 
 def test_protocol_configs():

@@ -1,5 +1,5 @@
 """Parity of :class:`~vosjax.models.stm_original.STMOriginal` with the official original STM code
-(seoungwugoh/STM), from golden outputs made by ``benchmarks/golden_stm_original.py`` (torch
+(seoungwugoh/STM), from golden outputs made by ``python -m benchmarks.golden_stm_original`` (torch
 and the official checkout needed there, not here).
 
 Weights: ResNet-50 STM drawn from a seeded numpy generator (the golden file holds the official
@@ -24,22 +24,19 @@ transforms (as the generator did), so the test needs ../shared.
   exceeds that tolerance: the test would catch a regression.
 """
 import pathlib
-import sys
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from benchmarks import golden_stm_original as gen
+from vosjax.convert import load_stm_original
+from vosjax.data.transforms import content_mask, resize_pad_frames
+from vosjax.models.stm import soft_aggregate
+from vosjax.models.stm_original import NUM_SLOTS, STMOriginal, pad_to_multiple
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
 GOLDEN = REPO / "tests" / "data" / "stm_original_golden.npz"
-
-import golden_stm_original as gen  # noqa: E402
-
-from vosjax.convert import load_stm_original  # noqa: E402
-from vosjax.data.transforms import content_mask, resize_pad_frames  # noqa: E402
-from vosjax.models.stm import soft_aggregate  # noqa: E402
-from vosjax.models.stm_original import NUM_SLOTS, STMOriginal, pad_to_multiple  # noqa: E402
 
 SENSITIVE = 1e-5
 

@@ -1,7 +1,8 @@
-"""benchmarks/gpu_bench.py: the smoke run (every section tiny on the CPU) writes a complete
+"""python -m benchmarks.gpu_bench: the smoke run (every section tiny on the CPU) writes a complete
 JSON whose rows carry positive XLA FLOP counts and MFU computed from the run's own ceilings;
-the command's import path needs none of the packages missing on the GPU image; the official
-model is built without any download even with a real torchvision.
+the command's import path needs none of the packages missing on the GPU image (and, run from
+the repository root, takes vosjax from there: no ``pip install -e .``); the official model is
+built without any download even with a real torchvision.
 """
 import json
 import os
@@ -13,10 +14,9 @@ import textwrap
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-BENCH = REPO / "benchmarks" / "gpu_bench.py"
+BENCH = [sys.executable, "-m", "benchmarks.gpu_bench"]     # run from the repository root
 OFFICIAL = pathlib.Path(os.environ.get("STM_TRAINING", REPO.parent / "stm-official"))
 HAVE_OFFICIAL = (OFFICIAL / "libs" / "models" / "models.py").exists()
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def _env():
@@ -29,7 +29,7 @@ def _env():
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu_bench") / "gpu_smoke.json"
-    cmd = [sys.executable, str(BENCH), "--smoke", "--budget-min", "30", "--out", str(out)]
+    cmd = [*BENCH, "--smoke", "--budget-min", "30", "--out", str(out)]
     if HAVE_OFFICIAL:
         cmd += ["--official", str(OFFICIAL)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=REPO,
@@ -40,11 +40,11 @@ def smoke(tmp_path_factory):
 
 @pytest.mark.slow
 def test_smoke_json_structure(smoke):
-    import gpu_bench
+    from benchmarks import gpu_bench
 
     data, _ = smoke
-    assert data["benchmark"] == "gpu_bench" and data["smoke"] and data["complete"]
-    assert data["backend"] == "cpu" and "SMOKE" in data["note"]
+    assert data["benchmark"] == "gpu_bench" and data["settings"]["smoke"] and data["complete"]
+    assert data["machine"]["backend"] == "cpu" and "SMOKE" in data["note"]
     names = [r["name"] for r in data["rows"]]
     assert names == [j.name for j in gpu_bench.jobs(gpu_bench.SMOKE, True)]   # every row listed
     for row in data["rows"]:
@@ -92,7 +92,7 @@ def test_smoke_flops_and_mfu(smoke):
 
 @pytest.mark.slow
 def test_smoke_table(smoke, tmp_path):
-    import make_table
+    from benchmarks import make_table
 
     data, path = smoke
     (tmp_path / path.name).write_text(json.dumps(data))
@@ -101,7 +101,7 @@ def test_smoke_table(smoke, tmp_path):
 
 
 def test_refuses_cpu_without_smoke(tmp_path):
-    proc = subprocess.run([sys.executable, str(BENCH), "--no-official", "--out",
+    proc = subprocess.run([*BENCH, "--no-official", "--out",
                            str(tmp_path / "x.json")], capture_output=True, text=True,
                           env=_env(), cwd=REPO, timeout=300)
     assert proc.returncode != 0 and "refusing" in proc.stderr
@@ -125,14 +125,16 @@ BLOCK = textwrap.dedent("""
 
 def test_imports_without_missing_gpu_image_packages():
     """Everything the command imports, with tfds / ml_collections / tensorboardX / grain
-    blocked (the bare GPU image has none of them)."""
+    blocked (the bare GPU image has none of them), from the repository root as ``python -m``
+    runs it: vosjax is the checkout's (no installed package needed)."""
     code = BLOCK + textwrap.dedent(f"""
-        sys.path.insert(0, {str(REPO / 'benchmarks')!r})
-        sys.path.insert(0, {str(REPO)!r})
+        import os
         import vosjax, vosjax.compute, vosjax.inference, vosjax.inference.propagation
         import vosjax.correction, vosjax.models.stm, vosjax.training.step
         import vosjax.training.optim, vosjax.training.sharding, vosjax.training.state
-        import gpu_bench, record, inference_speed, training_speed, official, make_table
+        assert os.path.dirname(os.path.dirname(os.path.abspath(vosjax.__file__))) == {str(REPO)!r}
+        from benchmarks import gpu_bench, harness, inference_speed, training_speed, make_table
+        from benchmarks.official import stm_training
         plan = gpu_bench.SMOKE
         for job in gpu_bench.jobs(plan, True):
             pass
@@ -170,8 +172,7 @@ def test_official_model_never_downloads(tmp_path):
             raise SystemExit("control: no download attempted")
         except RuntimeError as e:
             assert "download attempted" in str(e)
-        sys.path.insert(0, {str(REPO / 'benchmarks')!r})
-        import official
+        from benchmarks.official import stm_training as official
         models, _ = official.import_official({str(OFFICIAL)!r})
         assert getattr(models.models, "OFFLINE", False)
         net = official.build_model(models, "resnet50")

@@ -20,13 +20,10 @@ from vosjax.training.sharding import batch_sharding, make_mesh
 from vosjax.training.state import TrainState
 from vosjax.training.step import jit_train_step, stm_loss_fn
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+from benchmarks import make_table, slot_flops, speedups
+from benchmarks.workloads import VosjaxTraining, synthetic_clips
 
-import make_table  # noqa: E402
-import slot_flops  # noqa: E402
-import speedups  # noqa: E402
-import training_speed  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 TINY = STM(arch="resnet10", keydim=16, valdim=32, mdim=16)
 
@@ -56,7 +53,7 @@ def _train_setup(donate):
     abstract = jax.eval_shape(make_state, jax.random.PRNGKey(0))
     step, sh = jit_train_step(stm_loss_fn(TINY), tx, mesh, abstract, donate=donate)
     state = jax.jit(make_state, out_shardings=sh)(jax.random.PRNGKey(0))
-    frames, masks, num = training_speed.synthetic_clips(2, 3, 2, 2, 32, 48)
+    frames, masks, num = synthetic_clips(2, 3, 2, 2, 32, 48)
     batch = {k: jax.device_put(x, batch_sharding(mesh))
              for k, x in {"frames": frames, "masks": masks, "num_objects": num}.items()}
     return step, state, batch
@@ -137,7 +134,7 @@ def test_background_write_failure_is_raised_and_leaves_no_partial_folder(tiny_vi
 
 def test_speedups_driver_rows_and_table(tmp_path):
     for which in ("objects", "memory-read"):
-        speedups.main([which, "--arch", "resnet10", "--size", "32", "48", "--objects", "2",
+        speedups.main([which, "--arch", "resnet10", "--size", "32x48", "--objects", "2",
                        "--memory-frames", "1", "--read-sizes", "32x48", "--read-frames", "2",
                        "--repeats", "1", "--out", str(tmp_path / f"speedup_{which}_cpu.json")])
     rows = {w: json.loads((tmp_path / f"speedup_{w}_cpu.json").read_text())["rows"]
@@ -153,28 +150,29 @@ def test_speedups_driver_rows_and_table(tmp_path):
 
 
 def test_training_driver_vosjax_side_runs_without_torch(golden_dir):
-    """training_speed.Ours on the golden R18 weights (guards the driver against API drift)."""
-    ours = training_speed.Ours(str(golden_dir / "weights_r18.npz"), "resnet18", "float32",
-                               "highest")
-    batch = ours.prepare(*training_speed.synthetic_clips(1, 3, 2, 2, 32, 48))
+    """workloads.VosjaxTraining on the golden R18 weights (guards the driver against API
+    drift)."""
+    ours = VosjaxTraining(str(golden_dir / "weights_r18.npz"), "resnet18", "float32", "highest")
+    batch = ours.prepare(*synthetic_clips(1, 3, 2, 2, 32, 48))
     loss = ours.update(batch)
     assert np.isfinite(loss) and ours.cost(batch)["flops"] > 0
 
 
 def test_profile_step_names_the_costliest_ops(tmp_path):
-    """profile_step.py on a tiny video: op kinds sum to the traced op time, ops named by layer."""
+    """benchmarks.profile_step on a tiny video: op kinds sum to the traced op time, ops named by layer."""
     import subprocess
 
     out = tmp_path / "profile.json"
     env = {**os.environ, "XLA_FLAGS": ""}      # a fresh jax: one CPU device, XLA's own dump
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "profile_step.py"), "--arch",
-                    "resnet18", "--size", "32", "48", "--frames", "3", "--out", str(out)],
+    subprocess.run([sys.executable, "-m", "benchmarks.profile_step", "--arch",
+                    "resnet18", "--size", "32x48", "--frames", "3", "--out", str(out)],
                    check=True, cwd=REPO, env=env, capture_output=True, timeout=300)
     data = json.loads(out.read_text())
-    assert data["benchmark"] == "profile_step" and data["op_seconds_total"] > 0
-    shares = [k["share"] for k in data["kinds"]]
+    (row,) = data["rows"]
+    assert data["benchmark"] == "profile_step" and row["op_seconds_total"] > 0
+    shares = [k["share"] for k in row["kinds"]]
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1.0 + 1e-6
-    assert any("STM." in op["layer"] for op in data["top_ops"])
+    assert any("STM." in op["layer"] for op in row["top_ops"])
     assert "Where propagation time goes" in make_table.build_section(str(tmp_path))
 
 
@@ -182,11 +180,11 @@ def test_slot_flops_driver_tiny(tmp_path):
     """The FLOP accounting of the slot policies on a tiny step: bucketing costs the unpadded
     FLOPs, padding and trimming more; the two hosts' bucketed plans agree."""
     out = tmp_path / "slot_flops.json"
-    slot_flops.main(["--arch", "resnet10", "--size", "32", "48", "--clip-len", "2", "--cycle",
+    slot_flops.main(["--arch", "resnet10", "--size", "32x48", "--clip-len", "2", "--cycle",
                      "0", "--batch", "4", "--num-slots", "2", "--probs", "0.7", "0.3",
                      "--clips", "400", "--out", str(out)])
     d = json.loads(out.read_text())
-    pol = d["policies"]
+    pol = {r["policy"]: r for r in d["rows"]}
     assert pol["bucket"]["ratio_to_unpadded"] == pytest.approx(1.0, abs=1e-3)
     assert pol["pad"]["ratio_to_unpadded"] > pol["trim"]["ratio_to_unpadded"] > 1.05
     assert d["tflop_step"]["batch4"]["2"] > d["tflop_step"]["batch4"]["1"] > 0

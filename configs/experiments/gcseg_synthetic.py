@@ -20,7 +20,7 @@ Protocols (the argument is ``MODE`` or ``MODE-STAGE``)::
 
 The judgement module is an inference-time choice (training zeroes ``M_{t-1}`` at random, with
 p = 0.5, whatever the rule), so one trained model is scored with both rules
-(``model.judgement`` = ``"paper"`` | ``"centred"``) by ``experiments/gcseg_ablations.py``.
+(``model.judgement`` = ``"paper"`` | ``"centred"``) by ``experiments.gcseg_ablations``.
 
 One run per seed (``experiments/run.sh`` runs them all, seeds 0, 1, 2)::
 

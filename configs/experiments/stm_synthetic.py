@@ -8,7 +8,7 @@ for 800 steps, with the cycle loss (``:cycle``) or without (``:baseline``). One 
 
 ``:finetune-baseline`` / ``:finetune-cycle`` continue a trained baseline for 400 updates
 (``--config.train.init_from=runs/experiments/stm/baseline-s<seed>``) without / with the cycle
-term. ``experiments/run.sh`` runs all of them (seeds 0, 1, 2); ``experiments/stm_ablations.py``
+term. ``experiments/run.sh`` runs all of them (seeds 0, 1, 2); ``experiments.stm_ablations``
 then evaluates each trained model under every inference setting of the tables. Expected
 results (docs/experiments.md; mean ± sd over seeds 0-2, held-out J&F, MEM reference set):
 ``:baseline`` 30.9 ± 1.2, ``:cycle`` 20.7 ± 3.2. Measured 2026-11-22 on a 2-core

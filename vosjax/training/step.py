@@ -98,7 +98,7 @@ def jit_train_step(loss_fn, tx, mesh, abstract_state, *, donate: bool = True):
     ``donate`` (default) hands the input state's buffers to the update, which writes the new
     params / optimizer state into them: one copy of the state on the device instead of two, and
     the caller must not touch the old state after the call. ``donate=False`` is for callers that
-    keep it (and for measuring the difference: benchmarks/speedups.py).
+    keep it (and for measuring the difference: ``python -m benchmarks.speedups donation``).
     """
     st_sh = state_shardings(abstract_state, mesh)
     fn = functools.partial(train_step, loss_fn=loss_fn, tx=tx)

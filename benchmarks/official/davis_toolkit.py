@@ -2,7 +2,8 @@
 compare its numbers with vosjax's.
 
 The toolkit is driven as a subprocess with its own Python, which must have its requirements
-(opencv-python-headless, scikit-image, pandas, scipy, pillow, numpy, tqdm).
+(opencv-python-headless, scikit-image, pandas, scipy, pillow, numpy, tqdm), in the checkout's
+folder (so its ``davis2017`` package imports as it does for the toolkit's own scripts).
 """
 from __future__ import annotations
 
@@ -16,28 +17,29 @@ import time
 
 import numpy as np
 
-# Runs inside the toolkit's Python: per-frame J / F of every sequence through the toolkit's
-# own classes (the loop of DAVISEvaluation.evaluate), and its per-object statistics.
+# Runs inside the toolkit's Python, in the checkout (``python -c`` puts the working folder first
+# on the module path): per-frame J / F of every sequence through the toolkit's own classes (the
+# loop of DAVISEvaluation.evaluate), and its per-object statistics. Arguments: davis root,
+# results folder, output file (absolute paths).
 _DUMP = r"""
 import json, sys
-sys.path.insert(0, sys.argv[1])
 from davis2017.evaluation import DAVISEvaluation
 from davis2017.results import Results
-ev = DAVISEvaluation(davis_root=sys.argv[2], task='semi-supervised', gt_set='val')
+ev = DAVISEvaluation(davis_root=sys.argv[1], task='semi-supervised', gt_set='val')
 frames = {}
-results = Results(root_dir=sys.argv[3])
+results = Results(root_dir=sys.argv[2])
 for seq in ev.dataset.get_sequences():
     gt, void, ids = ev.dataset.get_all_masks(seq, True)
     gt, ids = gt[:, 1:-1], ids[1:-1]
     res = results.read_masks(seq, ids)
     j, f = ev._evaluate_semisupervised(gt, res, None, ('J', 'F'))
     frames[seq] = {'J': j.tolist(), 'F': f.tolist()}
-stats = ev.evaluate(sys.argv[3])
+stats = ev.evaluate(sys.argv[2])
 out = {'frames': frames}
 for m in ('J', 'F'):
     out[m] = {'names': list(stats[m]['M_per_object']),
               **{s: [float(v) for v in stats[m][s]] for s in ('M', 'R', 'D')}}
-json.dump(out, open(sys.argv[4], 'w'))
+json.dump(out, open(sys.argv[3], 'w'))
 """
 
 
@@ -64,8 +66,9 @@ def run_toolkit_raw(toolkit: str, python: str, davis_root: str, results: str) ->
     "J": {"names", "M", "R", "D"}, "F": {...}}``."""
     with tempfile.TemporaryDirectory() as tmp:
         dump = os.path.join(tmp, "raw.json")
-        out = subprocess.run([python, "-c", _DUMP, toolkit, davis_root, results, dump],
-                             capture_output=True, text=True)
+        out = subprocess.run([python, "-c", _DUMP, os.path.abspath(davis_root),
+                              os.path.abspath(results), dump],
+                             cwd=toolkit, capture_output=True, text=True)
         if out.returncode != 0 or not os.path.exists(dump):
             raise RuntimeError(f"toolkit failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
         with open(dump) as f:
@@ -122,7 +125,7 @@ def raw_max_diff(toolkit_raw: dict, scores) -> dict[str, float]:
 
 def ours_cli(davis_root: str, results: str, year: int = 2017) -> list[str]:
     """The vosjax command line that scores ``results``."""
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return [sys.executable, os.path.join(repo, "evaluate.py"), "--score",
             f"--davis-root={davis_root}", f"--year={year}", "--split=val",
             f"--results={results}"]

@@ -6,7 +6,7 @@ benchmarks: import it from a checkout given on the command line (never vendored)
 Only the model code is exercised. The checkout's data and config modules import packages the
 model never uses (opencv, lmdb, imgaug, yacs, progress, DALI); when those are not installed,
 empty placeholder modules are registered for them so the imports succeed, and
-``torchvision.models`` is replaced by :mod:`torchvision_standin` when torchvision is missing.
+``torchvision.models`` is replaced by :mod:`.torchvision_standin` when torchvision is missing.
 
 Offline: the checkout builds its encoders with ``torchvision.models.resnetXX(pretrained=True)``
 (an ImageNet download with a real torchvision); :func:`import_official` rebinds the checkout's
@@ -17,9 +17,6 @@ weight anyway.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import inspect
 import os
 import sys
@@ -27,52 +24,13 @@ import types
 
 import numpy as np
 
+from benchmarks.official import import_checkout, placeholders
+
 # Third-party packages imported at module level by the checkout's data/config/test modules but
 # never used by the model code.
-_UNUSED_PACKAGES = ("cv2", "lmdb", "imgaug", "yacs", "progress", "nvidia")
-
-
-class _Placeholder:
-    """Any attribute, call or subscript yields another placeholder."""
-
-    def __call__(self, *args, **kwargs):
-        return _Placeholder()
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _Placeholder()
-
-
-class _PlaceholderModule(types.ModuleType):
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _Placeholder()
-
-
-class _PlaceholderFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Creates placeholder modules (and submodules) for the names in ``_UNUSED_PACKAGES``."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname.split(".")[0] not in _UNUSED_PACKAGES:
-            return None
-        return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
-
-    def create_module(self, spec):
-        module = _PlaceholderModule(spec.name)
-        module.__path__ = []
-        return module
-
-    def exec_module(self, module):
-        pass
-
-
-def _missing(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is None
-    except (ImportError, ValueError):
-        return True
+UNUSED_PACKAGES = ("cv2", "lmdb", "imgaug", "yacs", "progress", "nvidia")
+# Adam's learning rate and L2 weight decay in the official training configuration.
+LEARNING_RATE, WEIGHT_DECAY = 1e-5, 5e-4
 
 
 def import_official(checkout: str):
@@ -81,18 +39,11 @@ def import_official(checkout: str):
     if not os.path.isfile(os.path.join(checkout, "libs", "models", "models.py")):
         raise FileNotFoundError(f"{checkout}: not an STM-Training checkout "
                                 "(libs/models/models.py is missing)")
-    here = os.path.dirname(os.path.abspath(__file__))
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    import torchvision_standin  # noqa: PLC0415
+    from benchmarks.official import torchvision_standin  # noqa: PLC0415 (imports torch)
 
     torchvision_standin.install()
-    global _UNUSED_PACKAGES
-    _UNUSED_PACKAGES = tuple(n for n in _UNUSED_PACKAGES if _missing(n))
-    if not any(isinstance(f, _PlaceholderFinder) for f in sys.meta_path):
-        sys.meta_path.append(_PlaceholderFinder())
-    sys.path.insert(0, os.path.abspath(checkout))
-    models = importlib.import_module("libs.models.models")
+    placeholders(UNUSED_PACKAGES)
+    models = import_checkout(checkout, ("libs",), "libs.models.models")
     models.models = offline_resnets(models.models)
     loss = importlib.import_module("libs.utils.loss")
     importlib.import_module("libs.dataset.data")    # convert_one_hot (training cycle terms)
@@ -282,3 +233,64 @@ def train_update(net, optimizer, frames, masks, objs, *, iter_size: int, loss_mo
     optimizer.step()
     net.zero_grad()
     return float(np.mean(losses))
+
+
+class OfficialInference:
+    """The official test loop of one configuration, driven like
+    :class:`benchmarks.workloads.VosjaxInference`: ``put`` the inputs on the device, ``run``
+    one video (blocks until done)."""
+
+    def __init__(self, models, state_dict, arch, dtype, correction, mem_every, device,
+                 n_iter: int = 10):
+        import torch  # noqa: PLC0415
+
+        self.torch = torch
+        self.device = "cuda" if device == "gpu" else "cpu"
+        self.net = build_model(models, arch, state_dict, self.device)
+        self.autocast = None if dtype == "float32" else torch.bfloat16
+        self.loop = n_iter if correction else 0
+        self.mem_every = mem_every
+
+    def put(self, frames, masks0):
+        t = self.torch
+        f = t.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))).to(self.device)
+        return f, t.from_numpy(masks0[None]).to(self.device)
+
+    def run(self, frames, masks):
+        pred = propagate(self.net, frames, masks, masks.shape[1] - 1, mem_every=self.mem_every,
+                         loop=self.loop, rate=180.0, autocast_dtype=self.autocast)
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+        return pred
+
+
+class OfficialTraining:
+    """The official ``train`` loop (``train_batch = 1``, ``iter_size = B``) of one
+    configuration, driven like :class:`benchmarks.workloads.VosjaxTraining`: ``prepare`` a
+    batch, ``update`` once (blocks until done; returns the mean clip loss)."""
+
+    def __init__(self, models, loss_mod, state_dict, arch, dtype, device):
+        import torch  # noqa: PLC0415
+
+        self.torch, self.loss_mod = torch, loss_mod
+        self.device = "cuda" if device == "gpu" else "cpu"
+        self.net = build_model(models, arch, state_dict, self.device)
+        for p in self.net.parameters():
+            p.requires_grad = True
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=LEARNING_RATE,
+                                          betas=(0.9, 0.999), weight_decay=WEIGHT_DECAY)
+        self.autocast = None if dtype == "float32" else torch.bfloat16
+
+    def prepare(self, frames, masks, num_objects):
+        t = self.torch
+        f = t.from_numpy(np.ascontiguousarray(frames.transpose(0, 1, 4, 2, 3))).to(self.device)
+        return f, t.from_numpy(masks).to(self.device), [int(n) for n in num_objects]
+
+    def update(self, batch):
+        frames, masks, objs = batch
+        loss = train_update(self.net, self.optimizer, frames, masks, objs,
+                            iter_size=frames.shape[0], loss_mod=self.loss_mod,
+                            autocast_dtype=self.autocast)
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+        return loss
