@@ -334,6 +334,23 @@ def stm_step_table(files) -> list[str]:
     return lines
 
 
+def many_videos_table(files) -> list[str]:
+    """``many_videos``: evaluate.py's engine against one video after another."""
+    lines = ["## Many videos at once (`python -m benchmarks.many_videos`; davis2016-mini 480p "
+             "frames, labels identical; medians after a compiling run)", "",
+             "| device | model | frames | setting | frames/s | vs one by one | load | file |",
+             "|---|---|---|---|---|---|---|---|"]
+    for d in files:
+        c = d["settings"]
+        for r in d["rows"]:
+            lines.append(f"| {_device(d)}, {c['devices']} device(s) | {c['arch']} "
+                         f"{c['size'][0]}x{c['size'][1]} | {c['videos']} videos, "
+                         f"{c['frames']} | {r['setting']} | {r['frames_per_s']:.2f} | "
+                         f"{r['speedup_vs_one_by_one']:.2f}x | "
+                         f"{_range(_machine(d)['load_average'])} | {d['_file']} |")
+    return lines
+
+
 def scoring_table(files) -> list[str]:
     lines = ["## J&F scoring (DAVIS-2017-val-sized set: 30 sequences, 1,999 frames, 60 objects)",
              "", "| device | vosjax s | toolkit s | ratio | max abs diff (CSV) | file |",
@@ -559,6 +576,7 @@ TABLES = [
     (("profile_step",), (profile_table,)),
     (("conv_kernels",), (conv_table,)),
     (("stm_step",), (stm_step_table,)),
+    (("many_videos",), (many_videos_table,)),
     (("scoring",), (scoring_table,)),
     (("toolkit_compare",), (toolkit_compare_table,)),
     (("compile_count",), (compile_table,)),

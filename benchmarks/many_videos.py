@@ -10,29 +10,25 @@ Each setting runs once to compile, then ``--repeats`` timed runs (medians), alte
 labels must be identical (480p halved to 240x427 is an exact resize). Writes
 ``benchmarks/results/many_videos_<backend>.json``::
 
-    python benchmarks/many_videos.py --davis ../shared/data/davis2016-mini
+    python -m benchmarks.many_videos --davis ../shared/data/davis2016-mini
 """
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks import record  # noqa: E402
+from benchmarks import harness
 
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--davis", required=True, help="DAVIS-2016 folder (davis2016-mini works)")
     p.add_argument("--arch", default="resnet10", help="resnet10 (small dims) | resnet18 | ...")
-    p.add_argument("--size", type=int, nargs=2, default=(240, 427))
+    harness.add_size(p)
     p.add_argument("--frames", type=int, default=0, help="first N frames per video (0: all)")
     p.add_argument("--per-device", type=int, nargs="+", default=[1, 3])
-    p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--out", default=None)
+    harness.add_repeats(p, 2, "timed runs of every setting")
+    harness.add_out(p, "many_videos_{backend}.json")
     args = p.parse_args(argv)
 
     import jax  # noqa: PLC0415
@@ -46,9 +42,7 @@ def main(argv=None) -> dict:
     from vosjax.inference.propagation import propagate  # noqa: PLC0415
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
 
-    head = record.header(jax.default_backend())
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                   f"many_videos_{jax.default_backend()}.json")
+    backend = jax.default_backend()
     ds = DavisDataset(args.davis, year="2016", split="val")
     videos = []
     for v in ds:
@@ -94,21 +88,19 @@ def main(argv=None) -> dict:
             same = all(np.array_equal(labels[k], ref[k]) for k in ref)
             if not same:
                 raise SystemExit(f"{name}: labels differ from the one-by-one path")
-    rows = []
+    run = harness.Run("many_videos", backend, __file__, argv,
+                      settings={"arch": args.arch, "size": list(size),
+                                "devices": jax.local_device_count(), "videos": len(videos),
+                                "frames": frames})
     base = np.median(times[settings[0][0]])
     for name, _ in settings:
         med = float(np.median(times[name]))
-        rows.append({"setting": name, **record.summary(times[name]),
+        run.add_row({"setting": name, **harness.summary(times[name]),
                      "frames_per_s": round(frames / med, 2),
-                     "speedup_vs_one_by_one": round(base / med, 3)})
+                     "speedup_vs_one_by_one": round(base / med, 3)}, show=False)
         print(f"{name:28s} {frames / med:8.2f} frames/s  x{base / med:.2f}", flush=True)
-    result = {**head, "benchmark": "many_videos", "versions": record.versions(),
-              "arch": args.arch, "size": list(size), "devices": jax.local_device_count(),
-              "videos": len(videos), "frames": frames, "labels_identical": True, "rows": rows,
-              "load_average_end": record.load_average()}
-    record.write_json(out, result)
-    print(f"wrote {out}")
-    return result
+    run.write(harness.out_path(args, backend), labels_identical=True)
+    return run.result
 
 
 if __name__ == "__main__":

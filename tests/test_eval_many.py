@@ -203,15 +203,14 @@ def test_many_videos_benchmark_on_davis_mini(tmp_path, davis_mini):
     """Real 480p JPEGs at 240x427 (an exact halving): the engine on the 8 CPU devices gives
     the labels of the pre-engine loop (numpy resize on the host, one video after another; the
     driver stops otherwise); its table row."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import make_table
-    import many_videos
+    from benchmarks import make_table, many_videos
 
     out = tmp_path / "many_videos_cpu.json"
     many_videos.main(["--davis", str(davis_mini), "--frames", "3", "--repeats", "1",
                       "--per-device", "1", "--out", str(out)])
     data = json.loads(out.read_text())
-    assert data["labels_identical"] and data["devices"] == 8 and data["frames"] == 9
+    assert data["labels_identical"] and data["settings"]["devices"] == 8
+    assert data["settings"]["frames"] == 9
     assert [r["setting"] for r in data["rows"]] == ["one by one (host resize)",
                                                    "engine, 1 per device"]
     assert "| resnet10 240x427 | 3 videos, 9 | engine, 1 per device |" in (
