@@ -362,3 +362,23 @@ def test_staged_sampler_restores_its_bucketed_stage():
     b5 = again.batch(5)
     assert b5.num_slots == want[5].num_slots and b5.state == want[5].state
     np.testing.assert_array_equal(b5.arrays["labels"], want[5].arrays["labels"])
+
+
+def test_shared_counts_are_a_memo_only(tmp_path):
+    """Streams given the same folder (the input workers of one host) share the object counts:
+    the second one counts nothing the first counted, and the plans are unchanged. An entry
+    of another clip in the slot (an overwritten one) is not trusted."""
+    from vosjax.data.sampler import CountMemo
+
+    a, b, plain = _bucketed(), _bucketed(), _bucketed()
+    a.share_counts(str(tmp_path))
+    b.share_counts(str(tmp_path))
+    plans = [a.plan(s) for s in range(4)]
+    asked, real = [], b.sampler.num_objects
+    b.sampler.num_objects = lambda g: (asked.append(g), real(g))[1]
+    assert [b.plan(s) for s in range(4)] == plans == [plain.plan(s) for s in range(4)]
+    assert asked == []
+    memo = CountMemo(tmp_path / "counts.i64")
+    assert memo.get(3) == real(3)
+    memo.put(3 + memo.size, 2)                 # clip 3's slot now holds another clip
+    assert memo.get(3) is None and memo.get(3 + memo.size) == 2

@@ -108,16 +108,17 @@ VOID = 255
 FILL_RGB = tuple(int(v) for v in np.rint(IMAGENET_MEAN * 255))
 
 
-def warp_frame(frame: np.ndarray, m: np.ndarray, out_hw) -> np.ndarray:
-    """Bilinear warp of ``uint8 [H, W, 3]`` by canvas->input matrix ``m`` -> ``uint8 [h, w, 3]``
-    (:data:`FILL_RGB` outside the source frame).
+def warp_frame(frame, m: np.ndarray, out_hw) -> np.ndarray:
+    """Bilinear warp of ``uint8 [H, W, 3]`` (or an RGB ``PIL.Image``) by canvas->input matrix
+    ``m`` -> ``uint8 [h, w, 3]`` (:data:`FILL_RGB` outside the source frame).
 
     Strong downscales first box-reduce the frame by an integer factor (anti-aliasing).
     """
     from PIL import Image  # noqa: PLC0415
 
     h, w = out_hw
-    im = Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8))
+    im = (frame if isinstance(frame, Image.Image)
+          else Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)))
     step = np.sqrt(abs(np.linalg.det(m[:2, :2])))
     k = int(step) if step >= 2 else 1
     if k > 1:

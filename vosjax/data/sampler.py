@@ -30,12 +30,14 @@ disjoint slice of the same global stream, whatever the host count.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from vosjax.data.augment import VOID, AugmentConfig, clip_matrices, warp_frame, warp_labels
+from vosjax.data.masks import apply_lut
 from vosjax.data.transforms import WORK_SIZE
 from vosjax.data.video import Video
 
@@ -288,6 +290,9 @@ class ClipSampler(_Stream):
         video = self._video(int(d), int(v))
         rng = np.random.default_rng([self.seed, 0, int(index)])
         ann = np.asarray(video.annotated_frames)
+        if video.num_objects >= VOID:
+            raise ValueError(f"{video.name}: {video.num_objects} objects; training clips need "
+                             f"fewer than {VOID} (the label of pixels outside the frame)")
         if not len(ann):
             raise ValueError(f"{video.name}: no annotated frame to sample a training clip from")
         # The object count needs the reference annotation only; the draws are the same.
@@ -314,24 +319,24 @@ class ClipSampler(_Stream):
             keep = rng.permutation(present)[:cfg.max_objects]
             aug = cfg.augment if attempt < cfg.max_retries else None
             mats = clip_matrices(rng, aug, video.hw, cfg.size, cfg.num_frames)
-            ref_labels = warp_labels(_select(labels[0], keep, video.num_objects), mats[0],
-                                     cfg.size, VOID)
-            ref = np.bincount(ref_labels.reshape(-1), minlength=VOID + 1)[1:len(keep) + 1] > 0
+            # Warp the video's ids (NEAREST commutes with relabelling), then keep `keep`.
+            select = _select_lut(keep, video.num_objects)
+            ref_labels = apply_lut(select, warp_labels(labels[0], mats[0], cfg.size, VOID))
+            ref = np.array([(ref_labels == k).any() for k in range(1, len(keep) + 1)])
             if ref.any():
                 break
         count = int(ref.sum())
         if not with_frames:
             return count
         # Objects cropped out of the reference frame are dropped and the rest renumbered.
-        lut = np.zeros(VOID + 1, np.uint8)
-        lut[1:len(keep) + 1][ref] = np.arange(1, count + 1)
-        lut[VOID] = VOID
-        sel = _select(labels[1:], keep, video.num_objects)
-        labs = np.stack([ref_labels] + [warp_labels(lab, m, cfg.size, VOID)
-                                        for lab, m in zip(sel, mats[1:])])
-        frames = video.load_frames(picks)
+        renumber = np.zeros(VOID + 1, np.uint8)
+        renumber[1:len(keep) + 1][ref] = np.arange(1, count + 1)
+        renumber[VOID] = VOID
+        labs = np.stack([ref_labels] + [apply_lut(select, warp_labels(lab, m, cfg.size, VOID))
+                                        for lab, m in zip(labels[1:], mats[1:])])
+        frames = video.load_frame_images(picks)
         x = np.stack([warp_frame(f, m, cfg.size) for f, m in zip(frames, mats)])
-        return Clip(x, np.take(lut, labs), count, video.name, tuple(int(p) for p in picks))
+        return Clip(x, apply_lut(renumber, labs), count, video.name, tuple(int(p) for p in picks))
 
 
 class StagedSampler:
@@ -374,6 +379,12 @@ class StagedSampler:
         if hasattr(inner, "restore"):
             inner.restore(state["stage_state"])
 
+    def share_counts(self, directory: str, name: str = "counts") -> None:
+        """:meth:`BucketSampler.share_counts` for each bucketed stage (a table each)."""
+        for k, stage in enumerate(self.stages):
+            if hasattr(stage, "share_counts"):
+                stage.share_counts(directory, f"{name}-{k}")
+
 
 @dataclasses.dataclass(frozen=True)
 class BucketState:
@@ -415,6 +426,38 @@ def next_bucket(state: BucketState, count, batch_size: int
             return n, clips, BucketState(g, tuple(tuple(p) for p in pending))
 
 
+class CountMemo:
+    """Object counts of global clips shared by the input worker processes of one host.
+
+    A bucketed stream's plan needs the object count of every global clip, and each worker
+    replays the plan for the steps it is given; through this table a clip is counted about
+    once per host instead of once per worker. It is a memo only: slot ``g % size`` of a
+    memory-mapped file holds ``(g + 1) << 8 | count``, so a missing or overwritten entry is
+    counted again and no batch depends on the table.
+    """
+
+    def __init__(self, path: str, size: int = 1 << 20):
+        self.path, self.size = os.fspath(path), int(size)
+        if not os.path.exists(self.path):
+            np.memmap(self.path, np.int64, "w+", shape=(self.size,)).flush()
+        self._table = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_table": None}
+
+    def _open(self) -> np.ndarray:
+        if self._table is None:
+            self._table = np.memmap(self.path, np.int64, "r+", shape=(self.size,))
+        return self._table
+
+    def get(self, g: int) -> int | None:
+        v = int(self._open()[g % self.size])
+        return v & 0xFF if v >> 8 == g + 1 else None
+
+    def put(self, g: int, count: int) -> None:
+        self._open()[g % self.size] = ((g + 1) << 8) | (int(count) & 0xFF)
+
+
 class BucketSampler(_Stream):
     """The clips of a :class:`ClipSampler`, grouped so that every batch holds one object count.
 
@@ -445,13 +488,13 @@ class BucketSampler(_Stream):
     ``(n, clips)`` and materialises only its slice of the emitted global batch: identical
     shapes on every host, no communication. The price: a host needs the object count of every
     global clip, not only of its own. :meth:`ClipSampler.num_objects` gives it from the
-    annotations alone (the clip's random draws without reading, warping or perturbing a
-    frame): 0.22 of a clip's time on DAVIS 480p at 240x427 with the paper's augmentation
-    (``benchmarks/results/slot_flops_cpu.json``). Each host counts ``global_batch_size``
-    clips a step (on ``num_workers`` threads) besides producing its ``local_batch_size``:
-    +22% data work on one host, about as much counting as producing at ~5 hosts, and more
-    beyond. (Many-host runs could count a 1/P share each and all-gather the counts; not done
-    here: it would make the data stream a collective.)
+    reference frame's annotation alone (the clip's random draws without reading or warping a
+    frame or the other annotations). Each input worker replays the plan for the steps it is
+    given; the workers of a host share the counts (:meth:`share_counts`, a
+    :class:`CountMemo`), so a host counts each global clip about once besides producing its
+    ``local_batch_size`` (the cost measured in ``benchmarks/results/input_pipeline_cpu.json``,
+    ``host.*.per_worker.median_s_count``). (Many-host runs could count a 1/P share each and
+    all-gather the counts; not done here: it would make the data stream a collective.)
     """
 
     def __init__(self, sampler: ClipSampler, keep_states: int = 8):
@@ -464,11 +507,22 @@ class BucketSampler(_Stream):
         self._states = {0: BucketState.initial(self.num_buckets)}
         self._plans: dict[int, tuple[int, tuple[int, ...]]] = {}
         self._counts: dict[int, int] = {}
+        self._memo: CountMemo | None = None
+
+    def share_counts(self, directory: str, name: str = "counts") -> None:
+        """Share the object counts with the other processes given the same ``directory``
+        (:class:`CountMemo`; the input pipeline does this for its workers)."""
+        self._memo = CountMemo(os.path.join(directory, f"{name}.i64"))
 
     # -- the plan -------------------------------------------------------------------------------
     def _count(self, g: int) -> int:
         if g not in self._counts:
-            self._counts[g] = self.sampler.num_objects(g)
+            n = self._memo.get(g) if self._memo is not None else None
+            if n is None:
+                n = self.sampler.num_objects(g)
+                if self._memo is not None:
+                    self._memo.put(g, n)
+            self._counts[g] = n
         return self._counts[g]
 
     def plan(self, step: int) -> tuple[int, tuple[int, ...]]:
@@ -543,11 +597,13 @@ class BucketSampler(_Stream):
 
 def _present(labels: np.ndarray, num_objects: int) -> np.ndarray:
     """Ids ``1..num_objects`` with pixels in ``labels``."""
-    return np.flatnonzero(np.bincount(labels.reshape(-1), minlength=num_objects + 1)[1:]) + 1
+    return np.array([k for k in range(1, num_objects + 1) if (labels == k).any()], np.int64)
 
 
-def _select(labels: np.ndarray, keep: np.ndarray, num_objects: int) -> np.ndarray:
-    """Keep objects ``keep`` (renumbered 1..k in that order), everything else -> 0."""
-    lut = np.zeros(num_objects + 1, np.uint8)
+def _select_lut(keep: np.ndarray, num_objects: int) -> np.ndarray:
+    """``uint8 [256]``: objects ``keep`` renumbered 1..k in that order, other objects -> 0,
+    :data:`~vosjax.data.augment.VOID` kept."""
+    lut = np.zeros(VOID + 1, np.uint8)
     lut[keep] = np.arange(1, len(keep) + 1)
-    return np.take(lut, labels)
+    lut[VOID] = VOID
+    return lut

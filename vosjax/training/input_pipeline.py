@@ -37,6 +37,10 @@ does not change a batch.
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
+import weakref
+
 import numpy as np
 
 from vosjax.data.augment import AugmentConfig
@@ -167,8 +171,10 @@ def host_batches(stream, start_step: int, stop_step: int, *, num_workers: int = 
 
     ``num_workers``: grain worker processes (0: in this process); ``prefetch``: batches
     buffered ahead by a thread of this process; ``worker_buffer``: batches each worker
-    computes ahead. ``stream`` (with a restored state, if any) is pickled to every worker.
-    Close the iterator (``.close()``) to stop the workers. Needs ``grain``.
+    computes ahead. ``stream`` (with a restored state, if any) is pickled to every worker;
+    with several workers, a bucketed stream's object counts are shared between them through
+    a table in a temporary folder (:class:`~vosjax.data.sampler.CountMemo`). Close the
+    iterator (``.close()``) to stop the workers. Needs ``grain``.
     """
     import grain  # noqa: PLC0415
 
@@ -178,6 +184,14 @@ def host_batches(stream, start_step: int, stop_step: int, *, num_workers: int = 
         raise ValueError(f"config.data.num_workers={num_workers} and config.data.prefetch="
                          f"{prefetch} must be >= 0")
     _absl_flags_parsed()
+    memo_dir = None
+    if num_workers > 1 and hasattr(stream, "share_counts"):
+        import cloudpickle  # noqa: PLC0415  (grain's own dependency)
+
+        memo_dir = tempfile.mkdtemp(prefix="vosjax-counts-")
+        # The workers' copy (the caller's stream is left alone), its tables made here.
+        stream = cloudpickle.loads(cloudpickle.dumps(stream))
+        stream.share_counts(memo_dir)
     ds = grain.MapDataset.range(int(start_step), int(stop_step)).map(stream.batch)
     # One thread per process: a stream's caches (bucket plan, videos) are not thread-safe, and
     # the decoding is spread over processes instead.
@@ -187,9 +201,32 @@ def host_batches(stream, start_step: int, stop_step: int, *, num_workers: int = 
             num_workers=int(num_workers), per_worker_buffer_size=max(1, int(worker_buffer))))
     if prefetch > 0:
         it = grain.experimental.ThreadPrefetchIterDataset(it, prefetch_buffer_size=int(prefetch))
-    out = iter(it)
+    out = _Batches(iter(it), memo_dir)
     out.start_prefetch()
     return out
+
+
+class _Batches:
+    """:func:`host_batches`' iterator: grain's, plus the removal of the count tables."""
+
+    def __init__(self, it, memo_dir):
+        self._it = it
+        self._cleanup = (weakref.finalize(self, shutil.rmtree, memo_dir, True)
+                         if memo_dir else None)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._it)
+
+    def start_prefetch(self) -> None:
+        self._it.start_prefetch()
+
+    def close(self) -> None:
+        self._it.close()
+        if self._cleanup is not None:
+            self._cleanup()
 
 
 def _absl_flags_parsed() -> None:
