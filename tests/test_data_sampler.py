@@ -2,6 +2,7 @@
 clip, the uint8 batch format (void pixels, slot counts), and augmentation keeping labels exact
 and aligned with the frames."""
 import collections
+import os
 
 import numpy as np
 import pytest
@@ -382,3 +383,32 @@ def test_shared_counts_are_a_memo_only(tmp_path):
     assert memo.get(3) == real(3)
     memo.put(3 + memo.size, 2)                 # clip 3's slot now holds another clip
     assert memo.get(3) is None and memo.get(3 + memo.size) == 2
+
+
+def test_host_batches_in_worker_processes_equal_the_stream():
+    """The training input pipeline (grain, 2 worker processes, a prefetch thread) gives steps
+    start..stop - 1 in order, each equal to the stream's own batch; with two workers a
+    bucketed stream shares its counts through a temporary table, removed on close."""
+    import glob
+    import tempfile
+
+    from vosjax.training.input_pipeline import host_batches
+
+    stream = _bucketed()
+    want = [stream.batch(s) for s in range(2, 6)]
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "vosjax-counts-*")))
+    it = host_batches(_bucketed(), 2, 6, num_workers=2, prefetch=2)
+    try:
+        got = list(it)
+        made = set(glob.glob(os.path.join(tempfile.gettempdir(), "vosjax-counts-*"))) - before
+        assert len(made) == 1
+    finally:
+        it.close()
+    assert not any(os.path.exists(d) for d in made)
+    assert [b.step for b in got] == [2, 3, 4, 5]
+    for g, w in zip(got, want):
+        assert g.num_slots == w.num_slots and g.state == w.state
+        for k in w.arrays:
+            np.testing.assert_array_equal(g.arrays[k], w.arrays[k])
+    with pytest.raises(ValueError, match="no step"):
+        host_batches(stream, 3, 3)
