@@ -207,7 +207,9 @@ def host_batches(stream, start_step: int, stop_step: int, *, num_workers: int = 
 
 
 class _Batches:
-    """:func:`host_batches`' iterator: grain's, plus the removal of the count tables."""
+    """:func:`host_batches`' iterator: grain's, with the arrays moved out of the workers'
+    shared memory (which is then released at once, not when the last reference goes), and
+    the removal of the count tables."""
 
     def __init__(self, it, memo_dir):
         self._it = it
@@ -218,7 +220,9 @@ class _Batches:
         return self
 
     def __next__(self):
-        return next(self._it)
+        hb = next(self._it)
+        return hb._replace(arrays={k: v if type(v) is np.ndarray else np.array(v)
+                                   for k, v in hb.arrays.items()})
 
     def start_prefetch(self) -> None:
         self._it.start_prefetch()
