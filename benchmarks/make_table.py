@@ -503,7 +503,7 @@ def input_pipeline_table(files) -> list[str]:
     if best is not None:
         rate, d = best
         lines += ["", f"Target (issue 15): >= 40 clips/s per worker process at 240x427 from "
-                  f"480p JPEGs: {'met' if rate >= 40 else 'not met'} (best {rate:.1f} clips/s, "
+                  f"480p JPEGs: {'met' if rate >= 40 else 'not met'} (best {rate:.2f} clips/s, "
                   f"{d['_file']}, load {d.get('load_average_start')}-"
                   f"{d.get('load_average_after_host')}). Where a clip's time goes is in the "
                   "columns: the 3 JPEG decodes, and 3 bilinear affine warps in PIL (about "
