@@ -131,15 +131,18 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
     # "bucket" lives in the task's sampler; per-host trimming would give hosts different
     # shapes: single-process runs only.
     trim = slot_policy(config.train) == "trim" and jax.process_count() == 1
-    batches = (host_batches(sampler, start, total, num_workers=config.data.get("num_workers", 0),
-                            prefetch=config.data.get("prefetch", 2)) if start < total else None)
 
     # -- loop -----------------------------------------------------------------------------------
     writer = MetricWriter(workdir, enabled=jax.process_index() == 0, resume_step=start)
     last_good = ckpt.latest_step()
     bar = _progress(start, total, progress)
-    metrics, pending, t0 = None, None, time.perf_counter()
+    metrics, pending, batches = None, None, None
+    t0 = time.perf_counter()
     try:
+        if start < total:   # a finished run starts no workers
+            batches = host_batches(sampler, start, total,
+                                   num_workers=config.data.get("num_workers", 0),
+                                   prefetch=config.data.get("prefetch", 2))
         for step in range(start, total):
             hb = next(batches)
             if hb.step != step:

@@ -57,8 +57,8 @@ def train_step(state: TrainState, batch, *, loss_fn, tx, prepare=None, num_slots
 
     ``prepare(raw, data_rng, num_slots) -> batch``, when given, first turns the input
     pipeline's raw batch into the loss's (photometric augmentation, normalisation, one-hot
-    masks: :mod:`vosjax.data.device`); ``data_rng`` is ``fold_in(rng, DATA_KEY)``, so the
-    augmentation, like the rest of the step, is a function of the state.
+    masks: :mod:`vosjax.data.device`); ``data_rng`` is ``fold_in(step_rng, DATA_KEY)`` of the
+    step's key, so the augmentation, like the rest of the step, is a function of the state.
     """
     rng, step_rng = jax.random.split(state.rng)
     if prepare is not None:
