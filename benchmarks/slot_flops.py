@@ -43,12 +43,12 @@ from benchmarks import harness
 
 class CountStream:
     """A stand-in :class:`ClipSampler` whose clip ``g`` holds ``counts[g]`` objects: enough for
-    :class:`BucketSampler` (its ``collate`` returns shapes only, no pixels)."""
+    :class:`BucketSampler`'s plans (no pixels)."""
 
     def __init__(self, counts, *, global_batch_size, process_index, process_count, num_slots,
                  clip_len):
         import types  # noqa: PLC0415
-        self.counts, self.seed, self.num_workers = counts, 0, 1
+        self.counts, self.seed = counts, 0
         self.global_batch_size = global_batch_size
         self.process_index, self.process_count = process_index, process_count
         self.local_batch_size = global_batch_size // process_count
@@ -59,12 +59,6 @@ class CountStream:
         if g >= len(self.counts):
             raise IndexError(g)
         return int(self.counts[g])
-
-    def collate(self, indices, num_slots):
-        import numpy as np  # noqa: PLC0415
-        idx = np.asarray(indices)
-        return {"indices": idx, "masks_shape": (len(idx), self.clip_len, num_slots + 1),
-                "num_objects": self.counts[idx].astype(np.int32)}
 
     def state(self, step):
         return {"step": int(step), "seed": self.seed}
@@ -80,11 +74,12 @@ def bucket_plans(counts, batch, hosts, num_slots, clip_len):
     plans, step = [], 0
     while True:
         try:
-            per_host = [s.batch(step) for s in samplers]
+            per_host = [s.local_clips(step) for s in samplers]
         except IndexError:
             return plans
         n, clips = samplers[0].plan(step)
-        plans.append((n, clips, [(b["indices"].tolist(), b["masks_shape"]) for b in per_host],
+        # The masks each host's step makes (on the device): [local clips, T, m + 1, H, W].
+        plans.append((n, clips, [(list(idx), (len(idx), clip_len, m + 1)) for m, idx in per_host],
                       [s.plan(step) for s in samplers]))
         step += 1
 

@@ -45,7 +45,9 @@ def get_config(arg: str = "r50"):
         gap_start=5, gap_increment=5, gap_every_epochs=20,
         augment=dict(scale=(0.9, 1.3), rotation_deg=15.0, shear_deg=10.0, translate=0.1,
                      mirror=0.5, contrast=(0.8, 1.2), noise_std=0.03),
-        num_workers=4,
+        # Input pipeline (vosjax.training.input_pipeline): grain worker processes decoding
+        # and warping clips (0 = in the training process), and batches buffered ahead.
+        num_workers=4, prefetch=2,
         synthetic=dict(num_videos=0, seed=0, height=0, width=0, num_frames=0,
                        distractors=True),
     ))

@@ -228,3 +228,19 @@ def test_more_objects_than_slots(tmp_path):
         lab = np.zeros((1, 4, 4), np.uint8)
         lab[0, 0, :3] = [1, 2, 3]
         video_from_arrays("v", np.zeros((1, 4, 4, 3), np.uint8), lab, max_objects=2)
+
+
+def test_apply_lut_equals_take_and_checks_its_inputs():
+    from vosjax.data.masks import apply_lut
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 256, (3, 17, 29), dtype=np.uint8)
+    lut = rng.integers(0, 256, 256, dtype=np.uint8)
+    out = apply_lut(lut, labels)
+    np.testing.assert_array_equal(out, np.take(lut, labels))
+    assert out.shape == labels.shape and out.flags.writeable
+    np.testing.assert_array_equal(apply_lut(lut, labels[:, ::2, 1:]), lut[labels[:, ::2, 1:]])
+    with pytest.raises(ValueError, match="uint8"):
+        apply_lut(lut, labels.astype(np.int32))
+    with pytest.raises(ValueError, match=r"\[256\]"):
+        apply_lut(lut[:10], labels)

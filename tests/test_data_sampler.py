@@ -1,17 +1,18 @@
-"""Training clip sampler: determinism, resume, host sharding, gap schedule, mixing, objects per
-clip, one-hot masks, and augmentation keeping labels exact and aligned with the frames."""
+"""Training clip streams: determinism, resume, host sharding, gap schedule, mixing, objects per
+clip, the uint8 batch format (void pixels, slot counts), and augmentation keeping labels exact
+and aligned with the frames."""
 import collections
+import os
 
 import numpy as np
 import pytest
 
 from vosjax.data import augment
-from vosjax.data.augment import AugmentConfig
+from vosjax.data.augment import VOID, AugmentConfig
 from vosjax.data import sampler as sampler_module
 from vosjax.data.sampler import (BucketSampler, ClipSampler, SamplerConfig, StagedSampler,
                                  pick_frames)
 from vosjax.data.synthetic import SyntheticVideos
-from vosjax.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 from vosjax.data.video import video_from_arrays
 
 SIZE = (48, 64)
@@ -26,36 +27,49 @@ def _sampler(videos=None, **kw):
     return ClipSampler(videos, cfg, **kw)
 
 
-def test_batch_shapes_one_hot_and_reference_objects():
+def test_batch_is_uint8_frames_and_label_maps_with_objects_in_the_reference():
     s = _sampler(global_batch_size=3)
-    b = s.batch(0)
-    assert b["frames"].shape == (3, 3, 48, 64, 3) and b["frames"].dtype == np.float32
-    assert b["masks"].shape == (3, 3, 6, 48, 64) and b["masks"].dtype == np.float32
+    hb = s.batch(0)
+    assert hb.step == 0 and hb.num_slots == 5 and hb.state == s.state(1)
+    b = hb.arrays
+    assert set(b) == {"frames", "labels", "num_objects"}
+    assert b["frames"].shape == (3, 3, 48, 64, 3) and b["frames"].dtype == np.uint8
+    assert b["labels"].shape == (3, 3, 48, 64) and b["labels"].dtype == np.uint8
     assert b["num_objects"].dtype == np.int32
-    m = b["masks"]
-    assert set(np.unique(m)) <= {0.0, 1.0}
-    np.testing.assert_array_equal(m.sum(2), 1)
+    # 4 bytes a pixel (float32 frames and 6-channel one-hot masks were 12 + 24).
+    assert sum(a.nbytes for a in b.values()) == 3 * 3 * 48 * 64 * 4 + 3 * 4
+    lab = b["labels"]
     for i, k in enumerate(b["num_objects"]):
         assert 1 <= k <= 5
-        assert m[i, 0, 1:k + 1].any(axis=(-1, -2)).all()     # every object in the reference
-        assert not m[i, :, k + 1:].any()                      # unused slots empty
+        ids = set(np.unique(lab[i]).tolist())
+        assert ids - {VOID} <= set(range(k + 1))                 # unused slots empty
+        present = set(np.unique(lab[i, 0]).tolist())
+        assert set(range(1, k + 1)) <= present                   # every object in the reference
+    # The default augmentation rotates and shifts: some canvas pixels are outside the frame,
+    # and they hold the mean colour.
+    void = lab == VOID
+    assert void.any() and (~void).mean() > 0.5
+    np.testing.assert_array_equal(b["frames"][void], np.broadcast_to(augment.FILL_RGB,
+                                                                     (int(void.sum()), 3)))
 
 
-def test_deterministic_resume_and_worker_independent():
+def test_deterministic_and_resumable():
     a = list(_sampler(seed=3).batches(0, 3))
-    b = list(_sampler(seed=3, num_workers=2).batches(2, 1))
-    for k in a[2]:
-        np.testing.assert_array_equal(a[2][k], b[0][k])
+    b = list(_sampler(seed=3).batches(2, 1))
+    assert b[0].step == 2 and b[0].state == a[2].state
+    for k in a[2].arrays:
+        np.testing.assert_array_equal(a[2].arrays[k], b[0].arrays[k])
     c = _sampler(seed=4).batch(2)
-    assert not np.array_equal(a[2]["frames"], c["frames"])
+    assert not np.array_equal(a[2].arrays["frames"], c.arrays["frames"])
 
 
 def test_host_sharding_matches_single_host_stream():
     one = _sampler(seed=1, global_batch_size=4).batch(5)
     parts = [_sampler(seed=1, global_batch_size=4, process_index=p, process_count=2).batch(5)
              for p in range(2)]
-    for k in one:
-        np.testing.assert_array_equal(one[k], np.concatenate([p[k] for p in parts]))
+    for k in one.arrays:
+        np.testing.assert_array_equal(one.arrays[k],
+                                      np.concatenate([p.arrays[k] for p in parts]))
     with pytest.raises(ValueError, match="divisible"):
         _sampler(global_batch_size=3, process_index=0, process_count=2)
 
@@ -144,20 +158,21 @@ def test_augmentation_keeps_labels_exact_and_aligned(seed):
                  global_batch_size=1)
     for i in range(4):
         c = s.clip(i)
-        assert set(np.unique(c.labels)) <= {0, 1, 2}
-        rgb = (c.frames * IMAGENET_STD + IMAGENET_MEAN) * 255
-        inside = (c.frames != 0).any(-1)
+        assert set(np.unique(c.labels)) <= {0, 1, 2, VOID}
+        rgb = c.frames.astype(np.float64)
+        inside = c.labels != VOID
         core = inside & _eroded(c.labels)
+        ids = np.where(inside, c.labels, 0)
         # The sampler renumbers kept objects: recover the map from the colours, a bijection.
         orig = [0] + [int(np.argmin(np.abs(rgb[core & (c.labels == k)].mean(0) - pal)
                                     .sum(-1))) for k in range(1, c.num_objects + 1)]
         assert sorted(orig) == list(range(c.num_objects + 1))
-        err = np.abs(rgb - pal[np.array(orig)[c.labels]]).max(-1)
+        err = np.abs(rgb - pal[np.array(orig)[ids]]).max(-1)
         assert (err[core] < 3).mean() > 0.99        # exact colours off the boundaries
         # At boundaries bilinear mixes colours, but the nearest palette colour (the pixel
         # with the largest weight) must still be the nearest-sampled label.
         near = np.argmin(np.abs(rgb[..., None, :] - pal).sum(-1), -1)
-        mismatch = (near != np.array(orig)[c.labels])[inside].mean()
+        mismatch = (near != np.array(orig)[ids])[inside].mean()
         assert mismatch < 0.002, mismatch
         assert inside.mean() > 0.3
 
@@ -181,7 +196,7 @@ def test_mirror_flips_frames_and_labels_together():
                               (60, 90), (60, 90), 1)
     x, lab = augment.warp_clip(v.load_frames([0]), v.load_labels([0]), m, (60, 90))
     np.testing.assert_array_equal(lab[0], v.load_labels([0])[0][:, ::-1])
-    np.testing.assert_allclose(x[0], normalize(pal[lab[0]]), atol=1e-5)
+    np.testing.assert_array_equal(x[0], pal[lab[0]])
 
 
 def test_no_augmentation_is_plain_fit_and_pad():
@@ -192,19 +207,11 @@ def test_no_augmentation_is_plain_fit_and_pad():
     from vosjax.data.transforms import resize_pad_labels
     want, info = resize_pad_labels(v.load_labels([0]), (40, 90))
     assert info.offsets == (0, 15)
-    np.testing.assert_array_equal(lab, want)
-    assert (x[0, :, :15] == 0).all() and (x[0, :, 75:] == 0).all()
-
-
-def test_photometric_contrast_and_noise():
-    rng = np.random.default_rng(0)
-    x = np.full((2, 8, 8, 3), 0.5, np.float32)
-    x[:, :4] = 0.2
-    out = augment.photometric(x.copy(), rng, AugmentConfig(contrast=(2, 2), noise_std=0.0))
-    np.testing.assert_allclose(out[:, :4], 0.05, atol=1e-6)   # mean .35 + 2 * (.2 - .35)
-    np.testing.assert_allclose(out[:, 4:], 0.65, atol=1e-6)
-    noisy = augment.photometric(x.copy(), rng, AugmentConfig(contrast=(1, 1), noise_std=0.5))
-    assert 0 <= noisy.min() and noisy.max() <= 1 and np.abs(noisy - x).mean() > 0.01
+    # The padding is outside the frame: VOID labels, the mean colour in the frame.
+    pad = np.zeros((40, 90), bool)
+    pad[:, :15] = pad[:, 75:] = True
+    np.testing.assert_array_equal(lab[0], np.where(pad, VOID, want[0]))
+    assert (x[0][pad] == augment.FILL_RGB).all()
     with pytest.raises(ValueError, match="AugmentConfig.scale"):
         AugmentConfig(scale=(1.2, 1.0))
 
@@ -225,10 +232,10 @@ def test_reference_frame_found_when_objects_are_mostly_off_screen():
     # start at frame 40 with exactly its object (no augmentation, working size = video size).
     again = ClipSampler([v], cfg, seed=0, global_batch_size=2, process_index=0,
                         process_count=1)
-    b = s.batch(1)
-    np.testing.assert_array_equal(b["masks"], again.batch(1)["masks"])
-    for clip_masks in b["masks"]:
-        np.testing.assert_array_equal(clip_masks[0, 1], (lab[40] == 1).astype(np.float32))
+    b = s.batch(1).arrays
+    np.testing.assert_array_equal(b["labels"], again.batch(1).arrays["labels"])
+    for clip_labels in b["labels"]:
+        np.testing.assert_array_equal(clip_labels[0], lab[40])
     empty = video_from_arrays("empty", np.zeros((5, 16, 24, 3), np.uint8),
                               np.zeros((5, 16, 24), np.uint8))
     s = ClipSampler([empty], cfg, seed=0, global_batch_size=1, process_index=0, process_count=1)
@@ -239,9 +246,9 @@ def test_reference_frame_found_when_objects_are_mostly_off_screen():
 # -- object-count buckets (config.train.slot_policy = "bucket") ---------------------------------
 
 def test_num_objects_equals_the_clips_count_also_after_retries():
-    """The annotation-only count makes the clip's random draws: equal to ``clip().num_objects``
-    also for clips whose augmentation crops every object out (retries, which consume the
-    frames' photometric draws)."""
+    """The count from the reference annotation alone makes the clip's random draws: equal to
+    ``clip().num_objects`` also for clips whose augmentation crops every object out (retries),
+    and it reads one annotation, not the clip's three."""
     lab = np.zeros((4, 40, 60), np.uint8)
     lab[:, 2:6, 2:6] = 1
     lab[:, 30:34, 50:54] = 2
@@ -249,19 +256,23 @@ def test_num_objects_equals_the_clips_count_also_after_retries():
     cfg = SamplerConfig(size=(24, 32), max_objects=2, max_retries=3,
                         augment=AugmentConfig(scale=(1.5, 2.5), translate=0.5))
     s = _sampler([v], config=cfg, global_batch_size=1)
-    calls = []
-    real = sampler_module.clip_matrices
+    calls, read = [], []
+    real, load = sampler_module.clip_matrices, v.load_labels
     try:
         sampler_module.clip_matrices = lambda *a, **k: (calls.append(1), real(*a, **k))[1]
+        object.__setattr__(v, "load_labels", lambda p: (read.append(len(p)), load(p))[1])
         retried, counts = 0, set()
         for i in range(20):
             calls.clear()
             c = s.clip(i)
             retried += len(calls) > 1
+            read.clear()
             assert s.num_objects(i) == c.num_objects, i
+            assert read == [1]
             counts.add(c.num_objects)
     finally:
         sampler_module.clip_matrices = real
+        object.__delattr__(v, "load_labels")
     assert retried >= 5 and len(counts) >= 2, (retried, counts)
 
 
@@ -281,11 +292,14 @@ def test_bucket_batches_hold_one_object_count_and_every_clip_once():
     counts = [b.sampler.clip(g).num_objects for g in range(b.state(steps)["bucket"]["next_clip"])]
     assert len(set(counts)) == 3                              # the stream mixes 1, 2, 3
     for s, (n, clips) in enumerate(plans):
-        x = b.batch(s)
-        assert x["masks"].shape == (batch, 3, n + 1, 24, 32)
+        hb = b.batch(s)
+        x = hb.arrays
+        assert hb.num_slots == n and x["labels"].shape == (batch, 3, 24, 32)
         assert (x["num_objects"] == n).all() and [counts[g] for g in clips] == [n] * batch
-        assert x["masks"][:, 0, 1:].any(axis=(-1, -2)).all()  # no empty slot
-        np.testing.assert_array_equal(x["frames"], b.sampler.collate(clips)["frames"])
+        for clip_labels in x["labels"]:                       # no empty slot
+            assert set(range(1, n + 1)) <= set(np.unique(clip_labels[0]).tolist())
+        np.testing.assert_array_equal(x["frames"],
+                                      np.stack([b.sampler.clip(g).frames for g in clips]))
     # Every looked-at clip is emitted once or still pending; nothing else.
     emitted = [g for _, c in plans for g in c]
     pending = [g for p in b.state(steps)["bucket"]["pending"] for g in p]
@@ -303,11 +317,11 @@ def test_bucket_batches_hold_one_object_count_and_every_clip_once():
 
 def test_bucket_resume_equals_uninterrupted_stream():
     straight = _bucketed()
-    want = [straight.batch(s) for s in range(7)]
+    want = [straight.batch(s).arrays for s in range(7)]
     first = _bucketed()
     for s in range(4):
-        first.batch(s)
-    saved = first.state(4)
+        saved = first.batch(s).state
+    assert saved == first.state(4)
     assert saved["bucket"]["next_clip"] > 16 and any(saved["bucket"]["pending"])
     resumed = _bucketed()
     resumed.restore(saved)
@@ -315,11 +329,11 @@ def test_bucket_resume_equals_uninterrupted_stream():
     resumed.sampler.num_objects = lambda g: (asked.append(g), real(g))[1]
     for s in range(4, 7):
         for k in want[s]:
-            np.testing.assert_array_equal(resumed.batch(s)[k], want[s][k])
+            np.testing.assert_array_equal(resumed.batch(s).arrays[k], want[s][k])
     assert min(asked) == saved["bucket"]["next_clip"]   # no replay of the clips before
     # ... and without it the stream is replayed: the same batches (a pure function of step).
     replayed = _bucketed()
-    np.testing.assert_array_equal(replayed.batch(5)["frames"], want[5]["frames"])
+    np.testing.assert_array_equal(replayed.batch(5).arrays["frames"], want[5]["frames"])
     with pytest.raises(ValueError, match="seed"):
         _bucketed(seed=9).restore(saved)
 
@@ -330,17 +344,71 @@ def test_bucket_two_hosts_concatenate_to_the_one_host_batch():
     for s in range(5):
         full = one.batch(s)
         parts = [h.batch(s) for h in hosts]
-        assert parts[0]["masks"].shape == parts[1]["masks"].shape      # identical shapes
-        assert parts[0]["masks"].shape[0] == 2
-        for k in full:
-            np.testing.assert_array_equal(full[k], np.concatenate([p[k] for p in parts]))
-        assert hosts[0].state(s + 1) == hosts[1].state(s + 1) == one.state(s + 1)
+        assert parts[0].num_slots == parts[1].num_slots == full.num_slots   # identical shapes
+        assert parts[0].arrays["labels"].shape[0] == 2
+        for k in full.arrays:
+            np.testing.assert_array_equal(full.arrays[k],
+                                          np.concatenate([p.arrays[k] for p in parts]))
+        assert parts[0].state == parts[1].state == full.state == one.state(s + 1)
 
 
 def test_staged_sampler_restores_its_bucketed_stage():
     staged = StagedSampler([(_bucketed(seed=5), 2), (_bucketed(), None)])
     want = [staged.batch(s) for s in range(6)]
+    assert [b.step for b in want] == list(range(6))
+    assert want[1].state == {"step": 2, "stage": 1, "stage_state": _bucketed().state(0)}
     again = StagedSampler([(_bucketed(seed=5), 2), (_bucketed(), None)])
-    again.restore(staged.state(4))
+    again.restore(want[3].state)
     assert again.stages[1]._states[2] == staged.stages[1]._states[2]
-    np.testing.assert_array_equal(again.batch(5)["masks"], want[5]["masks"])
+    b5 = again.batch(5)
+    assert b5.num_slots == want[5].num_slots and b5.state == want[5].state
+    np.testing.assert_array_equal(b5.arrays["labels"], want[5].arrays["labels"])
+
+
+def test_shared_counts_are_a_memo_only(tmp_path):
+    """Streams given the same folder (the input workers of one host) share the object counts:
+    the second one counts nothing the first counted, and the plans are unchanged. An entry
+    of another clip in the slot (an overwritten one) is not trusted."""
+    from vosjax.data.sampler import CountMemo
+
+    a, b, plain = _bucketed(), _bucketed(), _bucketed()
+    a.share_counts(str(tmp_path))
+    b.share_counts(str(tmp_path))
+    plans = [a.plan(s) for s in range(4)]
+    asked, real = [], b.sampler.num_objects
+    b.sampler.num_objects = lambda g: (asked.append(g), real(g))[1]
+    assert [b.plan(s) for s in range(4)] == plans == [plain.plan(s) for s in range(4)]
+    assert asked == []
+    memo = CountMemo(tmp_path / "counts.i64")
+    assert memo.get(3) == real(3)
+    memo.put(3 + memo.size, 2)                 # clip 3's slot now holds another clip
+    assert memo.get(3) is None and memo.get(3 + memo.size) == 2
+
+
+def test_host_batches_in_worker_processes_equal_the_stream():
+    """The training input pipeline (grain, 2 worker processes, a prefetch thread) gives steps
+    start..stop - 1 in order, each equal to the stream's own batch; with two workers a
+    bucketed stream shares its counts through a temporary table, removed on close."""
+    import glob
+    import tempfile
+
+    from vosjax.training.input_pipeline import host_batches
+
+    stream = _bucketed()
+    want = [stream.batch(s) for s in range(2, 6)]
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "vosjax-counts-*")))
+    it = host_batches(_bucketed(), 2, 6, num_workers=2, prefetch=2)
+    try:
+        got = list(it)
+        made = set(glob.glob(os.path.join(tempfile.gettempdir(), "vosjax-counts-*"))) - before
+        assert len(made) == 1
+    finally:
+        it.close()
+    assert not any(os.path.exists(d) for d in made)
+    assert [b.step for b in got] == [2, 3, 4, 5]
+    for g, w in zip(got, want):
+        assert g.num_slots == w.num_slots and g.state == w.state
+        for k in w.arrays:
+            np.testing.assert_array_equal(g.arrays[k], w.arrays[k])
+    with pytest.raises(ValueError, match="no step"):
+        host_batches(stream, 3, 3)

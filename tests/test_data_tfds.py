@@ -84,7 +84,7 @@ def test_sampler_decodes_only_clip_frames(tmp_path, monkeypatch):
                         real(src, name))
     s = ClipSampler(vids, SamplerConfig(size=(24, 32)), seed=0, global_batch_size=2,
                     process_index=0, process_count=1)
-    b = s.batch(0)
+    b = s.batch(0).arrays
     assert b["frames"].shape == (2, 3, 24, 32, 3)
     assert len(calls) == 6                     # 2 clips x 3 frames, of 2 x 30 stored
 

@@ -11,7 +11,7 @@ from gcseg_tiny import TINY, tiny_model
 
 from vosjax.data.sampler import ClipSampler, SamplerConfig, StagedSampler
 from vosjax.data.synthetic import StaticClips, SyntheticVideos
-from vosjax.gcseg.sampling import GCSegBatches, pair_picker
+from vosjax.gcseg.sampling import gcseg_batch_fn, pair_picker
 from vosjax.models.gcseg import GCSeg
 from vosjax.training import sharding as shd
 from vosjax.training.step import jit_init_state, jit_train_step
@@ -27,6 +27,14 @@ def videos(n=3, frames=8, seed=0):
 def pair_sampler(**kw):
     cfg = SamplerConfig(num_frames=3, max_objects=1, num_slots=1, size=(H, W), augment=None)
     return ClipSampler(videos(), cfg, seed=3, global_batch_size=4, pick=pair_picker(), **kw)
+
+
+def pair_batch(stream, step, objective="pairs", key=0):
+    """The loss's batch of ``stream``'s step: the raw host batch through the device prepare."""
+    hb = stream.batch(step)
+    prepare = jax.jit(gcseg_batch_fn(objective), static_argnums=2)
+    return {k: np.asarray(v) for k, v in
+            prepare(hb.arrays, jax.random.PRNGKey(key), hb.num_slots).items()}
 
 
 def gcseg_config(objective="pairs"):
@@ -72,7 +80,7 @@ def test_gcseg_train_step_through_the_generic_step():
     init_fn, _, abstract = jit_init_state(task.init_variables(model, cfg), tx, mesh)
     step_fn, _ = jit_train_step(task.loss(model, cfg), tx, mesh, abstract)
     state = init_fn(jax.random.PRNGKey(0))
-    batch = GCSegBatches(pair_sampler(process_index=0, process_count=1)).batch(0)
+    batch = pair_batch(pair_sampler(process_index=0, process_count=1), 0)
     _, step_rng = jax.random.split(state.rng)
     direct, _ = make_loss_fn(model, state.batch_stats, reduction="mean")(state.params, batch,
                                                                          step_rng)
@@ -100,26 +108,29 @@ def test_pair_picker_gives_previous_and_target_adjacent():
 
 
 def test_pair_batches_are_deterministic_binary_and_host_split():
-    a = GCSegBatches(pair_sampler(process_index=0, process_count=1))
-    b = a.batch(5)
+    stream = pair_sampler(process_index=0, process_count=1)
+    b = pair_batch(stream, 5)
     assert set(b) == {"target_frame", "target_mask", "prev_mask", "ref_frame", "ref_mask"}
     assert b["target_frame"].shape == (4, H, W, 3) and b["ref_mask"].shape == (4, H, W)
     for k in ("target_mask", "prev_mask", "ref_mask"):
         assert set(np.unique(b[k])) <= {0.0, 1.0}
     assert (b["ref_mask"].sum(axis=(1, 2)) > 0).all()   # the object is in the reference
-    again = GCSegBatches(pair_sampler(process_index=0, process_count=1)).batch(5)
+    again = pair_batch(pair_sampler(process_index=0, process_count=1), 5)
     for k in b:
         np.testing.assert_array_equal(b[k], again[k])
     # Two hosts make disjoint halves of the same global batch.
-    halves = [GCSegBatches(pair_sampler(process_index=i, process_count=2)).batch(5)
-              for i in range(2)]
-    for k in b:
-        np.testing.assert_array_equal(np.concatenate([h[k] for h in halves]), b[k])
-    # The frames are the clip's (reference, t - 1, t) frames of its video.
-    clip = a.clips.clip(5 * 4)
+    halves = [pair_sampler(process_index=i, process_count=2).batch(5).arrays for i in range(2)]
+    whole = stream.batch(5).arrays
+    for k in whole:
+        np.testing.assert_array_equal(np.concatenate([h[k] for h in halves]), whole[k])
+    # The frames are the clip's (reference, t - 1, t) frames of its video, normalised (no
+    # augmentation here), and the masks its object.
+    from vosjax.data.transforms import normalize
+    clip = stream.clip(5 * 4)
     ref, prev, tgt = clip.frame_indices
     assert prev == tgt - 1 and ref <= prev
-    np.testing.assert_array_equal(b["target_frame"][0], clip.frames[2])
+    np.testing.assert_allclose(b["target_frame"][0], normalize(clip.frames[2]), atol=1e-5)
+    np.testing.assert_array_equal(b["ref_mask"][0], clip.labels[0] == 1)
 
 
 def test_recurrent_batches_and_one_object_requirement():
@@ -127,15 +138,15 @@ def test_recurrent_batches_and_one_object_requirement():
                         gap_start=1, gap_increment=0)
     clips = ClipSampler(videos(), cfg, seed=0, global_batch_size=2, process_index=0,
                         process_count=1)
-    b = GCSegBatches(clips, "recurrent").batch(0)
+    b = pair_batch(clips, 0, "recurrent")
     assert b["frames"].shape == (2, 4, H, W, 3) and b["masks"].shape == (2, 4, H, W)
     two = ClipSampler(videos(), SamplerConfig(num_frames=3, max_objects=2, size=(H, W),
                                               augment=None), global_batch_size=2,
                       process_index=0, process_count=1)
     with pytest.raises(ValueError, match="one-object clips"):
-        GCSegBatches(two).batch(0)
+        pair_batch(two, 0)
     with pytest.raises(ValueError, match="objective='x'"):
-        GCSegBatches(clips, "x")
+        gcseg_batch_fn("x")
 
 
 class Tagged:
@@ -143,7 +154,8 @@ class Tagged:
         self.tag = tag
 
     def batch(self, step):
-        return {"x": np.array([self.tag * 1000 + step])}
+        from vosjax.data.sampler import HostBatch
+        return HostBatch(step, {"x": np.array([self.tag * 1000 + step])}, 1, self.state(step + 1))
 
     def state(self, step):
         return {"step": step}
@@ -151,8 +163,11 @@ class Tagged:
 
 def test_staged_sampler_switches_at_the_step_count():
     s = StagedSampler([(Tagged(1), 3), (Tagged(2), None)])
-    assert [int(s.batch(i)["x"][0]) for i in range(5)] == [1000, 1001, 1002, 2000, 2001]
+    batches = [s.batch(i) for i in range(5)]
+    assert [int(b.arrays["x"][0]) for b in batches] == [1000, 1001, 1002, 2000, 2001]
+    assert [b.step for b in batches] == list(range(5))
     assert s.state(4) == {"step": 4, "stage": 1, "stage_state": {"step": 1}}
+    assert batches[2].state == s.state(3) == {"step": 3, "stage": 1, "stage_state": {"step": 0}}
     with pytest.raises(ValueError, match="open-ended"):
         StagedSampler([(Tagged(1), 3)])
 

@@ -1,4 +1,5 @@
 """Training loop: sharded == unsharded, bit-exact resume, NaN guard, checkpoint safety."""
+import dataclasses
 import json
 import os
 
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 
 from vosjax.checkpoint import load_model
+from vosjax.data.sampler import HostBatch
 from vosjax.training import sharding as shd
 from vosjax.training.loop import NonFiniteLossError, build_model, build_optimizer, train
 from vosjax.training.step import jit_init_state, jit_train_step
-from vosjax.training.tasks import get_task
+from vosjax.training.tasks import TASKS, get_task
 
 H, W, SLOTS, T = 32, 48, 2, 3
 
@@ -32,28 +34,44 @@ def tiny_config(clip_len=T, **train_overrides):
 
 
 class RandomClips:
-    """Deterministic per-step batches of blob clips (a stand-in sampler)."""
+    """Deterministic per-step raw batches of blob clips (a stand-in stream): uint8 frames and
+    label maps with objects 1 and 2, a border of void pixels on odd steps. ``poison_step``
+    adds a ``poison`` flag, set on that step, for :func:`poisoned_prepare`."""
 
     def __init__(self, batch_size, poison_step=None, clip_len=T):
         self.batch_size, self.poison_step, self.clip_len = batch_size, poison_step, clip_len
 
     def batch(self, step):
         rng = np.random.default_rng([7, step])
-        frames = rng.normal(size=(self.batch_size, self.clip_len, H, W, 3)).astype(np.float32)
-        labels = np.zeros((self.batch_size, self.clip_len, H, W), np.int64)
+        frames = rng.integers(0, 256, (self.batch_size, self.clip_len, H, W, 3), np.uint8)
+        labels = np.zeros((self.batch_size, self.clip_len, H, W), np.uint8)
         for b in range(self.batch_size):
             for t in range(self.clip_len):
                 y, x = rng.integers(0, H - 12), rng.integers(0, W - 12)
                 labels[b, t, y:y + 12, x:x + 12] = 1
                 labels[b, t, :6, :6] = 2
-        masks = np.moveaxis(np.eye(SLOTS + 1, dtype=np.float32)[labels], -1, 2)
-        if step == self.poison_step:
-            frames[0, 0, 0, 0, 0] = np.nan
-        return {"frames": frames, "masks": masks,
-                "num_objects": np.full((self.batch_size,), SLOTS, np.int32)}
+        if step % 2:
+            labels[:, :, :, -3:] = 255                     # VOID: outside the warped frame
+        arrays = {"frames": frames, "labels": labels,
+                  "num_objects": np.full((self.batch_size,), SLOTS, np.int32)}
+        if self.poison_step is not None:
+            arrays["poison"] = np.full((self.batch_size,), step == self.poison_step)
+        return HostBatch(step, arrays, SLOTS, {"step": int(step) + 1})
 
-    def state(self, step):
-        return {"step": int(step)}
+
+_STM_PREPARE = TASKS["stm"].prepare
+
+
+def poisoned_prepare(config):
+    """The STM prepare, with a NaN frame pixel in batches flagged ``poison``."""
+    real = _STM_PREPARE(config)
+
+    def prepare(raw, rng, num_slots):
+        out = real(raw, rng, num_slots)
+        frames = out["frames"].at[0, 0, 0, 0, 0].set(
+            jnp.where(raw["poison"][0], jnp.nan, out["frames"][0, 0, 0, 0, 0]))
+        return {**out, "frames": frames}
+    return prepare
 
 
 def run_steps(config, devices, n, fsdp=1):
@@ -61,11 +79,14 @@ def run_steps(config, devices, n, fsdp=1):
     model, tx = build_model(config.model), build_optimizer(config.train)
     task = get_task(config.model)
     init_fn, st_sh, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
-    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract)
+    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract,
+                                prepare=task.prepare(config))
     state = init_fn(jax.random.PRNGKey(0))
     src = RandomClips(config.train.batch_size, clip_len=config.data.clip_len)
     for s in range(n):
-        state, m = step_fn(state, shd.global_batch(src.batch(s), shd.batch_sharding(mesh)))
+        hb = src.batch(s)
+        state, m = step_fn(state, shd.global_batch(hb.arrays, shd.batch_sharding(mesh)),
+                           hb.num_slots)
     return jax.device_get(state.params), m
 
 
@@ -75,11 +96,13 @@ def flat(tree):
 
 def test_sharded_equals_unsharded():
     """3 steps of the paper's Adam (lr 1e-5) on 8 devices = on 1 device, within 1e-5 relative
-    (L2 over all parameters). About 14% of this random net's gradients are exactly zero up to
-    float noise (e.g. KV_M_r4/Key/bias: the memory softmax ignores a per-query constant);
-    Adam normalises that noise into +-lr steps, so the comparison is over the whole vector."""
+    (L2 over all parameters), the photometric augmentation drawn on the devices included.
+    About 14% of this random net's gradients are exactly zero up to float noise (e.g.
+    KV_M_r4/Key/bias: the memory softmax ignores a per-query constant); Adam normalises that
+    noise into +-lr steps, so the comparison is over the whole vector."""
     assert jax.device_count() == 8, "conftest must fake 8 CPU devices"
     cfg = tiny_config(learning_rate=1e-5)
+    cfg.data.augment = dict(contrast=(0.8, 1.2), noise_std=0.03)
     p8, m8 = run_steps(cfg, jax.devices(), 3)
     p1, m1 = run_steps(cfg, jax.devices()[:1], 3)
     np.testing.assert_allclose(m8["loss"], m1["loss"], rtol=1e-5)
@@ -158,7 +181,8 @@ def test_interrupted_checkpoint_write_leaves_previous_loadable(tmp_path):
     assert out["step"] == 3
 
 
-def test_nan_guard_stops_with_step_and_last_checkpoint(tmp_path):
+def test_nan_guard_stops_with_step_and_last_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setitem(TASKS, "stm", dataclasses.replace(TASKS["stm"], prepare=poisoned_prepare))
     with pytest.raises(NonFiniteLossError, match=r"step 3 .*last good checkpoint: step 2"):
         train(loop_config(num_train_steps=5), str(tmp_path / "n"),
               sampler=clips(poison_step=2), progress=False)
@@ -176,52 +200,54 @@ def test_bad_config_values_are_named(tmp_path):
 
 
 class OneObjectClips(RandomClips):
-    """RandomClips with only object 1 present: channel 2 of ``masks`` is padding."""
+    """RandomClips with only object 1 present: slot 2 is padding."""
 
     def batch(self, step):
         b = super().batch(step)
-        masks = b["masks"].copy()
-        masks[:, :, 1] += masks[:, :, 2]            # object 2's pixels join object 1
-        masks[:, :, 2] = 0.0
-        return {**b, "masks": masks, "num_objects": np.ones_like(b["num_objects"])}
+        labels = np.where(b.arrays["labels"] == 2, 1, b.arrays["labels"]).astype(np.uint8)
+        return b._replace(arrays={**b.arrays, "labels": labels,
+                                  "num_objects": np.ones_like(b.arrays["num_objects"])})
 
 
-def test_trim_slots_drops_unused_channels_only():
+def test_trim_slots_cuts_the_slots_to_the_largest_count():
     from vosjax.training.input_pipeline import trim_slots
 
     b = OneObjectClips(2).batch(0)
-    t = trim_slots(b)
-    assert t["masks"].shape == (2, T, 2, H, W)
-    np.testing.assert_array_equal(t["masks"], b["masks"][:, :, :2])
+    assert b.num_slots == 2 and trim_slots(b).num_slots == 1
+    assert trim_slots(b).arrays is b.arrays
     full = RandomClips(2).batch(0)                   # 2 objects in 2 slots: unchanged
-    assert trim_slots(full)["masks"] is full["masks"]
-    pairs = {"target_frame": np.zeros((2, H, W, 3))}  # GCSeg pair batches pass through
-    assert trim_slots(pairs) is pairs
+    assert trim_slots(full).num_slots == 2
+    none = b._replace(arrays={**b.arrays, "num_objects": np.zeros(2, np.int32)})
+    assert trim_slots(none).num_slots == 1           # at least one slot
 
 
 def test_trimmed_loss_matches_padded_loss():
-    from vosjax.training.input_pipeline import trim_slots
-
+    """The same raw batch prepared with 1 slot (trimmed) and 2 (padded): the same loss."""
     config = tiny_config()
     model = build_model(config.model)
     task = get_task(config.model)
     variables = jax.jit(task.init_variables(model, config))(jax.random.PRNGKey(0))
     loss_fn = jax.jit(task.loss(model, config))
+    prepare = jax.jit(task.prepare(config), static_argnums=2)
     b = OneObjectClips(2).batch(1)
-    padded, m1 = loss_fn(variables["params"], variables["batch_stats"], b, None)
-    trimmed, m2 = loss_fn(variables["params"], variables["batch_stats"], trim_slots(b), None)
+    key = jax.random.PRNGKey(3)
+    padded_batch, trimmed_batch = prepare(b.arrays, key, 2), prepare(b.arrays, key, 1)
+    assert padded_batch["masks"].shape == (2, T, 3, H, W)
+    assert trimmed_batch["masks"].shape == (2, T, 2, H, W)
+    padded, m1 = loss_fn(variables["params"], variables["batch_stats"], padded_batch, None)
+    trimmed, m2 = loss_fn(variables["params"], variables["batch_stats"], trimmed_batch, None)
     np.testing.assert_allclose(float(trimmed), float(padded), rtol=1e-5)
     np.testing.assert_allclose(float(m2["cycle_loss"]), float(m1["cycle_loss"]), rtol=1e-5)
 
 
 # -- object-count buckets (config.train.slot_policy = "bucket") ---------------------------------
 
-def bucket_config(clip_len=2, cycle=False, max_objects=3, **train):
+def bucket_config(clip_len=2, cycle=False, max_objects=3, num_workers=0, **train):
     """The tiny model on the real sampler: synthetic clips of 1..max_objects objects."""
     c = tiny_config(clip_len=clip_len, cycle=cycle, slot_policy="bucket", **train)
     c.data = dict(sources=(("synthetic", 1),), size=(H, W), clip_len=clip_len,
                   max_objects=max_objects, num_slots=max_objects, gap_start=2,
-                  gap_increment=0, gap_every_epochs=1, augment=None, num_workers=1,
+                  gap_increment=0, gap_every_epochs=1, augment=None, num_workers=num_workers,
                   synthetic=dict(num_videos=16, seed=0, height=H, width=W, num_frames=6,
                                  distractors=True))
     return c
@@ -234,21 +260,25 @@ def test_bucketed_clip_losses_equal_the_padded_objective():
     from vosjax.training.step import clip_batch_loss
 
     config = bucket_config(clip_len=3, cycle=True, batch_size=2)
-    sampler = get_task(config.model).batches(config)
+    task = get_task(config.model)
+    sampler = task.batches(config)
     assert isinstance(sampler, BucketSampler)
     model = build_model(config.model)
-    variables = jax.jit(get_task(config.model).init_variables(model, config))(
-        jax.random.PRNGKey(0))
+    variables = jax.jit(task.init_variables(model, config))(jax.random.PRNGKey(0))
+    prepare = jax.jit(task.prepare(config), static_argnums=2)
     per_clip = jax.jit(lambda b: clip_batch_loss(model, variables["params"],
                                                  variables["batch_stats"], b, cycle=True,
                                                  bootstrap=0.4))
     seen = set()
     for step in range(12):
-        n, clips = sampler.plan(step)
+        n, _ = sampler.plan(step)
         if n in seen or n == 3:
             continue
         seen.add(n)
-        bucketed, padded = sampler.batch(step), sampler.sampler.collate(clips)
+        hb = sampler.batch(step)
+        assert hb.num_slots == n
+        key = jax.random.PRNGKey(step)
+        bucketed, padded = prepare(hb.arrays, key, n), prepare(hb.arrays, key, 3)
         assert bucketed["masks"].shape[2] == n + 1 and padded["masks"].shape[2] == 4
         (lb, cb), (lp, cp) = per_clip(bucketed), per_clip(padded)
         np.testing.assert_allclose(np.asarray(cb.total), np.asarray(cp.total), rtol=1e-5)
@@ -262,16 +292,19 @@ def test_bucketed_clip_losses_equal_the_padded_objective():
 def test_bucketed_training_runs_and_resumes_exactly_on_8_devices(tmp_path):
     """The loop on the 8-device mesh with slot_policy="bucket": one compiled step per object
     count; a run resumed from its checkpoint (bucket state restored) ends with the same
-    parameters as an uninterrupted one."""
+    parameters as an uninterrupted one. The straight run decodes in this process, the
+    interrupted one in two grain worker processes (each planning its steps): the same
+    batches."""
     assert jax.device_count() == 8
-    cfg = lambda steps: bucket_config(max_objects=2, num_train_steps=steps)  # noqa: E731
+    cfg = lambda steps, workers=0: bucket_config(  # noqa: E731
+        max_objects=2, num_train_steps=steps, num_workers=workers)
     sampler = get_task(cfg(3).model).batches(cfg(3))
     assert {sampler.plan(s)[0] for s in range(3)} == {1, 2}     # both object counts run
     straight = train(cfg(3), str(tmp_path / "a"), progress=False)
-    train(cfg(2), str(tmp_path / "b"), progress=False)
+    train(cfg(2, workers=2), str(tmp_path / "b"), progress=False)
     meta = json.load(open(tmp_path / "b" / "checkpoints" / "2" / "meta" / "metadata"))
-    assert meta["sampler"]["step"] == 2 and "pending" in meta["sampler"]["bucket"]
-    resumed = train(cfg(3), str(tmp_path / "b"), progress=False)
+    assert meta["sampler"] == sampler.state(2) and "pending" in meta["sampler"]["bucket"]
+    resumed = train(cfg(3, workers=2), str(tmp_path / "b"), progress=False)
     assert np.isfinite(float(resumed["metrics"]["loss"]))
     for a, b in zip(jax.tree_util.tree_leaves(straight["variables"]),
                     jax.tree_util.tree_leaves(resumed["variables"])):

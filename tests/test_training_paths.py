@@ -17,16 +17,18 @@ from vosjax.training.tasks import get_task
 
 
 def _steps(config, batches):
-    """Train steps over ``batches`` on one device: the params before and after each step."""
+    """Train steps over raw ``batches`` on one device: the params before and after each
+    step."""
     mesh = shd.make_mesh(1, jax.devices()[:1])
     model, tx = build_model(config.model), build_optimizer(config.train)
     task = get_task(config.model)
     init_fn, _, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
-    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract)
+    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract,
+                                prepare=task.prepare(config))
     state = init_fn(jax.random.PRNGKey(0))
     out = [flat(jax.device_get(state.params))]
     for b in batches:
-        state, m = step_fn(state, shd.global_batch(b, shd.batch_sharding(mesh)))
+        state, m = step_fn(state, shd.global_batch(b, shd.batch_sharding(mesh)), 2)
         assert bool(m["finite"])
         out.append(flat(jax.device_get(state.params)))
     return out
@@ -36,7 +38,7 @@ def test_accumulating_k_batches_equals_one_k_times_larger_batch():
     """2 steps of 2 clips with accumulate_steps=2 == 1 step of the same 4 clips. Adam divides
     by sqrt(v) ~ |g|, so the comparison is relative over the whole parameter vector (float32
     summation order differs between the two batch shapes)."""
-    four = RandomClips(4, clip_len=2).batch(0)
+    four = RandomClips(4, clip_len=2).batch(0).arrays
     halves = [{k: v[i:i + 2] for k, v in four.items()} for i in (0, 2)]
     p0, after_first, acc = _steps(loop_config(batch_size=2, accumulate_steps=2,
                                               learning_rate=1e-5), halves)
@@ -109,10 +111,10 @@ def _init_params(config):
     return initial_variables(init, jax.random.PRNGKey(config.seed))["params"]
 
 
-def _source_config(sources, **data):
+def _source_config(sources, num_workers=0, **data):
     cfg = loop_config(num_train_steps=1)
     cfg.data.update(dict(sources=sources, max_objects=2, gap_start=1, gap_increment=0,
-                         gap_every_epochs=1, augment=None, num_workers=1, **data))
+                         gap_every_epochs=1, augment=None, num_workers=num_workers, **data))
     return cfg
 
 
@@ -133,17 +135,19 @@ def test_training_from_davis_youtubevos_and_tfds_layouts(tmp_path):
     tfds_yt = "tfds:" + str(tmp_path / "tfds/youtube_vos_folder/1.0.0")
     # The tfds copies hold the folders' original bytes: the same clips, bit for bit.
     for folder, stored in (("davis2017", tfds_davis), ("youtubevos", tfds_yt)):
-        a = build_batches(_source_config(((folder, 1),), **roots)).batch(0)
-        b = build_batches(_source_config(((stored, 1),), **roots)).batch(0)
+        a = build_batches(_source_config(((folder, 1),), **roots)).batch(0).arrays
+        b = build_batches(_source_config(((stored, 1),), **roots)).batch(0).arrays
         assert a["frames"].shape == (8, 2, 32, 48, 3)
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
     # YouTube-VOS's object 7 (id 2 here) appears only from frame 00010: some clips have it.
     yt = build_batches(_source_config((("youtubevos", 1),), **roots)).batch(0)
-    assert set(yt["num_objects"].tolist()) <= {1, 2}
-    # One training step from each source, through the loop's own data path.
-    for name, sources in (("davis", (("davis2017", 1),)), ("yt", (("youtubevos", 1),)),
-                          ("tfds", ((tfds_davis, 1), (tfds_yt, 1)))):
-        out = train(_source_config(sources, **roots), str(tmp_path / f"w-{name}"),
-                    progress=False)
+    assert set(yt.arrays["num_objects"].tolist()) <= {1, 2}
+    # One training step from each source, through the loop's own data path; the tfds
+    # sources are opened again in a grain worker process (they are pickled to it).
+    for name, sources, workers in (("davis", (("davis2017", 1),), 0),
+                                   ("yt", (("youtubevos", 1),), 0),
+                                   ("tfds", ((tfds_davis, 1), (tfds_yt, 1)), 1)):
+        out = train(_source_config(sources, num_workers=workers, **roots),
+                    str(tmp_path / f"w-{name}"), progress=False)
         assert out["step"] == 1 and np.isfinite(float(out["metrics"]["loss"])), name

@@ -108,6 +108,29 @@ def save_model(directory: str | os.PathLike, model, variables) -> None:
         raise
 
 
+def load_train_state(ckpt_dir: str | os.PathLike, step: int | None = None) -> dict:
+    """``{"params", "batch_stats"}`` of checkpoint ``step`` (default: the latest complete one)
+    in a ``train.py`` workdir's ``checkpoints`` folder, on this process's first device,
+    whatever the devices and processes that wrote it (e.g. a multi-host run)."""
+    import jax  # noqa: PLC0415
+    import orbax.checkpoint as ocp  # noqa: PLC0415
+
+    ckpt_dir = os.path.abspath(os.fspath(ckpt_dir))
+    handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+    with ocp.CheckpointManager(ckpt_dir, item_names=("state", "meta"),
+                               item_handlers=handlers) as mngr:
+        step = mngr.latest_step() if step is None else int(step)
+        if step is None:
+            raise FileNotFoundError(f"{ckpt_dir}: no complete checkpoint yet")
+        here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        target = jax.tree_util.tree_map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=here),
+            mngr.item_metadata(step)["state"])
+        state = mngr.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(target))).state
+    return {"params": state["params"], "batch_stats": state["batch_stats"]}
+
+
 def load_model(directory: str | os.PathLike, **overrides: Any):
     """Read a model directory written by :func:`save_model` -> ``(model, variables)``."""
     import orbax.checkpoint as ocp  # noqa: PLC0415
@@ -128,12 +151,6 @@ def load_model(directory: str | os.PathLike, **overrides: Any):
         return model, ocp.StandardCheckpointer().restore(var_dir)
     ckpt_dir = os.path.join(directory, "checkpoints")
     if os.path.isdir(ckpt_dir):  # a train.py workdir: the latest complete step
-        with ocp.CheckpointManager(ckpt_dir, item_names=("state", "meta")) as mngr:
-            step = mngr.latest_step()
-            if step is None:
-                raise FileNotFoundError(f"{ckpt_dir}: no complete checkpoint yet")
-            state = mngr.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore())).state
-        return model, {"params": state["params"], "batch_stats": state["batch_stats"]}
+        return model, load_train_state(ckpt_dir)
     raise FileNotFoundError(f"{directory}: neither variables/ (converted or exported model) "
                             "nor checkpoints/ (train.py workdir) found")

@@ -1,12 +1,15 @@
-"""Training augmentation: one affine warp per frame straight from the decoded frame into the
-working-size canvas (keep-aspect fit + random crop/scale/shear/rotation/mirror), then contrast
-and additive noise. Labels go through the same matrix with NEAREST sampling, so they stay
-exact ids and aligned with the frame.
+"""Training augmentation, host side: one affine warp per frame straight from the decoded frame
+into the working-size canvas (keep-aspect fit + random crop/scale/shear/rotation/mirror).
+Labels go through the same matrix with NEAREST sampling, so they stay exact ids and aligned
+with the frame. Everything here is uint8 in, uint8 out (what the input workers send to the
+device); the photometric part (contrast, additive noise), the normalisation and the one-hot
+masks run on the device inside the jitted train step (:mod:`vosjax.data.device`).
 
 Coordinates are continuous pixel coordinates (pixel ``i`` spans ``[i, i + 1)``), ``(x, y)``
 order; a matrix maps *output* canvas coordinates to *input* image coordinates (what PIL's
-``Image.transform(AFFINE)`` expects). The canvas outside the warped frame is padded with 0 in
-the normalised frame (the mean colour) and background in the labels.
+``Image.transform(AFFINE)`` expects). Canvas pixels whose NEAREST sample falls outside the
+source frame get the label :data:`VOID`: background for the masks, and the device sets their
+normalised frame value to 0 (the mean colour; the uint8 frame holds the mean colour there).
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from vosjax.data.transforms import IMAGENET_MEAN, IMAGENET_STD, fit_size
+from vosjax.data.transforms import IMAGENET_MEAN, fit_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +31,8 @@ class AugmentConfig:
     translate: shift range as a fraction of the canvas size. mirror: horizontal-flip
     probability. contrast: per-frame contrast factor range. noise_std: the std of additive
     Gaussian noise (intensity units 0..1) is drawn per frame from ``[0, noise_std]``.
+    (``contrast`` and ``noise_std`` are applied on the device: :func:`vosjax.data.device.
+    photometric`.)
     """
     scale: tuple[float, float] = (0.9, 1.3)
     rotation_deg: float = 15.0
@@ -96,19 +101,24 @@ def clip_matrices(rng: np.random.Generator, cfg: AugmentConfig | None, in_hw, ou
                      for _ in range(num_frames)])
 
 
-_FILL_RGB = tuple(int(v) for v in np.rint(IMAGENET_MEAN * 255))
+#: Label of canvas pixels outside the warped source frame (see the module docstring). Object
+#: ids must stay below it.
+VOID = 255
+#: The uint8 colour of canvas pixels outside the source frame: the ImageNet mean.
+FILL_RGB = tuple(int(v) for v in np.rint(IMAGENET_MEAN * 255))
 
 
-def warp_frame(frame: np.ndarray, m: np.ndarray, out_hw) -> tuple[np.ndarray, np.ndarray]:
-    """Bilinear warp of ``uint8 [H, W, 3]`` by canvas->input matrix ``m`` ->
-    (``uint8 [h, w, 3]``, ``bool [h, w]`` valid = inside the source frame).
+def warp_frame(frame, m: np.ndarray, out_hw) -> np.ndarray:
+    """Bilinear warp of ``uint8 [H, W, 3]`` (or an RGB ``PIL.Image``) by canvas->input matrix
+    ``m`` -> ``uint8 [h, w, 3]`` (:data:`FILL_RGB` outside the source frame).
 
     Strong downscales first box-reduce the frame by an integer factor (anti-aliasing).
     """
     from PIL import Image  # noqa: PLC0415
 
     h, w = out_hw
-    im = Image.fromarray(np.ascontiguousarray(frame)).convert("RGBA")
+    im = (frame if isinstance(frame, Image.Image)
+          else Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)))
     step = np.sqrt(abs(np.linalg.det(m[:2, :2])))
     k = int(step) if step >= 2 else 1
     if k > 1:
@@ -116,59 +126,26 @@ def warp_frame(frame: np.ndarray, m: np.ndarray, out_hw) -> tuple[np.ndarray, np
         m = np.diag([1 / k, 1 / k, 1.0]) @ m
     coeffs = tuple(m[:2].reshape(-1).tolist())
     out = im.transform((w, h), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR,
-                       fillcolor=_FILL_RGB + (0,))
-    arr = np.asarray(out)
-    return arr[..., :3], arr[..., 3] > 0
+                       fillcolor=FILL_RGB)
+    return np.asarray(out)
 
 
-def warp_labels(labels: np.ndarray, m: np.ndarray, out_hw) -> np.ndarray:
-    """NEAREST warp of ``uint8 [H, W]`` ids by canvas->input matrix ``m`` (0 outside)."""
+def warp_labels(labels: np.ndarray, m: np.ndarray, out_hw, fill: int = 0) -> np.ndarray:
+    """NEAREST warp of ``uint8 [H, W]`` ids by canvas->input matrix ``m`` (``fill`` outside
+    the source, e.g. :data:`VOID`)."""
     from PIL import Image  # noqa: PLC0415
 
     h, w = out_hw
     im = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8), mode="L")
     out = im.transform((w, h), Image.Transform.AFFINE, tuple(m[:2].reshape(-1).tolist()),
-                       Image.Resampling.NEAREST, fillcolor=0)
+                       Image.Resampling.NEAREST, fillcolor=int(fill))
     return np.asarray(out)
 
 
-def photometric(frames01: np.ndarray, rng: np.random.Generator,
-                cfg: AugmentConfig | None) -> np.ndarray:
-    """Per-frame contrast (around the frame's mean) and additive Gaussian noise on float32
-    ``[T, h, w, 3]`` in 0..1; clipped to 0..1."""
-    if cfg is None:
-        return frames01
-    c, std, noise = photometric_draws(rng, cfg, frames01.shape)
-    mean = frames01.mean(axis=(1, 2, 3), keepdims=True, dtype=np.float32)
-    x = frames01 * c
-    x += (1 - c) * mean
-    noise *= std
-    x += noise
-    return np.clip(x, 0, 1, out=x)
-
-
-def photometric_draws(rng: np.random.Generator, cfg: AugmentConfig, shape):
-    """The random draws of :func:`photometric` for frames of ``shape`` ``[T, h, w, 3]``, in its
-    order: contrast ``[T, 1, 1, 1]``, noise std ``[T, 1, 1, 1]``, unit noise ``shape``. A caller
-    that skips the frames (the sampler's object count) draws them to keep ``rng`` in step."""
-    t = shape[0]
-    c = rng.uniform(*cfg.contrast, size=(t, 1, 1, 1)).astype(np.float32)
-    std = rng.uniform(0, cfg.noise_std, size=(t, 1, 1, 1)).astype(np.float32)
-    return c, std, rng.standard_normal(shape, dtype=np.float32)
-
-
-def warp_clip(frames: np.ndarray, labels: np.ndarray, mats: np.ndarray, out_hw,
-              rng: np.random.Generator | None = None, cfg: AugmentConfig | None = None):
-    """Warp a clip: ``uint8 [T, H, W, 3]`` frames and ``uint8 [T, H, W]`` ids with ``[T, 3, 3]``
-    matrices -> (normalised float32 ``[T, h, w, 3]`` with 0 padding, ``uint8 [T, h, w]``)."""
-    warped = [warp_frame(f, m, out_hw) for f, m in zip(frames, mats)]
-    x = np.stack([a for a, _ in warped]).astype(np.float32)
-    x *= np.float32(1 / 255)
-    valid = np.stack([v for _, v in warped])[..., None]
-    if cfg is not None:
-        x = photometric(x, rng, cfg)
-    x -= IMAGENET_MEAN
-    x *= 1 / IMAGENET_STD
-    x *= valid
-    labs = np.stack([warp_labels(lab, m, out_hw) for lab, m in zip(labels, mats)])
+def warp_clip(frames: np.ndarray, labels: np.ndarray, mats: np.ndarray, out_hw):
+    """Warp a clip: ``uint8 [T, H, W, 3]`` frames and ``uint8 [T, H, W]`` ids (< :data:`VOID`)
+    with ``[T, 3, 3]`` matrices -> (``uint8 [T, h, w, 3]``, ``uint8 [T, h, w]`` with
+    :data:`VOID` outside the source frame)."""
+    x = np.stack([warp_frame(f, m, out_hw) for f, m in zip(frames, mats)])
+    labs = np.stack([warp_labels(lab, m, out_hw, VOID) for lab, m in zip(labels, mats)])
     return x, labs

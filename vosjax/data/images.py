@@ -26,12 +26,18 @@ def decode_rgb(source, name: str | None = None) -> np.ndarray:
 
     Raises FileNotFoundError (missing file) or ValueError (unreadable image) naming the file.
     """
+    return np.asarray(open_rgb(source, name), dtype=np.uint8)
+
+
+def open_rgb(source, name: str | None = None):
+    """:func:`decode_rgb` as a decoded RGB ``PIL.Image`` (no copy into numpy)."""
     from PIL import UnidentifiedImageError  # noqa: PLC0415
 
     name = name or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<bytes>")
     try:
         with _open(source, name) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+            im.load()           # the pixels stay valid after the file closes
+            return im if im.mode == "RGB" else im.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         if isinstance(e, FileNotFoundError):
             raise

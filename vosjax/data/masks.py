@@ -111,6 +111,19 @@ def write_palette_png(path: str | os.PathLike, labels: np.ndarray) -> None:
             os.remove(tmp)
 
 
+def apply_lut(lut: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``lut[labels]`` for a ``uint8 [256]`` table and uint8 ``labels`` (any shape), as a byte
+    translation: about twice as fast as ``np.take``, which first widens every index."""
+    lut = np.asarray(lut, np.uint8)
+    if lut.shape != (256,):
+        raise ValueError(f"apply_lut: the table must be uint8 [256], got {lut.shape}")
+    labels = np.asarray(labels)
+    if labels.dtype != np.uint8:
+        raise ValueError(f"apply_lut: labels must be uint8, got {labels.dtype}")
+    out = bytearray(np.ascontiguousarray(labels).tobytes()).translate(lut.tobytes())
+    return np.frombuffer(out, np.uint8).reshape(labels.shape)
+
+
 def one_hot(labels: np.ndarray, num_slots: int) -> np.ndarray:
     """``uint8 [..., H, W]`` ids -> float32 ``[..., num_slots + 1, H, W]`` one-hot (channel 0 =
     background). Ids above ``num_slots`` raise."""

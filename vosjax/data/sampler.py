@@ -1,4 +1,5 @@
-"""Training clip sampler (paper Sec. 4.1 and the official training recipe).
+"""Training clip streams (paper Sec. 4.1 and the official training recipe): which clips make
+global batch ``step``, and each clip's decoding and geometric augmentation (host side).
 
 * Each epoch visits every video of the mixed dataset list once, in a seeded random order;
   mixing by frequency repeats a dataset's videos (the paper's hybrid DAVIS x5 + YouTube-VOS x1).
@@ -7,27 +8,36 @@
   growing on a schedule (paper: +5 every 20 epochs).
 * At most ``max_objects`` (5) of the objects present in the reference frame are kept,
   renumbered ``1..k``; the rest become background.
-* Augmentation (:mod:`vosjax.data.augment`) and the keep-aspect fit + pad to 240x427.
+* Geometric augmentation and the keep-aspect fit + pad to 240x427 here
+  (:mod:`vosjax.data.augment`); contrast, noise, normalisation and one-hot masks on the device
+  inside the train step (:mod:`vosjax.data.device`).
+
+A stream (:class:`ClipSampler`, :class:`BucketSampler`, :class:`StagedSampler`) gives
+``batch(step)``, a :class:`HostBatch`: this host's share of global batch ``step`` as uint8
+frames and label maps, the number of object slots the step computes, and the stream's state
+after the step (what the trainer checkpoints). The input workers of
+:mod:`vosjax.training.input_pipeline` each compute the steps they are given with it.
 
 :class:`BucketSampler` regroups the stream so that every batch holds clips of one object count
 (``config.train.slot_policy = "bucket"``: no update computes an empty object slot).
 
-Determinism: clip ``g`` (a global index, ``g = step * global_batch + host offset + b``) is made
-from ``np.random.default_rng([seed, g])`` and the epoch order from ``[seed, epoch]``, so a
-resumed run (``start_step``) reproduces the stream exactly and every host of a multi-host run
-makes its own disjoint slice of the same global stream, whatever the host count.
+Determinism: clip ``g`` (a global index; plain stream: ``g = step * global_batch + host offset
++ b``) is made from ``np.random.default_rng([seed, 0, g])`` and the epoch order from ``[seed,
+1, epoch]``, so a stream is a pure function of ``(seed, step)`` (and of a restored bucket
+state): a resumed run reproduces it exactly and every host of a multi-host run makes its own
+disjoint slice of the same global stream, whatever the host count.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
-from typing import Any
+import os
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from vosjax.data import masks
-from vosjax.data.augment import (AugmentConfig, clip_matrices, photometric_draws, warp_clip,
-                                 warp_labels)
+from vosjax.data.augment import VOID, AugmentConfig, clip_matrices, warp_frame, warp_labels
+from vosjax.data.masks import apply_lut
 from vosjax.data.transforms import WORK_SIZE
 from vosjax.data.video import Video
 
@@ -90,8 +100,9 @@ def pick_frames(rng: np.random.Generator, n: int, num_frames: int, max_gap: int)
 
 @dataclasses.dataclass
 class Clip:
-    """One sampled clip: ``frames`` float32 [T, H, W, 3] normalised; ``labels`` uint8 [T, H, W]
-    ids 0..num_objects; the source video and the frame indices used."""
+    """One sampled clip: ``frames`` uint8 [T, H, W, 3] warped to the working size; ``labels``
+    uint8 [T, H, W], ids 0..num_objects and :data:`~vosjax.data.augment.VOID` outside the
+    warped source frame; the source video and the frame indices used."""
     frames: np.ndarray
     labels: np.ndarray
     num_objects: int
@@ -99,12 +110,63 @@ class Clip:
     frame_indices: tuple[int, ...]
 
 
+class HostBatch(NamedTuple):
+    """This host's share of global batch ``step``.
+
+    arrays: ``frames`` uint8 [B, T, H, W, 3], ``labels`` uint8 [B, T, H, W] (see :class:`Clip`),
+    ``num_objects`` int32 [B] (``B`` = the host's clips). num_slots: the object slots the
+    step computes (one-hot channels ``num_slots + 1``, made on the device). state: the stream's
+    state *after* this step (JSON; checkpointed with the step's result)."""
+    step: int
+    arrays: dict
+    num_slots: int
+    state: dict
+
+
+def collate(clips, num_slots: int, where: str = "") -> dict[str, np.ndarray]:
+    """The raw batch arrays of ``clips`` (see :class:`HostBatch`); a clip with more objects
+    than ``num_slots`` raises, naming its video."""
+    for c in clips:
+        if c.num_objects > num_slots:
+            raise ValueError(f"{where}clip of {c.video} (frames {list(c.frame_indices)}) holds "
+                             f"{c.num_objects} objects, more than num_slots={num_slots}")
+    return {"frames": np.stack([c.frames for c in clips]),
+            "labels": np.stack([c.labels for c in clips]),
+            "num_objects": np.array([c.num_objects for c in clips], np.int32)}
+
+
 class _Stream:
-    """``batches()``: the iterator over ``batch(step)`` shared by the samplers."""
+    """What the streams share: ``batch(step)`` from ``plan(step)`` (the object slots and the
+    global clips of batch ``step``), ``clip_source.clip(g)`` and ``state(step)``."""
+
+    def plan(self, step: int) -> tuple[int, tuple[int, ...]]:
+        raise NotImplementedError
+
+    def state(self, step: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def local_clips(self, step: int) -> tuple[int, tuple[int, ...]]:
+        """``(num_slots, this host's global clip indices)`` of batch ``step``."""
+        n, clips = self.plan(step)
+        first = self.process_index * self.local_batch_size
+        return n, tuple(clips[first:first + self.local_batch_size])
+
+    def batch(self, step: int) -> HostBatch:
+        """This host's share of global batch ``step`` (:class:`HostBatch`)."""
+        n, local = self.local_clips(step)
+        src = self.clip_source
+        clips = [src.clip(g) for g in local]
+        arrays = collate(clips, n, f"step {step}: ")
+        self._check(step, n, arrays)
+        return HostBatch(int(step), arrays, int(n), self.state(step + 1))
+
+    def _check(self, step, n, arrays) -> None:
+        """A hook for streams that promise more about a batch (:class:`BucketSampler`)."""
 
     def batches(self, start_step: int = 0, num_steps: int | None = None
-                ) -> Iterator[dict[str, np.ndarray]]:
-        """Batches from ``start_step`` on (forever when ``num_steps`` is None)."""
+                ) -> Iterator[HostBatch]:
+        """Batches from ``start_step`` on (forever when ``num_steps`` is None), in this process
+        (the training loop uses :func:`vosjax.training.input_pipeline.host_batches`)."""
         step = start_step
         while num_steps is None or step < start_step + num_steps:
             yield self.batch(step)
@@ -118,21 +180,19 @@ class ClipSampler(_Stream):
       sources: ``[(videos, repeat), ...]`` where ``videos`` is any ``Sequence[Video]``
         (:class:`~vosjax.data.davis.DavisDataset`, a YouTube-VOS dataset, a TFDS-backed
         source, a list of synthetic videos) and ``repeat`` its integer frequency; a bare
-        sequence means repeat 1.
+        sequence means repeat 1. The stream is pickled to the input workers: so are they.
       config: :class:`SamplerConfig`.
       seed: stream seed.
       global_batch_size: clips per step over all hosts.
       process_index / process_count: this host's slice (default: ``jax.process_index()`` /
         ``jax.process_count()``).
-      num_workers: threads decoding/augmenting the clips of a batch (PIL and numpy release
-        the GIL); the output does not depend on it.
       pick: ``pick(rng, n, max_gap) -> positions [num_frames]`` (sorted, into the ``n``
         annotated frames of a video) choosing a clip's frames; default :func:`pick_frames`.
     """
 
     def __init__(self, sources, config: SamplerConfig = SamplerConfig(), seed: int = 0,
                  global_batch_size: int = 4, process_index: int | None = None,
-                 process_count: int | None = None, num_workers: int = 1, pick=None):
+                 process_count: int | None = None, pick=None):
         if not (isinstance(sources, list) and sources
                 and all(isinstance(s, tuple) and len(s) == 2 for s in sources)):
             sources = [(sources, 1)]
@@ -150,24 +210,40 @@ class ClipSampler(_Stream):
         if global_batch_size % process_count:
             raise ValueError(f"global_batch_size {global_batch_size} is not divisible by "
                              f"process_count {process_count}")
+        if config.slots >= VOID:
+            raise ValueError(f"SamplerConfig.num_slots={config.slots}: object ids must stay "
+                             f"below {VOID} (the label of pixels outside the frame)")
         self.config, self.seed = config, int(seed)
         self.global_batch_size = int(global_batch_size)
         self.process_index, self.process_count = int(process_index), int(process_count)
         self.local_batch_size = self.global_batch_size // self.process_count
         self.clips_per_epoch = config.clips_per_epoch or len(self._items)
-        self.num_workers = int(num_workers)
-        self._pick = pick or (lambda rng, n, gap: pick_frames(rng, n, config.num_frames, gap))
+        self._pick = pick
         self._videos: dict[tuple[int, int], Video] = {}
         self._orders: dict[int, np.ndarray] = {}
+
+    def __getstate__(self):
+        # Sent to every input worker: without the caches of decoded videos and epoch orders.
+        return {**self.__dict__, "_videos": {}, "_orders": {}}
+
+    @property
+    def clip_source(self) -> "ClipSampler":
+        return self
 
     # -- schedule -------------------------------------------------------------------------------
     def epoch_of_step(self, step: int) -> float:
         """Epoch (fractional) reached at the start of ``step``."""
         return step * self.global_batch_size / self.clips_per_epoch
 
+    def plan(self, step: int) -> tuple[int, tuple[int, ...]]:
+        """``(num_slots, global clip indices)`` of global batch ``step``: ``config.slots`` and
+        clips ``step * global_batch_size + b``."""
+        first = int(step) * self.global_batch_size
+        return self.config.slots, tuple(range(first, first + self.global_batch_size))
+
     def state(self, step: int) -> dict[str, Any]:
-        """What a trainer checkpoints to resume the stream (pass ``step`` back to
-        :meth:`batches`); epoch and gap are informative."""
+        """What a trainer checkpoints to resume the stream (the stream restarts at ``step``);
+        epoch and gap are informative."""
         epoch = int(self.epoch_of_step(step))
         return {"step": int(step), "epoch": epoch, "max_gap": self.config.max_gap(epoch),
                 "seed": self.seed}
@@ -197,25 +273,35 @@ class ClipSampler(_Stream):
         return self._produce(index, with_frames=True)
 
     def num_objects(self, index: int) -> int:
-        """``clip(index).num_objects`` without reading or warping a frame: the same random
-        draws on the annotations only (what :class:`BucketSampler` looks ahead with)."""
-        return self._produce(index, with_frames=False).num_objects
+        """``clip(index).num_objects`` from the reference frame's annotation alone (the clip's
+        random draws, without reading or warping a frame or the other annotations): what
+        :class:`BucketSampler` looks ahead with."""
+        return self._produce(index, with_frames=False)
 
-    def _produce(self, index: int, with_frames: bool) -> Clip:
+    def _pick_frames(self, rng, n: int, gap: int) -> np.ndarray:
+        if self._pick is not None:
+            return self._pick(rng, n, gap)
+        return pick_frames(rng, n, self.config.num_frames, gap)
+
+    def _produce(self, index: int, with_frames: bool):
         cfg = self.config
         epoch, pos = divmod(int(index), self.clips_per_epoch)
         d, v = self._items[self._order(epoch)[pos]]
         video = self._video(int(d), int(v))
         rng = np.random.default_rng([self.seed, 0, int(index)])
         ann = np.asarray(video.annotated_frames)
+        if video.num_objects >= VOID:
+            raise ValueError(f"{video.name}: {video.num_objects} objects; training clips need "
+                             f"fewer than {VOID} (the label of pixels outside the frame)")
         if not len(ann):
             raise ValueError(f"{video.name}: no annotated frame to sample a training clip from")
+        # The object count needs the reference annotation only; the draws are the same.
+        load = video.load_labels if with_frames else (lambda p: video.load_labels(p[:1]))
         gap = cfg.max_gap(epoch)
         for attempt in range(cfg.max_retries + 1):
-            picks = ann[self._pick(rng, len(ann), gap)]
-            labels = video.load_labels(picks)
-            present = np.flatnonzero(np.bincount(labels[0].reshape(-1),
-                                                 minlength=video.num_objects + 1)[1:]) + 1
+            picks = ann[self._pick_frames(rng, len(ann), gap)]
+            labels = load(picks)
+            present = _present(labels[0], video.num_objects)
             if len(present):
                 break
         if not len(present):
@@ -227,63 +313,36 @@ class ClipSampler(_Stream):
             start = int(rng.choice(has))
             sub = pick_frames(rng, len(ann) - start, cfg.num_frames, gap)
             picks = ann[start + sub - sub[0]]
-            labels = video.load_labels(picks)
-            present = np.flatnonzero(np.bincount(labels[0].reshape(-1),
-                                                 minlength=video.num_objects + 1)[1:]) + 1
-        frames = video.load_frames(picks) if with_frames else None
-        x = None
+            labels = load(picks)
+            present = _present(labels[0], video.num_objects)
         for attempt in range(cfg.max_retries + 1):
             keep = rng.permutation(present)[:cfg.max_objects]
             aug = cfg.augment if attempt < cfg.max_retries else None
             mats = clip_matrices(rng, aug, video.hw, cfg.size, cfg.num_frames)
-            sel = _select(labels, keep, video.num_objects)
-            if with_frames:
-                x, labs = warp_clip(frames, sel, mats, cfg.size, rng, aug)
-            else:
-                labs = np.stack([warp_labels(lab, m, cfg.size) for lab, m in zip(sel, mats)])
-            ref = np.bincount(labs[0].reshape(-1), minlength=len(keep) + 1)[1:] > 0
+            # Warp the video's ids (NEAREST commutes with relabelling), then keep `keep`.
+            select = _select_lut(keep, video.num_objects)
+            ref_labels = apply_lut(select, warp_labels(labels[0], mats[0], cfg.size, VOID))
+            ref = np.array([(ref_labels == k).any() for k in range(1, len(keep) + 1)])
             if ref.any():
                 break
-            if not with_frames and aug is not None:
-                # warp_clip's photometric draws (the next attempt's draws follow them).
-                photometric_draws(rng, aug, (cfg.num_frames, *cfg.size, 3))
+        count = int(ref.sum())
+        if not with_frames:
+            return count
         # Objects cropped out of the reference frame are dropped and the rest renumbered.
-        lut = np.zeros(len(keep) + 1, np.uint8)
-        lut[1:][ref] = np.arange(1, int(ref.sum()) + 1)
-        return Clip(x, np.take(lut, labs), int(ref.sum()), video.name, tuple(int(p) for p in picks))
-
-    def clips(self, indices) -> list[Clip]:
-        """Global clips ``indices`` (decoded on ``num_workers`` threads)."""
-        indices = [int(i) for i in indices]
-        if self.num_workers > 1 and len(indices) > 1:
-            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
-            with ThreadPoolExecutor(self.num_workers) as ex:
-                return list(ex.map(self.clip, indices))
-        return [self.clip(i) for i in indices]
-
-    def collate(self, indices, num_slots: int | None = None) -> dict[str, np.ndarray]:
-        """The batch of global clips ``indices``: ``frames`` float32 [B, T, H, W, 3], ``masks``
-        float32 [B, T, num_slots + 1, H, W] one-hot (channel 0 background; default
-        ``config.slots``), ``num_objects`` int32 [B]."""
-        clips = self.clips(indices)
-        return {
-            "frames": np.stack([c.frames for c in clips]),
-            "masks": masks.one_hot(np.stack([c.labels for c in clips]),
-                                   self.config.slots if num_slots is None else num_slots),
-            "num_objects": np.array([c.num_objects for c in clips], np.int32),
-        }
-
-    def batch(self, step: int) -> dict[str, np.ndarray]:
-        """This host's share of global batch ``step`` (see :meth:`collate`): global clips
-        ``step * global_batch_size + process_index * local_batch_size + b``."""
-        first = step * self.global_batch_size + self.process_index * self.local_batch_size
-        return self.collate(range(first, first + self.local_batch_size))
+        renumber = np.zeros(VOID + 1, np.uint8)
+        renumber[1:len(keep) + 1][ref] = np.arange(1, count + 1)
+        renumber[VOID] = VOID
+        labs = np.stack([ref_labels] + [apply_lut(select, warp_labels(lab, m, cfg.size, VOID))
+                                        for lab, m in zip(labels[1:], mats[1:])])
+        frames = video.load_frame_images(picks)
+        x = np.stack([warp_frame(f, m, cfg.size) for f, m in zip(frames, mats)])
+        return Clip(x, apply_lut(renumber, labs), count, video.name, tuple(int(p) for p in picks))
 
 
 class StagedSampler:
-    """Samplers one after another: ``stages = [(sampler, num_steps), ..., (sampler, None)]``
+    """Streams one after another: ``stages = [(stream, num_steps), ..., (stream, None)]``
     (e.g. pre-training on simulated clips, then videos). Step ``s`` of stage ``k`` is its
-    sampler's step ``s - start_k``, so the stream stays a pure function of the step."""
+    stream's step ``s - start_k``, so the whole stream stays a pure function of the step."""
 
     def __init__(self, stages):
         if not stages or stages[-1][1] is not None:
@@ -300,19 +359,31 @@ class StagedSampler:
         k = max(i for i, s in enumerate(self.starts) if s <= step)
         return k, step - self.starts[k]
 
-    def batch(self, step: int) -> dict[str, np.ndarray]:
+    def batch(self, step: int) -> HostBatch:
+        """Stage ``k``'s batch of its step ``step - start_k``, with this stream's step and
+        state."""
         k, local = self._locate(int(step))
-        return self.stages[k].batch(local)
+        b = self.stages[k].batch(local)
+        return b._replace(step=int(step), state=self.state(int(step) + 1))
+
+    def batches(self, start_step: int = 0, num_steps: int | None = None):
+        return _Stream.batches(self, start_step, num_steps)
 
     def state(self, step: int) -> dict[str, Any]:
         k, local = self._locate(int(step))
         return {"step": int(step), "stage": k, "stage_state": self.stages[k].state(local)}
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Hand a checkpointed :meth:`state` to its stage's sampler (one that keeps state)."""
+        """Hand a checkpointed :meth:`state` to its stage's stream (one that keeps state)."""
         inner = self.stages[int(state["stage"])]
         if hasattr(inner, "restore"):
             inner.restore(state["stage_state"])
+
+    def share_counts(self, directory: str, name: str = "counts") -> None:
+        """:meth:`BucketSampler.share_counts` for each bucketed stage (a table each)."""
+        for k, stage in enumerate(self.stages):
+            if hasattr(stage, "share_counts"):
+                stage.share_counts(directory, f"{name}-{k}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,6 +426,38 @@ def next_bucket(state: BucketState, count, batch_size: int
             return n, clips, BucketState(g, tuple(tuple(p) for p in pending))
 
 
+class CountMemo:
+    """Object counts of global clips shared by the input worker processes of one host.
+
+    A bucketed stream's plan needs the object count of every global clip, and each worker
+    replays the plan for the steps it is given; through this table a clip is counted about
+    once per host instead of once per worker. It is a memo only: slot ``g % size`` of a
+    memory-mapped file holds ``(g + 1) << 8 | count``, so a missing or overwritten entry is
+    counted again and no batch depends on the table.
+    """
+
+    def __init__(self, path: str, size: int = 1 << 20):
+        self.path, self.size = os.fspath(path), int(size)
+        if not os.path.exists(self.path):
+            np.memmap(self.path, np.int64, "w+", shape=(self.size,)).flush()
+        self._table = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_table": None}
+
+    def _open(self) -> np.ndarray:
+        if self._table is None:
+            self._table = np.memmap(self.path, np.int64, "r+", shape=(self.size,))
+        return self._table
+
+    def get(self, g: int) -> int | None:
+        v = int(self._open()[g % self.size])
+        return v & 0xFF if v >> 8 == g + 1 else None
+
+    def put(self, g: int, count: int) -> None:
+        self._open()[g % self.size] = ((g + 1) << 8) | (int(count) & 0xFF)
+
+
 class BucketSampler(_Stream):
     """The clips of a :class:`ClipSampler`, grouped so that every batch holds one object count.
 
@@ -385,13 +488,13 @@ class BucketSampler(_Stream):
     ``(n, clips)`` and materialises only its slice of the emitted global batch: identical
     shapes on every host, no communication. The price: a host needs the object count of every
     global clip, not only of its own. :meth:`ClipSampler.num_objects` gives it from the
-    annotations alone (the clip's random draws without reading, warping or perturbing a
-    frame): 0.22 of a clip's time on DAVIS 480p at 240x427 with the paper's augmentation
-    (``benchmarks/results/slot_flops_cpu.json``). Each host counts ``global_batch_size``
-    clips a step (on ``num_workers`` threads) besides producing its ``local_batch_size``:
-    +22% data work on one host, about as much counting as producing at ~5 hosts, and more
-    beyond. (Many-host runs could count a 1/P share each and all-gather the counts; not done
-    here: it would make the data stream a collective.)
+    reference frame's annotation alone (the clip's random draws without reading or warping a
+    frame or the other annotations). Each input worker replays the plan for the steps it is
+    given; the workers of a host share the counts (:meth:`share_counts`, a
+    :class:`CountMemo`), so a host counts each global clip about once besides producing its
+    ``local_batch_size`` (the cost measured in ``benchmarks/results/input_pipeline_cpu.json``,
+    ``host.*.per_worker.median_s_count``). (Many-host runs could count a 1/P share each and
+    all-gather the counts; not done here: it would make the data stream a collective.)
     """
 
     def __init__(self, sampler: ClipSampler, keep_states: int = 8):
@@ -404,32 +507,41 @@ class BucketSampler(_Stream):
         self._states = {0: BucketState.initial(self.num_buckets)}
         self._plans: dict[int, tuple[int, tuple[int, ...]]] = {}
         self._counts: dict[int, int] = {}
+        self._memo: CountMemo | None = None
+
+    def share_counts(self, directory: str, name: str = "counts") -> None:
+        """Share the object counts with the other processes given the same ``directory``
+        (:class:`CountMemo`; the input pipeline does this for its workers)."""
+        self._memo = CountMemo(os.path.join(directory, f"{name}.i64"))
 
     # -- the plan -------------------------------------------------------------------------------
     def _count(self, g: int) -> int:
         if g not in self._counts:
-            idx = list(range(g, g + self.global_batch_size))
-            if self.sampler.num_workers > 1:
-                from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
-                with ThreadPoolExecutor(self.sampler.num_workers) as ex:
-                    counts = list(ex.map(self.sampler.num_objects, idx))
-            else:
-                counts = [self.sampler.num_objects(i) for i in idx]
-            self._counts.update(zip(idx, counts))
+            n = self._memo.get(g) if self._memo is not None else None
+            if n is None:
+                n = self.sampler.num_objects(g)
+                if self._memo is not None:
+                    self._memo.put(g, n)
+            self._counts[g] = n
         return self._counts[g]
 
     def plan(self, step: int) -> tuple[int, tuple[int, ...]]:
         """``(n, global clip indices)`` of global batch ``step``."""
         step = int(step)
         if step not in self._plans:
-            start = max(k for k in self._states if k <= step)
-            state = self._states[start]
-            for s in range(start, step + 1):
-                n, clips, state = next_bucket(state, self._count, self.global_batch_size)
-                self._plans[s] = (n, clips)
-                self._states[s + 1] = state
+            self._run(step, step + 1)
             self._prune(step)
         return self._plans[step]
+
+    def _run(self, first: int, stop: int) -> None:
+        """The plans of steps ``first .. stop - 1`` and the states up to step ``stop``,
+        replayed from the latest known state at or before ``first``."""
+        start = max(k for k in self._states if k <= first)
+        state = self._states[start]
+        for s in range(start, stop):
+            n, clips, state = next_bucket(state, self._count, self.global_batch_size)
+            self._plans[s] = (n, clips)
+            self._states[s + 1] = state
 
     def _prune(self, step: int) -> None:
         """Keep step 0, the last ``keep_states`` steps and the counts they can still need."""
@@ -441,25 +553,24 @@ class BucketSampler(_Stream):
         for g in [g for g in self._counts if g < first]:
             del self._counts[g]
 
-    # -- the sampler protocol -------------------------------------------------------------------
-    def batch(self, step: int) -> dict[str, np.ndarray]:
-        """This host's share of bucketed global batch ``step``: as :meth:`ClipSampler.batch`
-        with ``masks`` of ``n + 1`` channels, ``n`` the batch's object count."""
-        n, clips = self.plan(step)
-        first = self.process_index * self.local_batch_size
-        out = self.sampler.collate(clips[first:first + self.local_batch_size], n)
-        if (np.clip(out["num_objects"], 1, self.num_buckets) != n).any():
-            raise RuntimeError(f"BucketSampler: clips {clips} were counted with {n} objects but "
-                               f"hold {out['num_objects'].tolist()} (num_objects and clip "
-                               "disagree)")
-        return out
+    # -- the stream protocol --------------------------------------------------------------------
+    @property
+    def clip_source(self) -> ClipSampler:
+        return self.sampler
+
+    def _check(self, step, n, arrays) -> None:
+        if (np.clip(arrays["num_objects"], 1, self.num_buckets) != n).any():
+            raise RuntimeError(f"BucketSampler: the clips of step {step} were counted with {n} "
+                               f"objects but hold {arrays['num_objects'].tolist()} "
+                               "(num_objects and clip disagree)")
 
     def state(self, step: int) -> dict[str, Any]:
         """The wrapped sampler's state plus ``bucket`` (:class:`BucketState` as JSON) and the
         batch size the state is for."""
         step = int(step)
         if step not in self._states:
-            self.plan(step - 1)
+            self._run(step, step)
+            self._prune(step - 1)
         return {**self.sampler.state(step), "global_batch_size": self.global_batch_size,
                 "bucket": self._states[step].to_json()}
 
@@ -484,8 +595,15 @@ class BucketSampler(_Stream):
         self._states[step] = st
 
 
-def _select(labels: np.ndarray, keep: np.ndarray, num_objects: int) -> np.ndarray:
-    """Keep objects ``keep`` (renumbered 1..k in that order), everything else -> 0."""
-    lut = np.zeros(num_objects + 1, np.uint8)
+def _present(labels: np.ndarray, num_objects: int) -> np.ndarray:
+    """Ids ``1..num_objects`` with pixels in ``labels``."""
+    return np.array([k for k in range(1, num_objects + 1) if (labels == k).any()], np.int64)
+
+
+def _select_lut(keep: np.ndarray, num_objects: int) -> np.ndarray:
+    """``uint8 [256]``: objects ``keep`` renumbered 1..k in that order, other objects -> 0,
+    :data:`~vosjax.data.augment.VOID` kept."""
+    lut = np.zeros(VOID + 1, np.uint8)
     lut[keep] = np.arange(1, len(keep) + 1)
-    return np.take(lut, labels)
+    lut[VOID] = VOID
+    return lut

@@ -216,6 +216,18 @@ class SyntheticVideos(Sequence):
         self._cached_bytes = 0
         self._lock = threading.Lock()
 
+    def __getstate__(self):
+        # Pickled to the input workers: each renders (and caches) what it needs.
+        state = dict(self.__dict__)
+        for k in ("_cache", "_cached_bytes", "_lock"):
+            del state[k]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._cache, self._cached_bytes = collections.OrderedDict(), 0
+        self._lock = threading.Lock()
+
     def __len__(self) -> int:
         return self.num_videos
 
@@ -318,7 +330,7 @@ def static_image_clip(image: np.ndarray, mask: np.ndarray, seed=0, num_frames: i
         lab = warp_labels(mask, m, hw)
         if i == 0 and not lab.any():   # keep the reference visible
             m, lab = np.eye(3), mask
-        fg, _ = warp_frame(image, m, hw)
+        fg = warp_frame(image, m, hw)
         frames.append(np.where(lab[..., None] > 0, fg, bg))
         labels.append(lab)
     return video_from_arrays(name, np.stack(frames), np.stack(labels))

@@ -101,6 +101,23 @@ class Video:
             out[j] = arr
         return out
 
+    def load_frame_images(self, indices: Sequence[int]) -> list:
+        """Decode frames -> RGB ``PIL.Image`` s (what :meth:`load_frames` holds as arrays),
+        without the copies into numpy: for consumers that continue in PIL (the training
+        clips' warps)."""
+        from PIL import Image  # noqa: PLC0415
+
+        out = []
+        for t in indices:
+            src = self.frame_sources[t]
+            im = (Image.fromarray(np.ascontiguousarray(src, dtype=np.uint8))
+                  if isinstance(src, np.ndarray) else images.open_rgb(src, self._frame_name(t)))
+            if (im.height, im.width) != self.hw or im.mode != "RGB":
+                raise ValueError(f"{self._frame_name(t)}: frame {im.mode} {im.height}x"
+                                 f"{im.width} differs from the video's RGB {self.hw}")
+            out.append(im)
+        return out
+
     def load_labels(self, indices: Sequence[int] | None = None) -> np.ndarray:
         """Decode ground truth -> ``uint8 [n, H, W]`` with ids ``0..N`` (all annotated frames
         when ``indices`` is None). A frame without ground truth raises ValueError."""
@@ -118,7 +135,7 @@ class Video:
             if arr.shape != self.hw:
                 raise ValueError(f"{self._label_name(t)}: annotation size {arr.shape} differs "
                                  f"from the frame size {self.hw}")
-            out[j] = np.take(self._lut, arr)
+            out[j] = masks.apply_lut(self._lut, arr)
         return out
 
     @property

@@ -4,8 +4,9 @@
   from a short / middle / long range (numpy, deterministic from a seed);
 * :func:`gather_pair_batch`: the model's training batch from clips and sampled indices;
 * :func:`zero_previous_mask`: the random zeroing of ``M_{t-1}`` with p = 0.5 (pure JAX);
-* :func:`pair_picker` and :class:`GCSegBatches`: the trainer's batch stream, built on
-  :class:`vosjax.data.sampler.ClipSampler` (deterministic per step, resumable, host-split).
+* :func:`pair_picker`: the frame choice of the trainer's clip stream
+  (:class:`vosjax.data.sampler.ClipSampler`: deterministic per step, resumable, host-split),
+  and :func:`gcseg_batch_fn`: the loss's batch from its raw clips, on the device.
 """
 from __future__ import annotations
 
@@ -135,42 +136,38 @@ def pair_picker(gaps: GapRanges = GapRanges()):
     return pick
 
 
-class GCSegBatches:
-    """GCSeg training batches from a clip sampler with one object per clip.
+def gcseg_batch_fn(objective: str = "pairs", augment=None):
+    """``prepare(raw, rng, num_slots) -> batch`` (see :func:`vosjax.training.step.train_step`):
+    the GCSeg loss's batch from raw one-object clips (``num_slots = 1``; ``raw`` as
+    :class:`vosjax.data.sampler.HostBatch`), on the device.
 
-    ``clips``: a :class:`~vosjax.data.sampler.ClipSampler` (or
-    :class:`~vosjax.data.sampler.StagedSampler`) whose ``batch(step)`` gives ``frames
-    [B, T, H, W, 3]`` and one-hot ``masks [B, T, 2, H, W]`` (``max_objects = num_slots = 1``).
-    ``objective="pairs"`` (clips of 3 frames from :func:`pair_picker`): the pair batch of
-    :func:`vosjax.gcseg.objective.make_loss_fn`; ``"recurrent"``: ``frames`` and binary
+    Frames get the clip augmentation's photometric part and the normalisation
+    (:func:`vosjax.data.device.clip_frames`); the binary masks are ``labels == 1``.
+    ``objective="pairs"`` (3-frame clips from :func:`pair_picker`: reference, t - 1, t): the
+    pair batch of :func:`vosjax.gcseg.objective.make_loss_fn`; ``"recurrent"``: ``frames`` and
     ``masks [B, T, H, W]`` for :func:`~vosjax.gcseg.objective.make_recurrent_loss_fn`.
-    Same ``batch(step)`` / ``state(step)`` protocol as the clip sampler.
     """
+    from vosjax.data import device  # noqa: PLC0415
 
-    def __init__(self, clips, objective: str = "pairs"):
-        if objective not in ("pairs", "recurrent"):
-            raise ValueError(f"objective={objective!r}: expected 'pairs' or 'recurrent'")
-        self.clips, self.objective = clips, objective
+    if objective not in ("pairs", "recurrent"):
+        raise ValueError(f"objective={objective!r}: expected 'pairs' or 'recurrent'")
+    kw = device.augment_args(augment)
 
-    def batch(self, step: int) -> dict[str, np.ndarray]:
-        b = self.clips.batch(step)
-        frames, masks = b["frames"], b["masks"]
-        if masks.ndim != 5 or masks.shape[2] != 2:
-            raise ValueError(f"GCSegBatches needs one-object clips (masks [B, T, 2, H, W]), "
-                             f"got masks {masks.shape}")
-        fg = masks[:, :, 1]
-        if self.objective == "recurrent":
+    def prepare(raw, rng, num_slots: int):
+        if num_slots != 1:
+            raise ValueError(f"GCSeg trains on one-object clips (num_slots=1), got "
+                             f"num_slots={num_slots}")
+        frames = device.clip_frames(rng, raw["frames"], raw["labels"], **kw)
+        fg = (raw["labels"] == 1).astype(jnp.float32)
+        if objective == "recurrent":
             return {"frames": frames, "masks": fg}
         if frames.shape[1] != 3:
             raise ValueError(f"pair clips must have 3 frames (reference, t-1, t), got "
                              f"{frames.shape[1]}")
-        idx = {k: np.full(len(frames), i) for i, k in enumerate(("reference", "previous",
-                                                                 "target"))}
-        return gather_pair_batch(frames, fg, idx)
-
-    def state(self, step: int) -> dict:
-        return self.clips.state(step)
+        return {"target_frame": frames[:, 2], "target_mask": fg[:, 2], "prev_mask": fg[:, 1],
+                "ref_frame": frames[:, 0], "ref_mask": fg[:, 0]}
+    return prepare
 
 
 __all__ = ["GapRanges", "GAP_KINDS", "sample_pairs", "gather_pair_batch", "zero_previous_mask",
-           "pair_picker", "GCSegBatches"]
+           "pair_picker", "gcseg_batch_fn"]

@@ -14,7 +14,7 @@ import numpy as np
 
 from vosjax.training import sharding as shd
 from vosjax.training.checkpointing import Checkpointer
-from vosjax.training.input_pipeline import slot_policy, trim_slots
+from vosjax.training.input_pipeline import host_batches, slot_policy, trim_slots
 from vosjax.training.metrics import MetricWriter
 from vosjax.training.optim import learning_rate_schedule, make_optimizer
 from vosjax.training.step import jit_init_state, jit_train_step
@@ -82,9 +82,13 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
     """Train per ``config`` in ``workdir`` (resuming from its latest checkpoint).
 
     The model family is ``config.model.name`` (:mod:`vosjax.training.tasks`).
-    ``sampler``: an object with ``batch(step) -> dict`` and ``state(step) -> dict`` (default:
-    the task's stream built from ``config``); a ``restore(state)`` method, if it has one, gets
-    the checkpointed state on resume (e.g. :class:`~vosjax.data.sampler.BucketSampler`).
+    ``sampler``: the stream, an object with ``batch(step) ->``
+    :class:`~vosjax.data.sampler.HostBatch` (raw uint8 clips, the task's ``prepare`` makes the
+    loss's batch on the device) and picklable for the input workers (default: the task's
+    stream built from ``config``); a ``restore(state)`` method, if it has one, gets the
+    checkpointed state on resume (e.g. :class:`~vosjax.data.sampler.BucketSampler`).
+    The batches come from :func:`~vosjax.training.input_pipeline.host_batches` with
+    ``config.data.num_workers`` worker processes and ``config.data.prefetch`` batches ahead.
     ``config.train.slot_policy``: ``"bucket"`` is the task's sampler, ``"trim"`` is applied
     here (one process only), ``"pad"`` does nothing.
     Returns a summary dict (final step, last metrics, steps/s).
@@ -98,7 +102,8 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
     model = task.build_model(config.model)
     tx = build_optimizer(config.train)
     init_fn, st_sh, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
-    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract)
+    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract,
+                                prepare=task.prepare(config))
     ckpt = Checkpointer(workdir, keep=config.train.keep_checkpoints,
                         save_every=config.train.checkpoint_every)
     _write_model_spec(workdir, model)
@@ -131,14 +136,22 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
     writer = MetricWriter(workdir, enabled=jax.process_index() == 0, resume_step=start)
     last_good = ckpt.latest_step()
     bar = _progress(start, total, progress)
-    metrics, pending, t0 = None, None, time.perf_counter()
+    metrics, pending, batches = None, None, None
+    t0 = time.perf_counter()
     try:
+        if start < total:   # a finished run starts no workers
+            batches = host_batches(sampler, start, total,
+                                   num_workers=config.data.get("num_workers", 0),
+                                   prefetch=config.data.get("prefetch", 2))
         for step in range(start, total):
-            batch = sampler.batch(step)
+            hb = next(batches)
+            if hb.step != step:
+                raise RuntimeError(f"input pipeline out of order: batch of step {hb.step} "
+                                   f"for step {step}")
             if trim:
-                batch = trim_slots(batch)
-            batch = shd.global_batch(batch, batch_sh)
-            state, metrics = step_fn(state, batch)
+                hb = trim_slots(hb)
+            batch = shd.global_batch(hb.arrays, batch_sh)
+            state, metrics = step_fn(state, batch, hb.num_slots)
             # Check the previous step's guard after dispatching this one (keeps the device busy);
             # a non-finite step left the state unchanged, so nothing bad is ever saved.
             if pending is not None:
@@ -150,14 +163,16 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
                 writer.write(step + 1, {k: v for k, v in host.items() if k != "finite"})
                 if bar is not None:
                     bar.set_postfix(loss=f"{float(host['loss']):.4f}")
-            if ckpt.save(step + 1, state, {"sampler": sampler.state(step + 1)},
-                         force=step + 1 == total):
+            # The stream's state after this step came with its batch (computed in a worker).
+            if ckpt.save(step + 1, state, {"sampler": hb.state}, force=step + 1 == total):
                 last_good = step + 1
             if bar is not None:
                 bar.update(1)
         if pending is not None:
             _guard(*pending, ckpt, last_good)
     finally:
+        if batches is not None:
+            batches.close()
         ckpt.close()
         writer.close()
         if bar is not None:

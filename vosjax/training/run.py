@@ -14,6 +14,33 @@ from vosjax.training.step import initial_variables
 from vosjax.training.tasks import get_task
 
 
+#: Environment variables of a multi-host launch (``config.distributed = True``) that JAX does
+#: not read itself (it reads ``JAX_COORDINATOR_ADDRESS``); unset under SLURM / Open MPI / a
+#: TPU pod, where JAX finds all three on its own.
+PROCESS_ENV = ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+
+def init_distributed() -> None:
+    """``jax.distributed.initialize`` for ``config.distributed``: the coordinator
+    ``host:port`` from ``JAX_COORDINATOR_ADDRESS`` (read by JAX) and this process's place from
+    ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` when set (else the cluster's own variables);
+    see the README's "Multi-host training"."""
+    kw = {}
+    for var, arg in zip(PROCESS_ENV, ("num_processes", "process_id")):
+        value = os.environ.get(var)
+        if value is None:
+            continue
+        try:
+            kw[arg] = int(value)
+        except ValueError:
+            raise ValueError(f"environment variable {var}={value!r}: expected an integer") \
+                from None
+    if "num_processes" in kw and not 0 <= kw.get("process_id", 0) < kw["num_processes"]:
+        raise ValueError(f"JAX_PROCESS_ID={kw.get('process_id')} must be in [0, "
+                         f"JAX_NUM_PROCESSES={kw['num_processes']})")
+    jax.distributed.initialize(**kw)
+
+
 def inference_options(config) -> InferenceOptions:
     """:class:`InferenceOptions` from ``config.eval`` (and the working size ``config.data.size``)."""
     from vosjax.correction import GradientCorrection  # noqa: PLC0415
@@ -62,7 +89,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     videos with the trained and (``config.eval.compare_untrained``) the untrained model and
     write ``WORKDIR/eval.json``."""
     if config.get("distributed", False):
-        jax.distributed.initialize()
+        init_distributed()
     compilation_cache.enable(config.compile_cache)
     out = train(config, workdir)
     if not config.eval.enabled:

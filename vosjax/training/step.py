@@ -43,15 +43,26 @@ def stm_loss_fn(model, *, cycle: bool = True, bootstrap: float = 0.4):
     return loss_fn
 
 
-def train_step(state: TrainState, batch, *, loss_fn, tx):
+#: ``fold_in`` tag of the data key (:func:`train_step`'s ``prepare``) from the step's key.
+DATA_KEY = 0x64617461
+
+
+def train_step(state: TrainState, batch, *, loss_fn, tx, prepare=None, num_slots=None):
     """One optimizer update with ``loss_fn(params, batch_stats, batch, rng)``.
 
     ``rng`` is a fresh key per step split from ``state.rng`` (so resuming is exact). Non-finite
     loss or gradients leave params and optimizer state unchanged and report ``finite = False``
     (the loop stops on it: the NaN guard). Metrics: the loss function's own, plus ``loss``,
     ``grad_norm`` and ``finite``.
+
+    ``prepare(raw, data_rng, num_slots) -> batch``, when given, first turns the input
+    pipeline's raw batch into the loss's (photometric augmentation, normalisation, one-hot
+    masks: :mod:`vosjax.data.device`); ``data_rng`` is ``fold_in(step_rng, DATA_KEY)`` of the
+    step's key, so the augmentation, like the rest of the step, is a function of the state.
     """
     rng, step_rng = jax.random.split(state.rng)
+    if prepare is not None:
+        batch = prepare(batch, jax.random.fold_in(step_rng, DATA_KEY), num_slots)
     grad_fn = jax.value_and_grad(
         lambda p: loss_fn(p, state.batch_stats, batch, step_rng), has_aux=True)
     (loss, aux), grads = grad_fn(state.params)
@@ -92,19 +103,30 @@ def state_shardings(abstract_state: TrainState, mesh):
                       opt_state=shd.tree_shardings(abstract_state.opt_state, mesh), rng=rep)
 
 
-def jit_train_step(loss_fn, tx, mesh, abstract_state, *, donate: bool = True):
+def jit_train_step(loss_fn, tx, mesh, abstract_state, *, donate: bool = True, prepare=None):
     """``train_step`` jitted with explicit in/out shardings over ``mesh``.
 
     ``donate`` (default) hands the input state's buffers to the update, which writes the new
     params / optimizer state into them: one copy of the state on the device instead of two, and
     the caller must not touch the old state after the call. ``donate=False`` is for callers that
     keep it (and for measuring the difference: ``python -m benchmarks.speedups donation``).
+
+    Without ``prepare`` the step is ``step(state, batch)`` on the loss's batch; with it (see
+    :func:`train_step`), ``step(state, raw_batch, num_slots)``, ``num_slots`` a static int
+    (one compiled program per object count).
     """
     st_sh = state_shardings(abstract_state, mesh)
-    fn = functools.partial(train_step, loss_fn=loss_fn, tx=tx)
+    fn = functools.partial(train_step, loss_fn=loss_fn, tx=tx, prepare=prepare)
+    if prepare is not None:
+        fn = functools.partial(_prepared_step, fn)
     return jax.jit(fn, in_shardings=(st_sh, shd.batch_sharding(mesh)),
                    out_shardings=(st_sh, shd.replicated(mesh)),
+                   static_argnums=(2,) if prepare is not None else (),
                    donate_argnums=(0,) if donate else ()), st_sh
+
+
+def _prepared_step(step, state, batch, num_slots):
+    return step(state, batch, num_slots=num_slots)
 
 
 def jit_init_state(init_variables, tx, mesh):

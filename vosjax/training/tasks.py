@@ -10,8 +10,12 @@ A task gives, from the (ml_collections) config:
 * ``init_variables(model, config) -> init(rng) -> {"params", "batch_stats"}``;
 * ``loss(model, config) -> loss_fn(params, batch_stats, batch, rng) -> (loss, metrics)``,
   a pure function of arrays (jit / grad / shard over the batch's leading axis);
-* ``batches(config) -> sampler`` with ``batch(step) -> dict of [B_local, ...] numpy`` (this
-  host's share of global batch ``step``) and ``state(step) -> dict`` (JSON, checkpointed).
+* ``batches(config) -> stream`` with ``batch(step) ->``
+  :class:`~vosjax.data.sampler.HostBatch` (this host's share of global batch ``step``: uint8
+  frames and label maps, run in the input workers) and ``state(step) -> dict`` (JSON,
+  checkpointed);
+* ``prepare(config) -> prepare(raw, rng, num_slots) -> batch``: the loss's batch from the
+  raw one, on the device inside the jitted step (:mod:`vosjax.data.device`).
 
 Tasks: ``"stm"`` (STM-cycle, :mod:`vosjax.training.objective`), ``"stm_original"`` (the
 original STM network, same objective) and ``"gcseg"`` (GCSeg eq. 3
@@ -33,6 +37,7 @@ class Task:
     init_variables: Callable[[Any, Any], Callable]
     loss: Callable[[Any, Any], Callable]
     batches: Callable[[Any], Any]
+    prepare: Callable[[Any], Callable]
 
 
 def model_numerics(model_cfg) -> dict:
@@ -74,6 +79,13 @@ def _stm_batches(config):
     return build_batches(config)
 
 
+def _stm_prepare(config):
+    from vosjax.data.device import clip_batch_fn  # noqa: PLC0415
+    from vosjax.training.input_pipeline import augment_config  # noqa: PLC0415
+
+    return clip_batch_fn(augment_config(config.data))
+
+
 # -- GCSeg --------------------------------------------------------------------------------------
 
 GCSEG_OBJECTIVES = ("pairs", "recurrent")
@@ -103,10 +115,7 @@ def _gcseg_loss(model, config):
     from vosjax.gcseg.objective import make_loss_fn, make_recurrent_loss_fn  # noqa: PLC0415
 
     t = config.train
-    if t.objective not in GCSEG_OBJECTIVES:
-        raise ValueError(f"config.train.objective={t.objective!r}: expected one of "
-                         f"{GCSEG_OBJECTIVES}")
-    make = make_loss_fn if t.objective == "pairs" else make_recurrent_loss_fn
+    make = make_loss_fn if _gcseg_objective(t) == "pairs" else make_recurrent_loss_fn
 
     def loss_fn(params, batch_stats, batch, rng):
         return make(model, batch_stats, zero_prev_prob=t.zero_prev_prob,
@@ -115,22 +124,38 @@ def _gcseg_loss(model, config):
 
 
 def _gcseg_batches(config):
-    from vosjax.gcseg.sampling import GCSegBatches, pair_picker  # noqa: PLC0415
+    from vosjax.gcseg.sampling import pair_picker  # noqa: PLC0415
     from vosjax.training.input_pipeline import build_batches  # noqa: PLC0415
 
-    pairs = config.train.objective == "pairs"
+    _gcseg_objective(config.train)
     # One object per clip (a binary problem); pairs are 3 frames (reference, t-1, t).
     overrides = dict(max_objects=1, num_slots=1)
-    if pairs:
+    if config.train.objective == "pairs":
         overrides.update(num_frames=3, pick=pair_picker())
-    return GCSegBatches(build_batches(config, **overrides), config.train.objective)
+    return build_batches(config, **overrides)
+
+
+def _gcseg_prepare(config):
+    from vosjax.gcseg.sampling import gcseg_batch_fn  # noqa: PLC0415
+    from vosjax.training.input_pipeline import augment_config  # noqa: PLC0415
+
+    return gcseg_batch_fn(_gcseg_objective(config.train), augment_config(config.data))
+
+
+def _gcseg_objective(train_cfg) -> str:
+    if train_cfg.objective not in GCSEG_OBJECTIVES:
+        raise ValueError(f"config.train.objective={train_cfg.objective!r}: expected one of "
+                         f"{GCSEG_OBJECTIVES}")
+    return train_cfg.objective
 
 
 TASKS = {
-    "stm": Task("stm", _stm_model, _stm_init, _stm_loss, _stm_batches),
+    "stm": Task("stm", _stm_model, _stm_init, _stm_loss, _stm_batches, _stm_prepare),
     # The original STM (vosjax.models.stm_original): the same objective, init and data.
-    "stm_original": Task("stm_original", _stm_model, _stm_init, _stm_loss, _stm_batches),
-    "gcseg": Task("gcseg", _gcseg_model, _gcseg_init, _gcseg_loss, _gcseg_batches),
+    "stm_original": Task("stm_original", _stm_model, _stm_init, _stm_loss, _stm_batches,
+                         _stm_prepare),
+    "gcseg": Task("gcseg", _gcseg_model, _gcseg_init, _gcseg_loss, _gcseg_batches,
+                  _gcseg_prepare),
 }
 
 
