@@ -40,6 +40,7 @@ import os
 import time
 
 from benchmarks import harness
+from benchmarks.workloads import count_then_clip
 
 class CountStream:
     """A stand-in :class:`ClipSampler` whose clip ``g`` holds ``counts[g]`` objects: enough for
@@ -104,13 +105,9 @@ def count_cost(root, size, clips, seed=0):
     s.clip(0)                              # warm the readers
     t_count, t_clip = [], []
     for g in range(1, clips + 1):
-        t = time.perf_counter()
-        n = s.num_objects(g)
-        t_count.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        c = s.clip(g)
-        t_clip.append(time.perf_counter() - t)
-        assert c.num_objects == n
+        _, count_s, clip_s = count_then_clip(s, g)
+        t_count.append(count_s)
+        t_clip.append(clip_s)
     return {"davis_root": os.path.basename(os.path.normpath(root)), "year": year,
             "split": split, "num_videos": len(videos), "clips": clips,
             "num_objects_median_s": float(np.median(t_count)),

@@ -4,6 +4,8 @@ vosjax's propagation and training update driven like the official adapters
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from benchmarks.official.stm_training import LEARNING_RATE, WEIGHT_DECAY
@@ -134,3 +136,19 @@ class VosjaxTraining:
     def update(self, batch):
         self.state, metrics = self.step(self.state, batch)
         return float(metrics["loss"])      # waits for the update (as the official .item())
+
+
+def count_then_clip(stream, g: int):
+    """Clip ``g`` of a clip stream (:class:`vosjax.data.sampler.ClipSampler`) as a bucketed
+    planner meets it: its object count from the reference annotation, then the clip itself.
+    Returns ``(clip, count_s, clip_s)`` (the count is checked against the clip)."""
+    t = time.perf_counter()
+    n = stream.num_objects(g)
+    count_s = time.perf_counter() - t
+    t = time.perf_counter()
+    clip = stream.clip(g)
+    clip_s = time.perf_counter() - t
+    if clip.num_objects != n:
+        raise AssertionError(f"clip {g}: num_objects {n} before decoding, "
+                             f"{clip.num_objects} after")
+    return clip, count_s, clip_s
