@@ -79,8 +79,8 @@ def test_sampler_decodes_only_clip_frames(tmp_path, monkeypatch):
                     data_dir=str(tmp_path)).download_and_prepare()
     vids = tb.load_videos(tmp_path / "synthetic_vos/1.0.0", "train")
     calls = []
-    real = images.decode_rgb
-    monkeypatch.setattr(images, "decode_rgb", lambda src, name=None: calls.append(1) or
+    real = images.open_rgb          # every decode goes through it (decode_rgb included)
+    monkeypatch.setattr(images, "open_rgb", lambda src, name=None: calls.append(1) or
                         real(src, name))
     s = ClipSampler(vids, SamplerConfig(size=(24, 32)), seed=0, global_batch_size=2,
                     process_index=0, process_count=1)
