@@ -412,3 +412,53 @@ def test_host_batches_in_worker_processes_equal_the_stream():
             np.testing.assert_array_equal(g.arrays[k], w.arrays[k])
     with pytest.raises(ValueError, match="no step"):
         host_batches(stream, 3, 3)
+
+
+KILLED_TRAINER = r"""
+import multiprocessing, sys, time
+sys.path.insert(0, sys.argv[1])
+from test_data_sampler import _bucketed
+from vosjax.training.input_pipeline import host_batches
+
+if __name__ == "__main__":
+    it = host_batches(_bucketed(), 0, 1000, num_workers=1, prefetch=1)
+    next(it)
+    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_input_workers_exit_when_the_trainer_is_killed(tmp_path):
+    """SIGKILL of the training process (the OOM killer, a preemption) takes its input workers
+    with it: none lingers holding its output pipes and the host's cores."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "trainer.py"
+    script.write_text(KILLED_TRAINER)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.Popen([sys.executable, str(script), os.path.join(root, "tests")], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        workers = [int(w) for w in p.stdout.readline().split()]
+        assert workers, p.stderr.read()[-2000:]
+        p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=30)             # returns once no worker holds the pipes
+        deadline = time.monotonic() + 10
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers)
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"     # a zombie has exited
+    except FileNotFoundError:
+        return False

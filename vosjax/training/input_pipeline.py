@@ -37,8 +37,11 @@ does not change a batch.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import threading
+import time
 import weakref
 
 import numpy as np
@@ -198,7 +201,8 @@ def host_batches(stream, start_step: int, stop_step: int, *, num_workers: int = 
     it = ds.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
     if num_workers > 0:
         it = it.mp_prefetch(grain.MultiprocessingOptions(
-            num_workers=int(num_workers), per_worker_buffer_size=max(1, int(worker_buffer))))
+            num_workers=int(num_workers), per_worker_buffer_size=max(1, int(worker_buffer))),
+            worker_init_fn=_exit_with_parent)
     if prefetch > 0:
         it = grain.experimental.ThreadPrefetchIterDataset(it, prefetch_buffer_size=int(prefetch))
     out = _Batches(iter(it), memo_dir)
@@ -231,6 +235,21 @@ class _Batches:
         self._it.close()
         if self._cleanup is not None:
             self._cleanup()
+
+
+def _exit_with_parent(worker_index: int, worker_count: int) -> None:
+    """Run in each input worker: exit when the training process is gone. A killed trainer's
+    workers (SIGKILL, the OOM killer) would otherwise live on, holding its output pipes,
+    memory and the host's cores."""
+    del worker_index, worker_count
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="vosjax-parent-watch", daemon=True).start()
 
 
 def _absl_flags_parsed() -> None:
