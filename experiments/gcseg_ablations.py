@@ -58,7 +58,7 @@ def evaluate_gcseg(model, variables, videos, size, *, adaptive_search, num_fragm
 
     from vosjax.data.transforms import resize_pad_frames  # noqa: PLC0415
     from vosjax.evaluation.protocol import DavisScores, score_sequence  # noqa: PLC0415
-    from vosjax.gcseg.inference import segment_video  # noqa: PLC0415
+    from vosjax.inference.gcseg import segment_video  # noqa: PLC0415
 
     scored, keep, nonempty, sims, frames_n, seconds = [], [], [], [], 0, 0.0
     for k, v in enumerate(videos):

@@ -52,13 +52,13 @@ def summary(sims, threshold) -> dict:
 
 
 def step_timing(model, variables, video, size, reps=20) -> dict:
-    """Median wall time of one jitted :func:`vosjax.gcseg.inference.frame_step` (4 references,
+    """Median wall time of one jitted :func:`vosjax.inference.gcseg.frame_step` (4 references,
     the video's objects) with M_{t-1} kept (threshold -2), rejected non-empty (threshold 2:
     a second extractor pass) and rejected empty (threshold 2, empty masks: skipped)."""
     import jax  # noqa: PLC0415
 
     from vosjax.data.transforms import resize_pad_frames  # noqa: PLC0415
-    from vosjax.gcseg.inference import frame_step  # noqa: PLC0415
+    from vosjax.inference.gcseg import frame_step  # noqa: PLC0415
 
     x, _ = resize_pad_frames(video.load_frames(range(3)), size)
     lab = video.load_labels([0, 1])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from gcseg_tiny import tiny_model
 
-from vosjax.gcseg import inference as I
+from vosjax.inference import gcseg as I
 
 
 

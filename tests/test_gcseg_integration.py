@@ -11,7 +11,7 @@ from gcseg_tiny import TINY, tiny_model
 
 from vosjax.data.sampler import ClipSampler, SamplerConfig, StagedSampler
 from vosjax.data.synthetic import StaticClips, SyntheticVideos
-from vosjax.gcseg.sampling import gcseg_batch_fn, pair_picker
+from vosjax.data.pairs import gcseg_batch_fn, pair_picker
 from vosjax.models.gcseg import GCSeg
 from vosjax.training import sharding as shd
 from vosjax.training.step import jit_init_state, jit_train_step
@@ -69,7 +69,7 @@ def test_task_registry_and_named_errors():
 def test_gcseg_train_step_through_the_generic_step():
     """The task's loss in the shared jitted step: equals the GCSeg objective called directly
     with the step's key, and one Adam update lowers the loss on the same batch."""
-    from vosjax.gcseg.objective import make_loss_fn
+    from vosjax.training.gcseg_objective import make_loss_fn
     from vosjax.training.optim import make_optimizer
 
     cfg = gcseg_config()
@@ -194,7 +194,7 @@ def test_static_clips_way1_way2():
 
 def test_raw_video_gcseg_matches_direct_call_and_keeps_ids():
     from vosjax.data.transforms import resize_pad_frames, unpad_resize_probs
-    from vosjax.gcseg.inference import segment_video as gcseg_video
+    from vosjax.inference.gcseg import segment_video as gcseg_video
     from vosjax.inference.video import segment_video
 
     model, variables = tiny_model(H, W)
@@ -260,7 +260,7 @@ def test_balanced_bce_hand_values():
 
     import jax.numpy as jnp
 
-    from vosjax.gcseg.loss import bce_two_way
+    from vosjax.losses import bce_two_way
 
     p = np.array([[[0.75, 0.25], [0.5, 0.9]], [[0.2, 0.4], [0.6, 0.8]]], np.float32)
     y = np.array([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]], np.float32)

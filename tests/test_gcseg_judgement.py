@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from gcseg_tiny import TINY, tiny_model
 
-from vosjax.gcseg import inference as I
+from vosjax.inference import gcseg as I
 from vosjax.models import gcseg as G
 
 

@@ -9,9 +9,9 @@ import optax
 import pytest
 from gcseg_tiny import tiny_model
 
-from vosjax.gcseg import loss as L
-from vosjax.gcseg import objective as O
-from vosjax.gcseg import sampling as S
+from vosjax import losses as L
+from vosjax.training import gcseg_objective as O
+from vosjax.data import pairs as S
 from vosjax.models.gcseg import GCSegOutput
 
 

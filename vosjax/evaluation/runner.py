@@ -52,7 +52,7 @@ class InferenceOptions:
     upsample: str = "nearest"
     memory_slots: int | None = None
     correction: object | None = None   # a vosjax.correction.GradientCorrection
-    # GCSeg (vosjax.gcseg.inference.segment_video): references, adaptive search, draw seed.
+    # GCSeg (vosjax.inference.gcseg.segment_video): references, adaptive search, draw seed.
     num_fragments: int = 3
     adaptive_search: bool = True
     seed: int = 0

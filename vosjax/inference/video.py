@@ -10,7 +10,7 @@ functions inside its step).
 
 The model family picks the loop (:data:`PROPAGATORS`, keyed by the checkpoint registry name):
 STM (both families) -> :func:`vosjax.inference.propagation.propagate`, GCSeg ->
-:func:`vosjax.gcseg.inference.segment_video` (objects given in frame 0 only).
+:func:`vosjax.inference.gcseg.segment_video` (objects given in frame 0 only).
 
 The original STM's family (``stm_original``) memorizes each mask zeroed outside the image
 content, as its official loop does (it crops every prediction and ``memorize`` pads it with
@@ -92,8 +92,8 @@ def _propagate_stm_original(model, variables, frames, masks, starts, *, content,
 
 def _propagate_gcseg(model, variables, frames, masks, starts, *, correction, num_fragments,
                      adaptive_search, seed, memory_masks, **unused):
-    """GCSeg: :func:`vosjax.gcseg.inference.segment_video` -> probs ``[T, O + 1, h, w]``."""
-    from vosjax.gcseg.inference import segment_video as gcseg_segment  # noqa: PLC0415
+    """GCSeg: :func:`vosjax.inference.gcseg.segment_video` -> probs ``[T, O + 1, h, w]``."""
+    from vosjax.inference.gcseg import segment_video as gcseg_segment  # noqa: PLC0415
 
     if correction is not None:
         raise ValueError("gradient correction is an STM-cycle feature; set "
@@ -137,7 +137,7 @@ def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray
       num_slots, mem_every, correction, reference, memory_slots: STM, as
         :func:`~vosjax.inference.propagation.propagate`.
       num_fragments, adaptive_search, seed: GCSeg, as
-        :func:`vosjax.gcseg.inference.segment_video`.
+        :func:`vosjax.inference.gcseg.segment_video`.
       memory_labels: optional ``[T, H, W]`` label maps (the caller's ids, original size)
         memorized on memory frames instead of the predictions (STM; Table 5's low-quality
         references, ``memory_masks`` of :func:`~vosjax.inference.propagation.propagate`).

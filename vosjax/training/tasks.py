@@ -19,7 +19,7 @@ A task gives, from the (ml_collections) config:
 
 Tasks: ``"stm"`` (STM-cycle, :mod:`vosjax.training.objective`), ``"stm_original"`` (the
 original STM network, same objective) and ``"gcseg"`` (GCSeg eq. 3
-on reference/target pairs, or recurrent fine-tuning, :mod:`vosjax.gcseg.objective`).
+on reference/target pairs, or recurrent fine-tuning, :mod:`vosjax.training.gcseg_objective`).
 """
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def _gcseg_init(model, config):
 
 
 def _gcseg_loss(model, config):
-    from vosjax.gcseg.objective import make_loss_fn, make_recurrent_loss_fn  # noqa: PLC0415
+    from vosjax.training.gcseg_objective import make_loss_fn, make_recurrent_loss_fn  # noqa: PLC0415
 
     t = config.train
     make = make_loss_fn if _gcseg_objective(t) == "pairs" else make_recurrent_loss_fn
@@ -124,7 +124,7 @@ def _gcseg_loss(model, config):
 
 
 def _gcseg_batches(config):
-    from vosjax.gcseg.sampling import pair_picker  # noqa: PLC0415
+    from vosjax.data.pairs import pair_picker  # noqa: PLC0415
     from vosjax.training.input_pipeline import build_batches  # noqa: PLC0415
 
     _gcseg_objective(config.train)
@@ -136,7 +136,7 @@ def _gcseg_batches(config):
 
 
 def _gcseg_prepare(config):
-    from vosjax.gcseg.sampling import gcseg_batch_fn  # noqa: PLC0415
+    from vosjax.data.pairs import gcseg_batch_fn  # noqa: PLC0415
     from vosjax.training.input_pipeline import augment_config  # noqa: PLC0415
 
     return gcseg_batch_fn(_gcseg_objective(config.train), augment_config(config.data))
