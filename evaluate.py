@@ -25,7 +25,7 @@ tfds:davis/480p | folder:FRAMES_DIR`` (with ``--first_mask``). Gradient correcti
 the config says so (``--config.eval.correction=True``). Re-running the same command after an
 interruption keeps the videos already complete in ``--output`` (``--overwrite`` starts over).
 
-This file only parses flags; the work is in :mod:`vosjax.evaluation`.
+This file only parses flags; the work is in :mod:`vosjax.jobs` and :mod:`vosjax.evaluation`.
 """
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def run_score() -> None:
 
 def run_inference() -> None:
     """``--config --checkpoint --dataset --output``: segment, write, score, time."""
-    from vosjax.evaluation import inference_cli  # noqa: PLC0415
+    from vosjax import jobs  # noqa: PLC0415
 
     for name in ("checkpoint", "dataset", "output"):
         if not FLAGS[name].value:
@@ -109,10 +109,10 @@ def run_inference() -> None:
         else:
             jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
                                        FLAGS.process_id)
-    inference_cli.run(_CONFIG.value, checkpoint=FLAGS.checkpoint, dataset=FLAGS.dataset,
-                      split=FLAGS.split, output=FLAGS.output, first_mask=FLAGS.first_mask,
-                      overlays=FLAGS.overlays, bar_chart=FLAGS["bar-chart"].value,
-                      overwrite=FLAGS.overwrite)
+    jobs.evaluate(_CONFIG.value, checkpoint=FLAGS.checkpoint, dataset=FLAGS.dataset,
+                  split=FLAGS.split, output=FLAGS.output, first_mask=FLAGS.first_mask,
+                  overlays=FLAGS.overlays, bar_chart=FLAGS["bar-chart"].value,
+                  overwrite=FLAGS.overwrite)
 
 
 def main(argv: list[str]) -> None:

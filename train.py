@@ -1,4 +1,4 @@
-"""Train a vosjax model (flags only; the work is in vosjax.training).
+"""Train a vosjax model (flags only; the work is in vosjax.jobs).
 
     python train.py --config configs/demo.py --workdir /tmp/vosjax-demo
     python train.py --config configs/stm_cycle.py:r50 --workdir runs/x --config.train.num_train_steps=100
@@ -19,7 +19,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from absl import logging  # noqa: PLC0415
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
-    from vosjax.training.run import train_and_evaluate  # noqa: PLC0415
+    from vosjax.jobs import train_and_evaluate  # noqa: PLC0415
     train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

@@ -39,6 +39,7 @@ def main(argv=None) -> dict:
                                         unpad_resize_probs)
     from vosjax.data.video import Video  # noqa: PLC0415
     from vosjax.inference.batch import VideoSource, segment_videos  # noqa: PLC0415
+    from vosjax.inference.options import STMOptions  # noqa: PLC0415
     from vosjax.inference.propagation import propagate  # noqa: PLC0415
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
 
@@ -71,8 +72,8 @@ def main(argv=None) -> dict:
                                lambda t, v=v: v.load_frames([t])[0], lambda v=v: v.first_masks)
                    for v in videos]
         return {videos[o.index].name: o.labels
-                for o in segment_videos(model, variables, sources, size=size,
-                                        videos_per_device=per_device)}
+                for o in segment_videos(model, variables, sources,
+                                        STMOptions(size=size, videos_per_device=per_device))}
 
     settings = [("one by one (host resize)", one_by_one)] + [
         (f"engine, {k} per device", lambda k=k: engine(k)) for k in args.per_device]

@@ -142,9 +142,10 @@ def main(argv=None):
     from configs import stm_cycle  # noqa: PLC0415
     from vosjax.data.sampler import next_bucket  # noqa: PLC0415
     from vosjax.training import sharding as shd  # noqa: PLC0415
-    from vosjax.training.loop import build_model, build_optimizer  # noqa: PLC0415
+    from vosjax.families import build_model  # noqa: PLC0415
+    from vosjax.training.loop import build_optimizer  # noqa: PLC0415
     from vosjax.training.step import jit_init_state, jit_train_step  # noqa: PLC0415
-    from vosjax.training.tasks import get_task  # noqa: PLC0415
+    from vosjax.families import get as get_family  # noqa: PLC0415
 
     backend = jax.default_backend()
     run = harness.Run("slot_flops", backend, __file__, argv)
@@ -154,7 +155,7 @@ def main(argv=None):
     config.data.size = tuple(args.size)
     config.data.clip_len = args.clip_len
     mesh = shd.make_mesh(1, jax.devices()[:1])
-    task = get_task(config.model)
+    task = get_family(config.model.name)
     model, tx = build_model(config.model), build_optimizer(config.train)
     _, _, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
     step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract)

@@ -28,15 +28,16 @@ def main(argv=None):
     from configs import demo  # noqa: PLC0415
     from vosjax.training import sharding as shd  # noqa: PLC0415
     from vosjax.training.input_pipeline import trim_slots  # noqa: PLC0415
-    from vosjax.training.loop import build_model, build_optimizer  # noqa: PLC0415
+    from vosjax.families import build_model  # noqa: PLC0415
+    from vosjax.training.loop import build_optimizer  # noqa: PLC0415
     from vosjax.training.step import jit_init_state, jit_train_step  # noqa: PLC0415
-    from vosjax.training.tasks import get_task  # noqa: PLC0415
+    from vosjax.families import get as get_family  # noqa: PLC0415
 
     backend = jax.default_backend()
     config = demo.get_config()
     config.train.cycle = bool(args.cycle)
     mesh = shd.make_mesh(1, jax.devices()[:1])
-    task = get_task(config.model)
+    task = get_family(config.model.name)
     model, tx = build_model(config.model), build_optimizer(config.train)
     init_fn, _, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
     step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract)

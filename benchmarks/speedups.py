@@ -266,9 +266,10 @@ def bench_png(args) -> list[dict]:
 
     from configs import demo  # noqa: PLC0415
     from vosjax.data.davis import DavisDataset  # noqa: PLC0415
-    from vosjax.evaluation.runner import InferenceOptions, run_videos  # noqa: PLC0415
+    from vosjax.evaluation.runner import run_videos
+from vosjax.inference.options import STMOptions  # noqa: PLC0415
     from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
-    from vosjax.training.loop import build_model  # noqa: PLC0415
+    from vosjax.families import build_model  # noqa: PLC0415
 
     if not args.davis or not os.path.isdir(args.davis):
         raise SystemExit(f"--davis {args.davis!r}: not a DAVIS folder (davis2016-mini works)")
@@ -282,7 +283,7 @@ def bench_png(args) -> list[dict]:
     rows = []
     for name, model, size in models:
         variables = init_stm(model, jax.random.PRNGKey(0), 64, 64)
-        opts = InferenceOptions(size=size)
+        opts = STMOptions(size=size)
         with tempfile.TemporaryDirectory() as tmp:
             reports = {}
 

@@ -132,7 +132,8 @@ def demo_heldout(num_videos: int | None):
     """The demo config's held-out videos (the first ``num_videos``; default its 8) and its
     inference options."""
     from configs import demo  # noqa: PLC0415
-    from vosjax.training.run import heldout_videos, inference_options  # noqa: PLC0415
+    from vosjax.families import inference_options  # noqa: PLC0415
+    from vosjax.jobs import heldout_videos  # noqa: PLC0415
 
     config = demo.get_config()
     if num_videos:

@@ -32,7 +32,7 @@ MODES = ("float32-highest", "bfloat16")
 
 def heldout_jf(workdir: str, correction_rate: float, num_videos: int | None) -> dict:
     """J&F of the demo's held-out videos in each mode, correction off and on."""
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
+    from vosjax.families import load_model  # noqa: PLC0415
     from vosjax.compute import resolve  # noqa: PLC0415
     from vosjax.correction import GradientCorrection  # noqa: PLC0415
     from vosjax.evaluation.runner import run_videos  # noqa: PLC0415
@@ -76,7 +76,7 @@ class _Jittered:
 def noise_control(workdir: str, seeds, num_videos: int | None) -> dict:
     """How much J&F moves in float32-highest when the frames get +-1 uint8 noise: the scale of
     change that the metric shows on this model for a perturbation far below bfloat16's."""
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
+    from vosjax.families import load_model  # noqa: PLC0415
     from vosjax.compute import resolve  # noqa: PLC0415
     from vosjax.evaluation.runner import run_videos  # noqa: PLC0415
 

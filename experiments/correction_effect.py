@@ -61,7 +61,7 @@ def corrected_frame_losses(model, variables, video, options) -> list[dict]:
 
 
 def measure(workdir: str, rate: float, num_videos: int | None) -> dict:
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
+    from vosjax.families import load_model  # noqa: PLC0415
     from vosjax.compute import resolve  # noqa: PLC0415
     from vosjax.correction import GradientCorrection  # noqa: PLC0415
     from vosjax.evaluation.runner import run_videos  # noqa: PLC0415

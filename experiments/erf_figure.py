@@ -58,7 +58,7 @@ def mass_on_object(erf, masks):
 def clips(config, davis_root, size):
     """(name, uint8 frames [T, H, W, 3], labels [T, H, W]) of the synthetic held-out videos
     and of the DAVIS-2016 sequences found under ``davis_root`` (if given)."""
-    from vosjax.training.run import heldout_videos  # noqa: PLC0415
+    from vosjax.jobs import heldout_videos  # noqa: PLC0415
 
     out = []
     for v in heldout_videos(config)[:4]:
@@ -90,10 +90,10 @@ def main(argv=None):
 
     from PIL import Image  # noqa: PLC0415
 
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
+    from vosjax.families import load_model  # noqa: PLC0415
     from vosjax.data.transforms import (denormalize, resize_pad_frames,  # noqa: PLC0415
                                         resize_pad_labels)
-    from vosjax.inference.erf_cli import heat_overlay  # noqa: PLC0415
+    from vosjax.erf import heat_overlay  # noqa: PLC0415
 
     config = common.load_config(args.config)
     size = tuple(config.data.size)

@@ -29,10 +29,11 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from benchmarks.harness import alternate, load_average  # noqa: PLC0415
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
+    from vosjax.families import load_model  # noqa: PLC0415
     from vosjax.correction import GradientCorrection  # noqa: PLC0415
     from vosjax.inference.video import segment_video  # noqa: PLC0415
-    from vosjax.training.run import heldout_videos  # noqa: PLC0415
+    from vosjax.inference.options import STMOptions  # noqa: PLC0415
+    from vosjax.jobs import heldout_videos  # noqa: PLC0415
 
     try:
         iters = [int(v) for v in args.iters.split(",")]
@@ -52,7 +53,7 @@ def main(argv=None):
 
     def segment_all(n):
         for f, m in clips:
-            np.asarray(segment_video(model, variables, f, m, size=size, correction=corr(n)).labels)
+            np.asarray(segment_video(model, variables, f, m, STMOptions(size=size, correction=corr(n))).labels)
 
     # One warm-up pass per setting (a program per object count compiles there), then rounds
     # in alternating order.

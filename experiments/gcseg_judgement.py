@@ -96,9 +96,9 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
 
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
+    from vosjax.families import load_model  # noqa: PLC0415
     from vosjax.training.input_pipeline import build_videos  # noqa: PLC0415
-    from vosjax.training.run import heldout_videos  # noqa: PLC0415
+    from vosjax.jobs import heldout_videos  # noqa: PLC0415
 
     config = common.load_config(args.config)
     size = tuple(config.data.size)

@@ -23,9 +23,9 @@ def main(argv=None):
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
+    from vosjax.families import load_model  # noqa: PLC0415
     from vosjax.data.transforms import resize_pad_frames  # noqa: PLC0415
-    from vosjax.training.run import heldout_videos  # noqa: PLC0415
+    from vosjax.jobs import heldout_videos  # noqa: PLC0415
 
     config = common.load_config(args.config)
     size = tuple(config.data.size)

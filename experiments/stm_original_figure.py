@@ -71,12 +71,12 @@ def main(argv=None):
     import jax  # noqa: PLC0415
     from PIL import Image  # noqa: PLC0415
 
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
+    from vosjax.families import load_model  # noqa: PLC0415
     from vosjax.correction import GradientCorrection, cycle_erf  # noqa: PLC0415
     from vosjax.data.davis import load_davis_video  # noqa: PLC0415
     from vosjax.data.transforms import (denormalize, fit_size, resize_pad_frames,  # noqa: PLC0415
                                         resize_pad_labels)
-    from vosjax.inference.erf_cli import heat_overlay  # noqa: PLC0415
+    from vosjax.erf import heat_overlay  # noqa: PLC0415
     from vosjax.inference.propagation import propagate  # noqa: PLC0415
     from vosjax.models.stm_original import NUM_SLOTS, pad_to_multiple  # noqa: PLC0415
 

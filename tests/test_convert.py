@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vosjax.checkpoint import load_model, save_model
+from vosjax.families import load_model, save_model
 from stm_r50 import golden_inputs, stm_r50_state_dict
 from vosjax.convert import CheckpointError, load_stm_training
 

@@ -15,7 +15,9 @@ from vosjax.data.pairs import gcseg_batch_fn, pair_picker
 from vosjax.models.gcseg import GCSeg
 from vosjax.training import sharding as shd
 from vosjax.training.step import jit_init_state, jit_train_step
-from vosjax.training.tasks import TASKS, get_task
+from vosjax.families import FAMILIES, inference_options
+from vosjax.families import get as get_family
+from vosjax.inference.options import GCSegOptions, STMOptions
 
 H, W = 32, 48
 
@@ -48,22 +50,22 @@ def gcseg_config(objective="pairs"):
 
 # -- the task seam --------------------------------------------------------------------------------
 
-def test_task_registry_and_named_errors():
-    assert set(TASKS) == {"stm", "stm_original", "gcseg"}
-    assert get_task(ml_collections.ConfigDict({"name": "gcseg"})).name == "gcseg"
-    assert get_task(ml_collections.ConfigDict({})).name == "stm"   # default family
+def test_family_registry_and_named_errors():
+    assert set(FAMILIES) == {"stm", "stm_original", "gcseg"}
+    assert get_family("gcseg").name == "gcseg" and get_family("gcseg").options is GCSegOptions
+    assert get_family("stm_original").options is STMOptions
     with pytest.raises(ValueError, match="config.model.name='maskrnn'"):
-        get_task(ml_collections.ConfigDict({"name": "maskrnn"}))
+        get_family("maskrnn")
     cfg = gcseg_config()
-    model = get_task(cfg.model).build_model(cfg.model)
+    model = get_family(cfg.model.name).build_model(cfg.model)
     assert isinstance(model, GCSeg) and model.levels == (3, 4) and model.arch == "resnet18"
     hash(model)  # a static jit argument
     cfg.model.widht = 3
     with pytest.raises(ValueError, match=r"unknown GCSeg field\(s\) \['widht'\]"):
-        get_task(cfg.model).build_model(cfg.model)
+        get_family(cfg.model.name).build_model(cfg.model)
     cfg = gcseg_config(objective="cycle")
     with pytest.raises(ValueError, match="config.train.objective='cycle'"):
-        get_task(cfg.model).loss(None, cfg)
+        get_family(cfg.model.name).loss(None, cfg)
 
 
 def test_gcseg_train_step_through_the_generic_step():
@@ -73,7 +75,7 @@ def test_gcseg_train_step_through_the_generic_step():
     from vosjax.training.optim import make_optimizer
 
     cfg = gcseg_config()
-    task = get_task(cfg.model)
+    task = get_family(cfg.model.name)
     model = task.build_model(cfg.model)
     tx = make_optimizer(1e-3, weight_decay=0.0)
     mesh = shd.make_mesh(1, jax.devices()[:1])
@@ -202,8 +204,8 @@ def test_raw_video_gcseg_matches_direct_call_and_keeps_ids():
     frames = rng.integers(0, 255, (4, 40, 50, 3), dtype=np.uint8)
     ann = np.zeros((40, 50), np.uint8)
     ann[5:20, 5:25], ann[22:38, 30:48] = 3, 7
-    out = segment_video(model, variables, frames, {0: ann}, size=(H, W), num_fragments=2,
-                        seed=4, adaptive_search=False)
+    opts = GCSegOptions(size=(H, W), num_fragments=2, seed=4, adaptive_search=False)
+    out = segment_video(model, variables, frames, {0: ann}, opts)
     assert out.ids == (3, 7) and out.labels.shape == (4, 40, 50)
     assert out.probs.shape == (4, 3, H, W)
     assert set(np.unique(out.labels)) <= {0, 3, 7}
@@ -218,9 +220,13 @@ def test_raw_video_gcseg_matches_direct_call_and_keeps_ids():
     np.testing.assert_array_equal(out.labels, np.array([0, 3, 7], np.uint8)[lab])
     late = {0: ann, 2: np.where(ann == 7, 9, ann).astype(np.uint8)}
     with pytest.raises(ValueError, match="GCSeg segments the objects given in frame 0"):
-        segment_video(model, variables, frames, late, size=(H, W))
+        segment_video(model, variables, frames, late, opts)
+    with pytest.raises(TypeError, match="GCSeg model segments with GCSegOptions"):
+        segment_video(model, variables, frames, {0: ann}, STMOptions(size=(H, W)))
+    cfg = gcseg_config()
+    cfg.eval = dict(correction=True, pad="mean", upsample="nearest")
     with pytest.raises(ValueError, match="gradient correction is an STM-cycle feature"):
-        segment_video(model, variables, frames, {0: ann}, size=(H, W), correction=object())
+        inference_options(cfg)
 
 
 # -- train.py / evaluate.py ------------------------------------------------------------------------

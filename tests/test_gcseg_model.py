@@ -286,7 +286,7 @@ def test_mask_channel_changes_features(tiny):
 
 
 def test_checkpoint_round_trip(tiny, tmp_path):
-    from vosjax.checkpoint import load_model, save_model
+    from vosjax.families import load_model, save_model
     model, variables = tiny
     save_model(tmp_path / "m", model, variables)
     model2, variables2 = load_model(tmp_path / "m")

@@ -8,8 +8,9 @@ from PIL import Image
 from stm_helpers import tiny  # noqa: F401 (fixtures: tiny)
 from vosjax.data.masks import write_palette_png
 from vosjax.data.transforms import resize_pad_labels, unpad_resize_labels
-from vosjax.inference import erf_cli
+from vosjax import erf as erf_cli
 from vosjax.inference.video import objects_from_annotations, segment_video
+from vosjax.inference.options import STMOptions
 
 T, H, W = 4, 24, 40          # fitted into 16x32: resized to 16x27 and padded
 
@@ -49,7 +50,7 @@ def test_objects_from_annotations():
 def test_segment_video_ids_sizes_and_late_object(tiny):
     model, v = tiny
     frames, ann = _raw_video()
-    res = segment_video(model, v, frames, ann, size=(16, 32))
+    res = segment_video(model, v, frames, ann, STMOptions(size=(16, 32)))
     assert res.labels.shape == (T, H, W) and res.labels.dtype == np.uint8
     assert res.ids == (3, 7) and res.probs.shape == (T, 3, 16, 32)
     assert set(np.unique(res.labels)) <= {0, 3, 7}
@@ -59,13 +60,13 @@ def test_segment_video_ids_sizes_and_late_object(tiny):
     # Frame 2: object 7's given mask is pasted over the prediction.
     pasted = _roundtrip((ann[2] == 7).astype(np.uint8)) == 1
     np.testing.assert_array_equal(res.labels[2] == 7, pasted)
-    bil = segment_video(model, v, frames, ann, size=(16, 32), upsample="bilinear")
+    bil = segment_video(model, v, frames, ann, STMOptions(size=(16, 32), upsample="bilinear"))
     assert bil.labels.shape == (T, H, W)
     np.testing.assert_allclose(np.asarray(bil.probs), np.asarray(res.probs), atol=1e-6)
     with pytest.raises(ValueError, match="uint8"):
-        segment_video(model, v, frames.astype(np.float32), ann, size=(16, 32))
+        segment_video(model, v, frames.astype(np.float32), ann, STMOptions(size=(16, 32)))
     with pytest.raises(ValueError, match="upsample"):
-        segment_video(model, v, frames, ann, size=(16, 32), upsample="cubic")
+        segment_video(model, v, frames, ann, STMOptions(size=(16, 32), upsample="cubic"))
 
 
 def test_stm_family_memorizes_the_whole_letterboxed_canvas(tiny):
@@ -88,7 +89,7 @@ def test_stm_family_memorizes_the_whole_letterboxed_canvas(tiny):
     masks = resize_pad_labels(np.stack([ann[0] == 3, ann[2] == 7]).astype(np.uint8),
                               (16, 32))[0].astype(np.float32)
     kw = dict(start_frames=np.array([0, 2]))
-    res = segment_video(model, v, frames, ann, size=(16, 32))
+    res = segment_video(model, v, frames, ann, STMOptions(size=(16, 32)))
     whole = propagate(model, v, x, masks, **kw).probs
     boxed = propagate(model, v, x, masks, content=content_mask(info, (16, 32)), **kw).probs
     np.testing.assert_array_equal(res.probs, whole)

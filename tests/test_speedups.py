@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from vosjax.data.davis import DavisDataset
-from vosjax.evaluation.runner import InferenceOptions, run_videos
+from vosjax.evaluation.runner import run_videos
+from vosjax.inference.options import STMOptions
 from vosjax.evaluation.synthetic import blob_video, write_davis_layout
 from vosjax.models.stm import STM, init_stm, memory_read
 from vosjax.training.optim import make_optimizer
@@ -98,7 +99,7 @@ def _files(folder):
 
 def test_background_writing_gives_the_same_files_and_scores(tiny_videos, tmp_path):
     videos, variables = tiny_videos
-    opts = InferenceOptions(size=(32, 48))
+    opts = STMOptions(size=(32, 48))
     reports = {bg: run_videos(TINY, variables, videos, opts, output_dir=str(tmp_path / str(bg)),
                               overlays=True, background=bg) for bg in (False, True)}
     assert reports[True].scores.global_row() == reports[False].scores.global_row()
@@ -123,7 +124,7 @@ def test_background_write_failure_is_raised_and_leaves_no_partial_folder(tiny_vi
 
     monkeypatch.setattr(masks, "write_palette_png", failing)
     with pytest.raises(OSError, match="disk full"):
-        run_videos(TINY, variables, videos, InferenceOptions(size=(32, 48)),
+        run_videos(TINY, variables, videos, STMOptions(size=(32, 48)),
                    output_dir=str(tmp_path), background=True)
     # v1 is not half-written; the others (written by other threads) are whole or absent.
     written = sorted(os.listdir(tmp_path))

@@ -7,7 +7,7 @@ Library use::
     model, variables = load_stm_original("STM_weights.pth")       # -> STMOriginal
     keys, values = model.apply(variables, frame, masks, method=model.memorize)
 
-Command line (writes an orbax checkpoint + ``model.json`` that :func:`vosjax.checkpoint.load_model`
+Command line (writes an orbax checkpoint + ``model.json`` that :func:`vosjax.families.load_model`
 and ``evaluate.py --checkpoint`` read; ``model.json`` records the family)::
 
     python -m vosjax.convert --from stm-training stm_cycle_r50.pth --out ckpt/stm_cycle_r50
@@ -314,7 +314,7 @@ def main(argv=None) -> int:
     p.add_argument("--arch", default=None, help="expected backbone (default: inferred)")
     args = p.parse_args(argv)
 
-    from vosjax.checkpoint import save_model  # noqa: PLC0415
+    from vosjax.families import save_model  # noqa: PLC0415
 
     try:
         model, variables = LOADERS[args.src_format](args.source, args.arch)

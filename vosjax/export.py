@@ -222,7 +222,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from vosjax import compute  # noqa: PLC0415
-    from vosjax.checkpoint import load_model, model_spec  # noqa: PLC0415
+    from vosjax.families import load_model, model_spec  # noqa: PLC0415
     from vosjax.correction import GradientCorrection  # noqa: PLC0415
 
     try:

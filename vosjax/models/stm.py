@@ -272,6 +272,9 @@ class STM(nn.Module):
     dtype: Any = None
     # The memory encoder's class (a hook for variants: vosjax.models.stm_original).
     memory_encoder_cls = MemoryEncoder
+    # STM-Training's loop memorizes masks over the whole (letterboxed) canvas; the original
+    # STM's zeroes them outside the image content (vosjax.inference.video).
+    memorizes_content_only = False
 
     def setup(self):
         prec = resolve_precision(self.precision)

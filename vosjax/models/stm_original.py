@@ -67,6 +67,9 @@ class STMOriginal(STM):
     "other objects" memory encoder. Same attributes and public methods as ``STM``; the
     official model is ``STMOriginal("resnet50")`` (keydim 128, valdim 512, mdim 256)."""
     memory_encoder_cls = OtherObjectsMemoryEncoder
+    # Its official loop crops each prediction and pads it with zeros before memorizing it
+    # (vosjax.inference.video): memorized masks are zero outside the image content.
+    memorizes_content_only = True
 
 
 def pad_to_multiple(height: int, width: int, multiple: int = PAD_MULTIPLE) -> tuple[int, int]:

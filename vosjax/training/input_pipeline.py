@@ -56,13 +56,13 @@ SLOT_POLICIES = ("bucket", "trim", "pad")
 def build_videos(name: str, data_cfg):
     """A ``Sequence[Video]`` for one entry of ``config.data.sources``."""
     if name in ("davis2017", "davis2016"):
-        root = data_cfg.get("davis_root")
+        root = data_cfg.davis_root
         if not root:
             raise ValueError(f"config.data.davis_root is required for source {name!r}")
         from vosjax.data.davis import DavisDataset  # noqa: PLC0415
-        return DavisDataset(root, year=name[-4:], split=data_cfg.get("davis_split", "train"))
+        return DavisDataset(root, year=name[-4:], split=data_cfg.davis_split)
     if name == "youtubevos":
-        root = data_cfg.get("youtubevos_root")
+        root = data_cfg.youtubevos_root
         if not root:
             raise ValueError("config.data.youtubevos_root is required for source 'youtubevos'")
         from vosjax.data.youtube_vos import YouTubeVOSDataset  # noqa: PLC0415
@@ -74,10 +74,7 @@ def build_videos(name: str, data_cfg):
         return load_videos(name[len("tfds:"):], "train")
     if name.startswith("static:"):
         from vosjax.data.synthetic import StaticClips  # noqa: PLC0415
-        base_name, st = name[len("static:"):], data_cfg.get("static")
-        if st is None:
-            raise ValueError(f"config.data.static (num_frames, seed, way2_prob) is required "
-                             f"for source {name!r}")
+        base_name, st = name[len("static:"):], data_cfg.static
         # Only frame 0 of each base video is used: synthetic bases render just that frame.
         base = (_synthetic(data_cfg.synthetic, num_frames=1) if base_name == "synthetic"
                 else build_videos(base_name, data_cfg))
@@ -117,16 +114,13 @@ def build_sampler(data_cfg, *, seed: int, global_batch_size: int, sources=None, 
 
 def augment_config(data_cfg) -> AugmentConfig | None:
     """``config.data.augment`` (None or empty: no augmentation)."""
-    aug = data_cfg.get("augment")
+    aug = data_cfg.augment
     return AugmentConfig(**dict(aug)) if aug else None
 
 
 def slot_policy(train_cfg) -> str:
-    """``config.train.slot_policy`` (default ``"pad"`` when absent), validated."""
-    if "trim_slots" in train_cfg:
-        raise ValueError("config.train.trim_slots was replaced by config.train.slot_policy "
-                         f"(one of {SLOT_POLICIES}; trim_slots=True is 'trim')")
-    policy = train_cfg.get("slot_policy", "pad")
+    """``config.train.slot_policy``, validated."""
+    policy = train_cfg.slot_policy
     if policy not in SLOT_POLICIES:
         raise ValueError(f"config.train.slot_policy={policy!r}: expected one of {SLOT_POLICIES}")
     return policy
@@ -146,7 +140,7 @@ def build_batches(config, **overrides):
         return BucketSampler(s) if bucket and s.config.max_objects > 1 else s
 
     main = make()
-    steps = int(d.get("pretrain_steps", 0) or 0)
+    steps = int(d.pretrain_steps)
     if steps <= 0:
         return main
     return StagedSampler([(make(sources=d.pretrain_sources), steps), (main, None)])

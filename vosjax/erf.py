@@ -1,4 +1,4 @@
-"""Cycle-ERF heatmaps (eq. 6) for a video: ``python -m vosjax.inference.erf_cli``.
+"""Cycle-ERF heatmaps (eq. 6) for a video: ``python -m vosjax.erf``.
 
 For each chosen reference frame ``l`` the cycle-ERF of every object of the first-frame mask is
 computed (an empty mask on frame ``l`` updated toward reconstructing the first frame's mask), all
@@ -9,7 +9,7 @@ reference frames in one ``jax.vmap``. Writes, at the working size with the paddi
 
 Example::
 
-    python -m vosjax.inference.erf_cli --frames JPEGImages/480p/blackswan \\
+    python -m vosjax.erf --frames JPEGImages/480p/blackswan \\
         --mask Annotations/480p/blackswan/00000.png --checkpoint ckpt/stm_cycle_r50 --out erf/
 
 The output directory is written next to its final place and renamed at the end, so a failed run
@@ -72,13 +72,13 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vosjax.inference.erf_cli",
+    p = argparse.ArgumentParser(prog="python -m vosjax.erf",
                                 description="Cycle-ERF heatmap overlays (STM-Cycle eq. 6).")
     p.add_argument("--frames", required=True, help="folder of video frames (jpg/png, sorted)")
     p.add_argument("--mask", required=True, help="label PNG of the first (target) frame")
     p.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="model directory (vosjax.checkpoint.load_model)")
+    src.add_argument("--checkpoint", help="model directory (vosjax.families.load_model)")
     src.add_argument("--random-weights", action="store_true", help="random STM weights (a demo)")
     p.add_argument("--arch", default="resnet50", help="backbone with --random-weights")
     p.add_argument("--seed", type=int, default=0)
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
     from vosjax.compute import resolve  # noqa: PLC0415
     numerics = resolve(args.compute).model_kwargs()
     if args.checkpoint:
-        from vosjax.checkpoint import load_model  # noqa: PLC0415
+        from vosjax.families import load_model  # noqa: PLC0415
         model, variables = load_model(args.checkpoint, **numerics)
     else:
         from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
