@@ -266,10 +266,10 @@ def bench_png(args) -> list[dict]:
 
     from configs import demo  # noqa: PLC0415
     from vosjax.data.davis import DavisDataset  # noqa: PLC0415
-    from vosjax.evaluation.runner import run_videos
-from vosjax.inference.options import STMOptions  # noqa: PLC0415
-    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+    from vosjax.evaluation.runner import run_videos  # noqa: PLC0415
     from vosjax.families import build_model  # noqa: PLC0415
+    from vosjax.inference.options import STMOptions  # noqa: PLC0415
+    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
 
     if not args.davis or not os.path.isdir(args.davis):
         raise SystemExit(f"--davis {args.davis!r}: not a DAVIS folder (davis2016-mini works)")

@@ -4,10 +4,11 @@ import json
 import os
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
 from gcseg_tiny import TINY, tiny_model
+
+from configs import base
 
 from vosjax.data.sampler import ClipSampler, SamplerConfig, StagedSampler
 from vosjax.data.synthetic import StaticClips, SyntheticVideos
@@ -40,11 +41,10 @@ def pair_batch(stream, step, objective="pairs", key=0):
 
 
 def gcseg_config(objective="pairs"):
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.model = dict(name="gcseg", compute="float32-highest", **TINY)
-    c.data = dict(size=(H, W))
-    c.train = dict(objective=objective, zero_prev_prob=0.5, reduction="mean")
+    c = base.get_config("gcseg")
+    c.model.update(dict(compute="float32-highest", **TINY))
+    c.data.size = (H, W)
+    c.train.update(dict(objective=objective, zero_prev_prob=0.5, reduction="mean"))
     return c
 
 
@@ -60,7 +60,8 @@ def test_family_registry_and_named_errors():
     model = get_family(cfg.model.name).build_model(cfg.model)
     assert isinstance(model, GCSeg) and model.levels == (3, 4) and model.arch == "resnet18"
     hash(model)  # a static jit argument
-    cfg.model.widht = 3
+    with cfg.model.unlocked():
+        cfg.model.widht = 3
     with pytest.raises(ValueError, match=r"unknown GCSeg field\(s\) \['widht'\]"):
         get_family(cfg.model.name).build_model(cfg.model)
     cfg = gcseg_config(objective="cycle")
@@ -224,7 +225,7 @@ def test_raw_video_gcseg_matches_direct_call_and_keeps_ids():
     with pytest.raises(TypeError, match="GCSeg model segments with GCSegOptions"):
         segment_video(model, variables, frames, {0: ann}, STMOptions(size=(H, W)))
     cfg = gcseg_config()
-    cfg.eval = dict(correction=True, pad="mean", upsample="nearest")
+    cfg.eval.correction = True
     with pytest.raises(ValueError, match="gradient correction is an STM-cycle feature"):
         inference_options(cfg)
 

@@ -5,10 +5,10 @@ import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
+from configs import base
 from vosjax.data.sampler import HostBatch
 from vosjax.families import FAMILIES, build_model, load_model
 from vosjax.families import get as get_family
@@ -22,15 +22,13 @@ H, W, SLOTS, T = 32, 48, 2, 3
 
 
 def tiny_config(clip_len=T, **train_overrides):
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.model = dict(name="stm", arch="resnet10", keydim=16, valdim=32, compute="float32-highest")
-    c.data = dict(size=(H, W), num_slots=SLOTS, clip_len=clip_len)
-    c.train = dict(batch_size=8, num_train_steps=3, checkpoint_every=1, keep_checkpoints=10,
-                   log_every=1, learning_rate=1e-3, schedule="constant", warmup_steps=0,
-                   milestones=(), gamma=0.1, optimizer="adam", b1=0.9, b2=0.999,
-                   weight_decay=5e-4, grad_clip=0.0, accumulate_steps=1, cycle=True,
-                   bootstrap=0.4, fsdp=1, init_from="")
+    """The schema (configs/base.py) with a tiny STM and a fast loop."""
+    c = base.get_config("stm")
+    c.model.update(dict(arch="resnet10", keydim=16, valdim=32, compute="float32-highest"))
+    c.data.update(dict(size=(H, W), num_slots=SLOTS, clip_len=clip_len, num_workers=0))
+    c.train.update(dict(batch_size=8, num_train_steps=3, checkpoint_every=1, keep_checkpoints=10,
+                        log_every=1, learning_rate=1e-3, weight_decay=5e-4, cycle=True,
+                        bootstrap=0.4, slot_policy="pad"))
     c.train.update(train_overrides)
     return c
 
@@ -247,11 +245,11 @@ def test_trimmed_loss_matches_padded_loss():
 def bucket_config(clip_len=2, cycle=False, max_objects=3, num_workers=0, **train):
     """The tiny model on the real sampler: synthetic clips of 1..max_objects objects."""
     c = tiny_config(clip_len=clip_len, cycle=cycle, slot_policy="bucket", **train)
-    c.data = dict(sources=(("synthetic", 1),), size=(H, W), clip_len=clip_len,
-                  max_objects=max_objects, num_slots=max_objects, gap_start=2,
-                  gap_increment=0, gap_every_epochs=1, augment=None, num_workers=num_workers,
-                  synthetic=dict(num_videos=16, seed=0, height=H, width=W, num_frames=6,
-                                 distractors=True))
+    c.data.update(dict(sources=(("synthetic", 1),), size=(H, W), clip_len=clip_len,
+                       max_objects=max_objects, num_slots=max_objects, gap_start=2,
+                       gap_increment=0, gap_every_epochs=1, augment=None,
+                       num_workers=num_workers))
+    c.data.synthetic.update(dict(num_videos=16, seed=0, height=H, width=W, num_frames=6))
     return c
 
 

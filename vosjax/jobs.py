@@ -12,7 +12,7 @@ import jax
 from vosjax import compilation_cache, families
 from vosjax.checkpoint import write_json
 from vosjax.evaluation import protocol
-from vosjax.evaluation.datasets import load_videos, parse_spec
+from vosjax.data import datasets
 from vosjax.evaluation.runner import RunReport, run_videos
 from vosjax.training.input_pipeline import build_videos
 from vosjax.training.loop import train
@@ -115,11 +115,14 @@ def evaluate(config, *, checkpoint: str, dataset: str, split: str, output: str,
     segments its share and process 0 writes the CSVs, ``summary.json`` and the zip (``output``
     must be a folder every process sees)."""
     compilation_cache.enable(config.compile_cache)
-    spec = parse_spec(dataset)
+    spec = datasets.parse(dataset)
     # config.model.compute decides the numerics (the checkpoint stores the architecture only).
     model, variables = families.load_model(checkpoint,
                                            **families.model_numerics(config.model))
-    videos = load_videos(spec, split, first_mask=first_mask)
+    videos = datasets.open_videos(spec, split, davis_root=config.data.davis_root,
+                                  youtubevos_root=config.data.youtubevos_root,
+                                  synthetic=config.data.synthetic, static=config.data.static,
+                                  first_mask=first_mask)
     opts = families.inference_options(config, families.family_of(model))
     os.makedirs(output, exist_ok=True)
     report = run_videos(model, variables, videos, opts, output_dir=output, overlays=overlays,
@@ -159,7 +162,8 @@ def evaluate(config, *, checkpoint: str, dataset: str, split: str, output: str,
             jf_bar_chart(report.scores.per_object_rows(),
                          os.path.join(output, f"jf_per_sequence-{split}.png"))
     if spec.kind == "youtubevos":
-        summary["submission"] = _youtubevos_zip(spec.root, split, output, videos)
+        root = spec.arg or config.data.youtubevos_root
+        summary["submission"] = _youtubevos_zip(root, split, output, videos)
         print(f"wrote {summary['submission']}")
     write_json(os.path.join(output, "summary.json"), summary, default=float)
     return summary

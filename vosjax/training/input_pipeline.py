@@ -2,14 +2,11 @@
 and the input pipeline that runs them on grain worker processes.
 
 ``config.data.sources`` is a tuple of ``(dataset, repeat)`` pairs mixed by frequency, e.g. the
-paper's hybrid ``(("davis2017", 5), ("youtubevos", 1))``. Dataset names:
-
-* ``davis2017`` / ``davis2016``: a DAVIS folder at ``config.data.davis_root`` (train split);
-* ``youtubevos``: a YouTube-VOS folder at ``config.data.youtubevos_root`` (train split);
-* ``synthetic``: built-in synthetic videos (``config.data.synthetic``), no files needed;
-* ``tfds:DIR``: videos written by :mod:`vosjax.data.tfds_builders` (array_record);
-* ``static:NAME``: clips simulated from frame 0 of each video of ``NAME`` (GCSeg's Way-1 /
-  Way-2 pre-training, :class:`vosjax.data.synthetic.StaticClips`; ``config.data.static``).
+paper's hybrid ``(("davis2017", 5), ("youtubevos", 1))``. Each dataset is a spec of
+:mod:`vosjax.data.datasets` (the same specs as ``evaluate.py --dataset``): ``davis2017``
+(``config.data.davis_root``, split ``config.data.davis_split``), ``youtubevos``
+(``config.data.youtubevos_root``), ``synthetic`` (``config.data.synthetic``), ``tfds:DIR``,
+``static:SPEC`` (GCSeg's static-image clips, ``config.data.static``), ...
 
 Object slots (``config.train.slot_policy``, :data:`SLOT_POLICIES`): the STM step computes every
 object channel of ``masks``, so how clips with different object counts share a batch decides
@@ -46,6 +43,7 @@ import weakref
 
 import numpy as np
 
+from vosjax.data import datasets
 from vosjax.data.augment import AugmentConfig
 from vosjax.data.sampler import (BucketSampler, ClipSampler, HostBatch, SamplerConfig,
                                  StagedSampler)
@@ -54,43 +52,16 @@ SLOT_POLICIES = ("bucket", "trim", "pad")
 
 
 def build_videos(name: str, data_cfg):
-    """A ``Sequence[Video]`` for one entry of ``config.data.sources``."""
-    if name in ("davis2017", "davis2016"):
-        root = data_cfg.davis_root
-        if not root:
-            raise ValueError(f"config.data.davis_root is required for source {name!r}")
-        from vosjax.data.davis import DavisDataset  # noqa: PLC0415
-        return DavisDataset(root, year=name[-4:], split=data_cfg.davis_split)
-    if name == "youtubevos":
-        root = data_cfg.youtubevos_root
-        if not root:
-            raise ValueError("config.data.youtubevos_root is required for source 'youtubevos'")
-        from vosjax.data.youtube_vos import YouTubeVOSDataset  # noqa: PLC0415
-        return YouTubeVOSDataset(root, split="train")
-    if name == "synthetic":
-        return _synthetic(data_cfg.synthetic)
-    if name.startswith("tfds:"):
-        from vosjax.data.tfds_builders import load_videos  # noqa: PLC0415
-        return load_videos(name[len("tfds:"):], "train")
-    if name.startswith("static:"):
-        from vosjax.data.synthetic import StaticClips  # noqa: PLC0415
-        base_name, st = name[len("static:"):], data_cfg.static
-        # Only frame 0 of each base video is used: synthetic bases render just that frame.
-        base = (_synthetic(data_cfg.synthetic, num_frames=1) if base_name == "synthetic"
-                else build_videos(base_name, data_cfg))
-        return StaticClips(base, num_frames=st.num_frames, seed=st.seed,
-                           way2_prob=st.way2_prob)
-    raise ValueError(f"config.data.sources: unknown dataset {name!r} (davis2017, davis2016, "
-                     "youtubevos, synthetic, tfds:DIR, static:NAME)")
-
-
-def _synthetic(s, **overrides):
-    from vosjax.data.synthetic import SyntheticVideos  # noqa: PLC0415
-
-    kw = dict(seed=s.seed, height=s.height, width=s.width, num_frames=s.num_frames,
-              distractors=s.distractors)
-    kw.update(overrides)
-    return SyntheticVideos(s.num_videos, **kw)
+    """A ``Sequence[Video]`` for one entry of ``config.data.sources`` (a dataset spec of
+    :mod:`vosjax.data.datasets`; DAVIS reads ``config.data.davis_split``, the others their
+    ``"train"`` split)."""
+    spec = datasets.parse(name, where="config.data.sources")
+    base = datasets.parse(spec.arg, "config.data.sources") if spec.kind == "static" else spec
+    split = data_cfg.davis_split if base.year else "train"
+    return datasets.open_videos(spec, split, davis_root=data_cfg.davis_root,
+                                youtubevos_root=data_cfg.youtubevos_root,
+                                synthetic=data_cfg.synthetic, static=data_cfg.static,
+                                where="config.data.sources")
 
 
 def build_sampler(data_cfg, *, seed: int, global_batch_size: int, sources=None, pick=None,
