@@ -150,8 +150,9 @@ def evaluate(config, *, checkpoint: str, dataset: str, split: str, output: str,
                "peak_device_memory_mib": {n: None if b is None else b / 2**20
                                           for n, b in report.peak_memory.items()},
                "devices": jax.device_count(), "processes": jax.process_count(),
-               "videos_per_device": opts.videos_per_device,
-               "correction": opts.correction is not None}
+               # STM batches videos and corrects masks; GCSeg segments one video at a time.
+               "videos_per_device": getattr(opts, "videos_per_device", 1),
+               "correction": getattr(opts, "correction", None) is not None}
     if report.scores is not None:
         for path in protocol.write_csvs(report.scores, output, split):
             print(f"wrote {path}")

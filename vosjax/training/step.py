@@ -1,7 +1,8 @@
 """Pure, jitted training step over a batch (sharded over a Mesh), for any training task.
 
 The step only needs a *loss function* ``loss_fn(params, batch_stats, batch, rng) -> (loss,
-metrics)`` (see :mod:`vosjax.training.tasks`); the model family lives entirely in it.
+metrics)`` (a family's ``loss`` hook, :mod:`vosjax.families`); the model family lives
+entirely in it.
 """
 from __future__ import annotations
 
