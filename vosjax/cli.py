@@ -7,7 +7,7 @@ parses its ``argv`` with :func:`parse`; importing a tool defines no global flag,
     def define_flags() -> flags.FlagValues:
         fv = flags.FlagValues()
         flags.DEFINE_string("out", None, "output folder", required=True, flag_values=fv)
-        define_size("size", "240x427", "working size HxW", flag_values=fv)
+        cli.define_size("size", "240x427", "working size HxW", flag_values=fv)
         return fv
 
     def main(argv=None) -> int:
@@ -25,11 +25,9 @@ anything is read or written.
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from absl import flags
-
-HELP_FLAGS = ("help", "helpshort", "helpfull")
 
 
 def parse_size(text: str, min_side: int = 1) -> tuple[int, int]:
