@@ -114,7 +114,7 @@ def test_evaluate_inference_mode_on_davis_mini(tmp_path, davis_mini, golden_dir)
     check_davis_mini_outputs(r, out, overlays=True, davis_root=davis_mini)
     # The written PNGs score to the same numbers with the score-only mode.
     summary = json.loads((out / "summary.json").read_text())
-    r = run(["evaluate.py", "--score", "--davis-root", str(davis_mini), "--year", "2016",
+    r = run(["evaluate.py", "--score", "--davis_root", str(davis_mini), "--year", "2016",
              "--split", "val", "--results", str(out)])
     assert r.returncode == 0, r.stderr[-2000:]
     with open(out / "global_results-val.csv") as f:

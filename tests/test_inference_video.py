@@ -113,8 +113,8 @@ def test_erf_cli_writes_overlays(tmp_path):
     frames_dir, mask = _write_video(tmp_path)
     out = tmp_path / "erf"
     rc = erf_cli.main(["--frames", str(frames_dir), "--mask", str(mask), "--out", str(out),
-                       "--random-weights", "--arch", "resnet18", "--size", "16x32",
-                       "--n-iter", "2", "--ref-frames", "1,2"])
+                       "--random_weights", "--arch", "resnet18", "--size", "16x32",
+                       "--n_iter", "2", "--ref_frames", "1,2"])
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["erf.npz", "erf_00001_obj2.png",
                                                      "erf_00002_obj2.png"]
@@ -126,7 +126,7 @@ def test_erf_cli_writes_overlays(tmp_path):
     # An existing output is not overwritten without --overwrite; nothing half-written appears.
     with pytest.raises(SystemExit, match="not empty"):
         erf_cli.main(["--frames", str(frames_dir), "--mask", str(mask), "--out", str(out),
-                      "--random-weights", "--size", "16x32"])
+                      "--random_weights", "--size", "16x32"])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".erf-")]
 
 
@@ -134,10 +134,10 @@ def test_erf_cli_bad_inputs(tmp_path):
     frames_dir, mask = _write_video(tmp_path)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         erf_cli.main(["--frames", str(tmp_path / "nowhere"), "--mask", str(mask),
-                      "--out", str(tmp_path / "o"), "--random-weights"])
-    with pytest.raises(SystemExit, match="ref-frames"):
+                      "--out", str(tmp_path / "o"), "--random_weights"])
+    with pytest.raises(SystemExit, match="ref_frames"):
         erf_cli.main(["--frames", str(frames_dir), "--mask", str(mask),
-                      "--out", str(tmp_path / "o"), "--random-weights", "--ref-frames", "9"])
+                      "--out", str(tmp_path / "o"), "--random_weights", "--ref_frames", "9"])
     (frames_dir / "00003.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match="00003.jpg"):
         erf_cli.read_frames(str(frames_dir))

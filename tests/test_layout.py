@@ -15,7 +15,7 @@ LAYERS = (
     ("vosjax.inference", "vosjax.training"),
     ("vosjax.evaluation",),
     ("vosjax.families",),
-    ("vosjax.jobs", "vosjax.convert", "vosjax.export", "vosjax.erf"),
+    ("vosjax.jobs", "vosjax.convert", "vosjax.export", "vosjax.erf", "vosjax.cli"),
 )
 #: Allowed imports between packages of one layer (importer, imported).
 SAME_LAYER = {("vosjax.compute", "vosjax.models")}

@@ -19,12 +19,14 @@ tensors and plain containers; needs the ``torch`` extra), ``.npz`` (``allow_pick
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Any, Mapping
 
 import numpy as np
+from absl import flags
+
+from vosjax import cli
 
 # Buffers of the official model that the forward pass never reads (normalisation happens in the
 # data pipeline); accepted and dropped.
@@ -304,20 +306,33 @@ def load_stm_original(source, arch: str | None = None, *, precision: Any = "high
 LOADERS = {"stm-training": load_stm_training, "stm": load_stm_original}
 
 
+PROG = "python -m vosjax.convert"
+
+
+def define_flags() -> flags.FlagValues:
+    """The command line's flags, on a fresh ``FlagValues`` (nothing global); the source file is
+    the one positional argument."""
+    fv = flags.FlagValues()
+    flags.DEFINE_enum("from", None, sorted(LOADERS), "format of the source checkpoint: "
+                      "stm-training (lyxok1/STM-Training, STM-Cycle) or stm (seoungwugoh/STM, "
+                      "the original STM_weights.pth)", required=True, flag_values=fv)
+    flags.DEFINE_string("out", None, "output directory (must not exist, or be empty)",
+                        required=True, flag_values=fv)
+    flags.DEFINE_string("arch", None, "expected backbone (default: inferred)", flag_values=fv)
+    return fv
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vosjax.convert", description=__doc__.split("\n")[0])
-    p.add_argument("--from", dest="src_format", choices=sorted(LOADERS), required=True,
-                   help="format of the source checkpoint: stm-training (lyxok1/STM-Training, "
-                        "STM-Cycle) or stm (seoungwugoh/STM, the original STM_weights.pth)")
-    p.add_argument("source", help=".pth/.pt/.npz/.safetensors file")
-    p.add_argument("--out", required=True, help="output directory (must not exist, or be empty)")
-    p.add_argument("--arch", default=None, help="expected backbone (default: inferred)")
-    args = p.parse_args(argv)
+    """Run the command line ``argv`` (default ``sys.argv[1:]``): 0 on success, 2 on bad input."""
+    args = define_flags()
+    (source,) = cli.parse(args, argv, prog=PROG, description=__doc__.split("\n")[0],
+                          positional=["SOURCE"])
+    src_format = args["from"].value
 
     from vosjax.families import save_model  # noqa: PLC0415
 
     try:
-        model, variables = LOADERS[args.src_format](args.source, args.arch)
+        model, variables = LOADERS[src_format](source, args.arch)
         save_model(args.out, model, variables)
     except (CheckpointError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -10,20 +10,23 @@ reference frames in one ``jax.vmap``. Writes, at the working size with the paddi
 Example::
 
     python -m vosjax.erf --frames JPEGImages/480p/blackswan \\
-        --mask Annotations/480p/blackswan/00000.png --checkpoint ckpt/stm_cycle_r50 --out erf/
+        --mask Annotations/480p/blackswan/00000.png --checkpoint ckpt/stm_cycle_r50 --out erf/ \\
+        [--ref_frames 5,10] [--size 240x427]
 
 The output directory is written next to its final place and renamed at the end, so a failed run
 leaves nothing half-written.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
 import tempfile
 
 import numpy as np
+from absl import flags
+
+from vosjax import cli
 
 FRAME_EXTS = (".jpg", ".jpeg", ".png")
 
@@ -60,44 +63,44 @@ def heat_overlay(frame_rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5) ->
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--size must be HxW (e.g. 240x427), got {text!r}") from None
-    if h < 16 or w < 16:
-        raise argparse.ArgumentTypeError(f"--size must be at least 16x16, got {text!r}")
-    return h, w
+PROG = "python -m vosjax.erf"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vosjax.erf",
-                                description="Cycle-ERF heatmap overlays (STM-Cycle eq. 6).")
-    p.add_argument("--frames", required=True, help="folder of video frames (jpg/png, sorted)")
-    p.add_argument("--mask", required=True, help="label PNG of the first (target) frame")
-    p.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="model directory (vosjax.families.load_model)")
-    src.add_argument("--random-weights", action="store_true", help="random STM weights (a demo)")
-    p.add_argument("--arch", default="resnet50", help="backbone with --random-weights")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ref-frames", default=None,
-                   help="comma-separated reference frame indices (default: those of 5, 10, 15, "
-                        "20 that exist)")
-    p.add_argument("--n-iter", type=int, default=50)
-    p.add_argument("--rate", type=float, default=180.0)
-    p.add_argument("--size", type=parse_size, default=(240, 427), help="working size HxW")
-    p.add_argument("--overwrite", action="store_true")
+def define_flags() -> flags.FlagValues:
+    """The command line's flags, on a fresh ``FlagValues`` (nothing global)."""
     from vosjax.compute import MODES  # noqa: PLC0415
-    p.add_argument("--compute", default="auto", choices=MODES,
-                   help="numerics mode (vosjax.compute): auto = bfloat16 on GPU, "
-                        "float32-highest on CPU")
-    return p
+
+    fv = flags.FlagValues()
+    flags.DEFINE_string("frames", None, "folder of video frames (jpg/png, sorted)", required=True,
+                        flag_values=fv)
+    flags.DEFINE_string("mask", None, "label PNG of the first (target) frame", required=True,
+                        flag_values=fv)
+    flags.DEFINE_string("out", None, "output folder (must not exist unless --overwrite)",
+                        required=True, flag_values=fv)
+    flags.DEFINE_string("checkpoint", None, "model directory (vosjax.families.load_model); "
+                        "exactly one of --checkpoint and --random_weights", flag_values=fv)
+    flags.DEFINE_boolean("random_weights", False, "random STM weights (a demo)", flag_values=fv)
+    flags.register_multi_flags_validator(
+        ["checkpoint", "random_weights"],
+        lambda d: (d["checkpoint"] is not None) != bool(d["random_weights"]),
+        "exactly one of --checkpoint and --random_weights is required", flag_values=fv)
+    flags.DEFINE_string("arch", "resnet50", "backbone with --random_weights", flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "seed of --random_weights", flag_values=fv)
+    flags.DEFINE_string("ref_frames", None, "comma-separated reference frame indices (default: "
+                        "those of 5, 10, 15, 20 that exist)", flag_values=fv)
+    flags.DEFINE_integer("n_iter", 50, "correction iterations", flag_values=fv)
+    flags.DEFINE_float("rate", 180.0, "correction rate", flag_values=fv)
+    cli.define_size("size", "240x427", "working size HxW", min_side=16, flag_values=fv)
+    flags.DEFINE_boolean("overwrite", False, "replace an existing --out", flag_values=fv)
+    flags.DEFINE_enum("compute", "auto", list(MODES), "numerics mode (vosjax.compute): auto = "
+                      "bfloat16 on GPU, float32-highest on CPU", flag_values=fv)
+    return fv
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); 0 on success."""
+    args = define_flags()
+    cli.parse(args, argv, prog=PROG, description="Cycle-ERF heatmap overlays (STM-Cycle eq. 6).")
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
     from PIL import Image  # noqa: PLC0415
@@ -111,7 +114,7 @@ def main(argv=None) -> int:
     if os.path.exists(out) and os.listdir(out) and not args.overwrite:
         raise SystemExit(f"{out}: exists and is not empty (pass --overwrite)")
     if args.n_iter < 1:
-        raise SystemExit(f"--n-iter must be >= 1, got {args.n_iter}")
+        raise SystemExit(f"--n_iter must be >= 1, got {args.n_iter}")
     frames, _ = read_frames(args.frames)
     labels = read_label_png(args.mask)
     if labels.shape != frames.shape[1:3]:
@@ -125,10 +128,10 @@ def main(argv=None) -> int:
         try:
             refs = [int(v) for v in args.ref_frames.split(",")]
         except ValueError:
-            raise SystemExit(f"--ref-frames must be comma-separated ints, got {args.ref_frames!r}")
+            raise SystemExit(f"--ref_frames must be comma-separated ints, got {args.ref_frames!r}")
         bad = [r for r in refs if not 0 <= r < t]
         if bad:
-            raise SystemExit(f"--ref-frames {bad} outside the video's {t} frames")
+            raise SystemExit(f"--ref_frames {bad} outside the video's {t} frames")
     else:
         refs = [r for r in (5, 10, 15, 20) if r < t] or [t - 1]
 

@@ -31,7 +31,7 @@ def read_sequence_list(davis_root: str | os.PathLike, year: int, split: str) -> 
     """Sequence names of ``ROOT/ImageSets/<year>/<split>.txt`` (blank lines skipped)."""
     path = os.path.join(os.fspath(davis_root), "ImageSets", str(year), f"{split}.txt")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: sequence list not found (--davis-root should be the "
+        raise FileNotFoundError(f"{path}: sequence list not found (--davis_root should be the "
                                 "DAVIS folder holding ImageSets/ and Annotations/)")
     with open(path) as f:
         names = [line.strip() for line in f if line.strip()]
