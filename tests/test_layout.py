@@ -10,12 +10,12 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 #: packages of one layer do not import each other unless listed in SAME_LAYER.
 LAYERS = (
     ("vosjax.compute", "vosjax.compilation_cache", "vosjax.checkpoint", "vosjax.losses",
-     "vosjax.models", "vosjax.data"),
+     "vosjax.models", "vosjax.data", "vosjax.cli"),
     ("vosjax.correction",),
     ("vosjax.inference", "vosjax.training"),
     ("vosjax.evaluation",),
     ("vosjax.families",),
-    ("vosjax.jobs", "vosjax.convert", "vosjax.export", "vosjax.erf", "vosjax.cli"),
+    ("vosjax.jobs", "vosjax.convert", "vosjax.export", "vosjax.erf"),
 )
 #: Allowed imports between packages of one layer (importer, imported).
 SAME_LAYER = {("vosjax.compute", "vosjax.models")}
