@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from vosjax import atomic
+
 
 def davis_palette() -> np.ndarray:
     """The 256-colour DAVIS palette ``uint8 [256, 3]`` (PASCAL VOC's bit-interleaved colours:
@@ -101,14 +103,8 @@ def write_palette_png(path: str | os.PathLike, labels: np.ndarray) -> None:
     The file is written to a temporary name and renamed, so a crash never leaves a partial PNG.
     """
     im = _palette_image(labels, os.fspath(path))
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    with atomic.replacing(path) as tmp:
         im.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def apply_lut(lut: np.ndarray, labels: np.ndarray) -> np.ndarray:

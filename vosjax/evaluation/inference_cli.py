@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from vosjax.checkpoint import write_json
+from vosjax.atomic import write_json
 from vosjax.evaluation import protocol
 from vosjax.evaluation.datasets import load_videos, parse_spec
 from vosjax.evaluation.runner import run_videos

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from vosjax import atomic
 from vosjax.data.masks import davis_palette
 
 LAYOUTS = ("youtubevos", "davis")
@@ -102,8 +103,8 @@ class SubmissionZip:
         self.expected = {k: list(v) for k, v in expected.items()} if expected else None
         self.written: dict[str, list[str]] = {}
         self._failed: Exception | None = None
-        self._tmp = f"{self.path}.tmp-{os.getpid()}"
-        self._zip = zipfile.ZipFile(self._tmp, "w", zipfile.ZIP_STORED)
+        self._out = atomic.replacing(self.path)
+        self._zip = zipfile.ZipFile(self._out.tmp, "w", zipfile.ZIP_STORED)
 
     def add_sequence(self, name: str,
                      frames: Mapping[str, np.ndarray] | Iterable[tuple[str, np.ndarray]]) -> None:
@@ -155,14 +156,12 @@ class SubmissionZip:
             raise ValueError(f"{self.path}: {len(missing)} sequence(s) missing from the "
                              f"submission: {', '.join(missing[:10])}"
                              f"{' ...' if len(missing) > 10 else ''}")
-        os.replace(self._tmp, self.path)
-        return self.path
+        return self._out.commit()
 
     def discard(self) -> None:
         """Drop the temporary zip (nothing is written at ``path``)."""
         self._zip.close()
-        if os.path.exists(self._tmp):
-            os.remove(self._tmp)
+        self._out.discard()
 
     def __enter__(self) -> SubmissionZip:
         return self

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 
 import numpy as np
+
+from vosjax import atomic
 
 FRAME_EXTS = (".jpg", ".jpeg", ".png")
 
@@ -154,22 +154,13 @@ def main(argv=None) -> int:
     erf = erf[..., top:top + h, left:left + w]
     shown = denormalize(x[refs][:, top:top + h, left:left + w])
 
-    parent = os.path.dirname(out) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".erf-", dir=parent)
-    try:
+    with atomic.replacing_dir(out, overwrite=True) as tmp:
         for i, r in enumerate(refs):
             for j, obj in enumerate(ids):
                 Image.fromarray(heat_overlay(shown[i], erf[i, j])).save(
                     os.path.join(tmp, f"erf_{r:05d}_obj{obj}.png"))
         np.savez(os.path.join(tmp, "erf.npz"), erf=erf.astype(np.float32),
                  ref_frames=np.array(refs), ids=np.array(ids))
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     print(f"wrote {len(refs) * len(ids)} overlays to {out}")
     return 0
 

@@ -202,7 +202,8 @@ def _progress(start, total, enabled):
 
 def _write_model_spec(workdir, model):
     """``WORKDIR/model.json`` so the workdir itself loads with ``load_model`` (latest step)."""
-    from vosjax.checkpoint import model_spec, write_json  # noqa: PLC0415
+    from vosjax.atomic import write_json  # noqa: PLC0415
+    from vosjax.checkpoint import model_spec  # noqa: PLC0415
 
     if jax.process_index() == 0:
         write_json(os.path.join(workdir, "model.json"), model_spec(model))

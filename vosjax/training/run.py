@@ -6,7 +6,7 @@ import os
 import jax
 
 from vosjax import compilation_cache
-from vosjax.checkpoint import write_json
+from vosjax.atomic import write_json
 from vosjax.evaluation.runner import InferenceOptions, RunReport, run_videos
 from vosjax.training.input_pipeline import build_videos
 from vosjax.training.loop import train
