@@ -75,12 +75,13 @@ def decode_label_png(source, *, binary: bool | None = None, name: str = "<bytes>
     return arr.astype(np.uint8)
 
 
-def encode_palette_png(labels: np.ndarray) -> bytes:
-    """Object ids ``[H, W]`` -> PNG bytes with the DAVIS palette."""
+def encode_palette_png(labels: np.ndarray, name: str = "<labels>") -> bytes:
+    """Object ids ``[H, W]`` (0..255) -> PNG bytes with the DAVIS palette; bad labels raise
+    ValueError naming ``name``."""
     import io  # noqa: PLC0415
 
     buf = io.BytesIO()
-    _palette_image(labels, "<labels>").save(buf, format="PNG")
+    _palette_image(labels, name).save(buf, format="PNG")
     return buf.getvalue()
 
 

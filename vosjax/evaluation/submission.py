@@ -11,7 +11,6 @@ temporary file to the final name: an interrupted or incomplete submission leaves
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import zipfile
@@ -20,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from vosjax import atomic
-from vosjax.data.masks import davis_palette
+from vosjax.data.masks import encode_palette_png
 
 LAYOUTS = ("youtubevos", "davis")
 
@@ -60,22 +59,6 @@ def davis_expected_frames(davis_root: str | os.PathLike, split: str = "test-dev"
             raise FileNotFoundError(f"{folder}: frames of sequence {seq!r} not found")
         out[seq] = sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".jpg"))
     return out
-
-
-def encode_palette_png(labels: np.ndarray) -> bytes:
-    """PNG bytes of object ids ``[H, W]`` (0..255) with the DAVIS palette."""
-    from PIL import Image  # noqa: PLC0415
-
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"labels must be [H, W], got shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() > 255):
-        raise ValueError("object ids must be in 0..255")
-    im = Image.fromarray(labels.astype(np.uint8), mode="P")
-    im.putpalette(davis_palette().reshape(-1).tolist())
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 class SubmissionZip:
@@ -131,10 +114,7 @@ class SubmissionZip:
         for frame, labels in items:
             if wanted is not None and frame not in wanted:
                 continue
-            try:
-                data = encode_palette_png(labels)
-            except ValueError as e:
-                raise ValueError(f"{name}/{frame}: {e}") from None
+            data = encode_palette_png(labels, name=f"{name}/{frame}")
             self._zip.writestr(f"{prefix}/{frame}.png", data)
             done.append(frame)
         if self.expected is not None:
