@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from vosjax import atomic
+from vosjax.data.davis import davis_frames, davis_sequences
 from vosjax.data.masks import encode_palette_png
 
 LAYOUTS = ("youtubevos", "davis")
@@ -48,17 +49,10 @@ def youtubevos_expected_frames(meta: str | os.PathLike | Mapping) -> dict[str, l
 
 def davis_expected_frames(davis_root: str | os.PathLike, split: str = "test-dev",
                           year: int = 2017) -> dict[str, list[str]]:
-    """``{sequence: frame names}`` of a DAVIS split: every ``JPEGImages/480p/<seq>/*.jpg``."""
-    root = os.fspath(davis_root)
-    from vosjax.evaluation.davis import read_sequence_list  # noqa: PLC0415
-
-    out = {}
-    for seq in read_sequence_list(root, year, split):
-        folder = os.path.join(root, "JPEGImages", "480p", seq)
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(f"{folder}: frames of sequence {seq!r} not found")
-        out[seq] = sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".jpg"))
-    return out
+    """``{sequence: frame names}`` of a DAVIS split: every frame of ``JPEGImages/480p/<seq>``,
+    as :func:`vosjax.data.davis.load_davis_video` reads them."""
+    return {seq: list(davis_frames(davis_root, seq)[0])
+            for seq in davis_sequences(davis_root, year, split)}
 
 
 class SubmissionZip:

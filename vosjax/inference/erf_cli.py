@@ -24,32 +24,22 @@ import sys
 import numpy as np
 
 from vosjax import atomic
-
-FRAME_EXTS = (".jpg", ".jpeg", ".png")
+from vosjax.data.folder import list_frames
+from vosjax.data.images import decode_rgb
 
 
 def read_frames(directory: str, max_frames: int | None = None) -> tuple[np.ndarray, list[str]]:
-    """uint8 ``[T, H, W, 3]`` RGB frames of a folder (sorted file names) and the names."""
-    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
-
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"{directory}: frame folder not found")
-    names = sorted(n for n in os.listdir(directory) if n.lower().endswith(FRAME_EXTS))
-    if not names:
-        raise FileNotFoundError(f"{directory}: no {'/'.join(FRAME_EXTS)} frames")
-    names = names[:max_frames] if max_frames else names
+    """uint8 ``[T, H, W, 3]`` RGB frames of a folder (:func:`vosjax.data.folder.list_frames`)
+    and their file names."""
+    _, paths = list_frames(directory)
+    paths = paths[:max_frames] if max_frames else paths
     frames = []
-    for n in names:
-        path = os.path.join(directory, n)
-        try:
-            with Image.open(path) as im:
-                frames.append(np.asarray(im.convert("RGB")))
-        except (OSError, UnidentifiedImageError) as e:
-            raise ValueError(f"{path}: unreadable image ({e})") from None
+    for path in paths:
+        frames.append(decode_rgb(path))
         if frames[-1].shape != frames[0].shape:
             raise ValueError(f"{path}: size {frames[-1].shape[:2]} differs from the first "
                              f"frame's {frames[0].shape[:2]}")
-    return np.stack(frames), names
+    return np.stack(frames), [os.path.basename(p) for p in paths]
 
 
 def heat_overlay(frame_rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -74,7 +64,7 @@ def parse_size(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vosjax.inference.erf_cli",
                                 description="Cycle-ERF heatmap overlays (STM-Cycle eq. 6).")
-    p.add_argument("--frames", required=True, help="folder of video frames (jpg/png, sorted)")
+    p.add_argument("--frames", required=True, help="folder of video frames (jpg/png/..., sorted)")
     p.add_argument("--mask", required=True, help="label PNG of the first (target) frame")
     p.add_argument("--out", required=True, help="output folder (must not exist unless --overwrite)")
     src = p.add_mutually_exclusive_group(required=True)
