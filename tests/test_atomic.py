@@ -13,6 +13,8 @@ def test_write_json_is_atomic(tmp_path):
     assert path.read_text() == '{\n  "a": 1\n}'               # indent 2, no trailing newline
     with pytest.raises(TypeError):
         atomic.write_json(path, {"a": object()})      # not serialisable: the old file survives
+    with pytest.raises(TypeError):
+        atomic.write_json(tmp_path / "y.json", {"a": object()})        # and no new file
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
 

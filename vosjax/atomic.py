@@ -1,8 +1,8 @@
 """Atomic file and folder writes: write under a temporary name in the same folder, then rename.
 
-A reader never sees a half-written file, and a failed or interrupted write leaves nothing
-behind under the final name (the temporary file is removed on failure; a killed process may
-leave ``<path>.tmp-<pid>``, which no reader takes for a result).
+A reader never sees a half-written file, and a failed write leaves nothing behind: the
+temporary file is removed. (A killed process may leave ``<path>.tmp-<pid>``; the final name is
+untouched.)
 
 * :func:`write_bytes`, :func:`write_text`, :func:`write_json`: whole files.
 * :class:`replacing`: a temporary path for writers that need one (PIL, zip, npz), renamed to
