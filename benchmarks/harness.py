@@ -47,6 +47,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from vosjax import atomic
+
 SCHEMA = 1
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -259,26 +261,8 @@ def validate(result: dict, where: str = "result") -> dict:
 def write_result(path: str, result: dict) -> None:
     """Check ``result`` and write it to ``path`` atomically (temporary file + rename)."""
     validate(result, path)
-    write_json(path, result)
-
-
-def write_json(path: str, data) -> None:
-    """Write ``data`` as JSON to ``path`` atomically."""
-    write_text(path, json.dumps(data, indent=2) + "\n")
-
-
-def write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a temporary file renamed into place), so that a
-    reader never sees a half-written file."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic.write_text(path, json.dumps(result, indent=2) + "\n")
 
 
 def read_result(path: str) -> dict:

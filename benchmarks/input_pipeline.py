@@ -36,17 +36,11 @@ import tempfile
 import time
 
 from benchmarks import harness
-from benchmarks.workloads import count_then_clip
+from benchmarks.workloads import count_then_clip, davis_timing_split
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 SECTIONS = ("host", "bytes", "step")
-
-
-def _davis_split(root):
-    year = sorted(os.listdir(os.path.join(root, "ImageSets")))[-1]
-    sets = os.listdir(os.path.join(root, "ImageSets", year))
-    return year, ("train" if "train.txt" in sets else "val")   # timing only: any split
 
 
 def make_720p(root, out):
@@ -54,7 +48,7 @@ def make_720p(root, out):
     ``Full-Resolution`` (DAVIS's name for its larger frames)."""
     from PIL import Image  # noqa: PLC0415
 
-    year, split = _davis_split(root)
+    year, split = davis_timing_split(root)
     for kind, ext in (("JPEGImages", ".jpg"), ("Annotations", ".png")):
         src_root = os.path.join(root, kind, "480p")
         for seq in sorted(os.listdir(src_root)):
@@ -82,7 +76,7 @@ def stream_for(root, resolution, batch, seed=0):
     from vosjax.data.davis import DavisDataset  # noqa: PLC0415
     from vosjax.data.sampler import ClipSampler, SamplerConfig  # noqa: PLC0415
 
-    year, split = _davis_split(root)
+    year, split = davis_timing_split(root)
     d = stm_cycle.get_config("r50").data
     cfg = SamplerConfig(num_frames=d.clip_len, max_objects=d.max_objects,
                         num_slots=d.num_slots, size=tuple(d.size),

@@ -19,6 +19,7 @@ import os
 import sys
 
 from benchmarks import harness
+from vosjax import atomic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BEGIN, END = "<!-- benchmark-tables:begin -->", "<!-- benchmark-tables:end -->"
@@ -686,7 +687,8 @@ def main(argv=None):
     if args.stdout:
         sys.stdout.write(section)
         return
-    harness.write_text(args.out, INTRO + "\n" + section)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    atomic.write_text(args.out, INTRO + "\n" + section)
     print(f"wrote {args.out}")
 
 

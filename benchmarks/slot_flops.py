@@ -40,7 +40,7 @@ import os
 import time
 
 from benchmarks import harness
-from benchmarks.workloads import count_then_clip
+from benchmarks.workloads import count_then_clip, davis_timing_split
 
 class CountStream:
     """A stand-in :class:`ClipSampler` whose clip ``g`` holds ``counts[g]`` objects: enough for
@@ -95,9 +95,7 @@ def count_cost(root, size, clips, seed=0):
     from vosjax.data.davis import DavisDataset  # noqa: PLC0415
     from vosjax.data.sampler import ClipSampler, SamplerConfig  # noqa: PLC0415
 
-    year = sorted(os.listdir(os.path.join(root, "ImageSets")))[-1]
-    sets = os.listdir(os.path.join(root, "ImageSets", year))
-    split = "train" if "train.txt" in sets else "val"      # timing only: any split will do
+    year, split = davis_timing_split(root)
     videos = DavisDataset(root, year=year, split=split)
     aug = AugmentConfig(**dict(stm_cycle.get_config("r50").data.augment))
     s = ClipSampler(videos, SamplerConfig(size=tuple(size), augment=aug), seed=seed,

@@ -4,6 +4,7 @@ vosjax's propagation and training update driven like the official adapters
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -152,3 +153,12 @@ def count_then_clip(stream, g: int):
         raise AssertionError(f"clip {g}: num_objects {n} before decoding, "
                              f"{clip.num_objects} after")
     return clip, count_s, clip_s
+
+
+def davis_timing_split(root) -> tuple[str, str]:
+    """``(year, split)`` of a DAVIS folder to time the input pipeline on: its latest year,
+    ``train`` if listed, else ``val`` (any split will do for timing)."""
+    from vosjax.data.davis import davis_splits  # noqa: PLC0415
+
+    year = sorted(os.listdir(os.path.join(root, "ImageSets")))[-1]
+    return year, ("train" if "train" in davis_splits(root, year) else "val")

@@ -65,7 +65,7 @@ def record(file: str, argv=None) -> dict:
 
 def write_results(path: str, results: dict) -> str:
     """Write ``results`` as JSON to ``path`` atomically (its folder created)."""
-    from vosjax.checkpoint import write_json  # noqa: PLC0415
+    from vosjax.atomic import write_json  # noqa: PLC0415
 
     path = os.path.abspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from experiments.common import DEFAULT_GC, N_SWEEP, RATE_SWEEP
+from vosjax import atomic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
@@ -362,10 +363,7 @@ def main(argv=None):
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     body = render(args.results)
-    tmp = args.doc + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(head + BEGIN + "\n" + body + "\n" + END + tail)
-    os.replace(tmp, args.doc)
+    atomic.write_text(args.doc, head + BEGIN + "\n" + body + "\n" + END + tail)
     print(f"updated {args.doc}")
 
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vosjax.data.davis import davis_sequences
 from vosjax.data.masks import read_label_png, write_palette_png
+from vosjax.data.synthetic import (blob_video, perturb_video, write_davis_layout,
+                                   write_label_folder)
 from vosjax.evaluation import davis, metrics, protocol
-from vosjax.evaluation.synthetic import (blob_video, perturb_video, write_davis_layout,
-                                         write_label_folder)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -155,7 +156,7 @@ def test_missing_split_file(tmp_path):
 
 
 def _mini_gt(davis_mini):
-    names = davis.read_sequence_list(davis_mini, 2016, "val")
+    names = davis_sequences(davis_mini, 2016, "val")
     return {seq: np.stack([read_label_png(davis_mini / "Annotations" / "480p" / seq / f"{n}.png",
                                           binary=True)
                            for n in davis.annotation_frames(davis_mini, seq)])
@@ -164,7 +165,7 @@ def _mini_gt(davis_mini):
 
 def test_davis2016_mini_against_itself(davis_mini, tmp_path):
     results = tmp_path / "results"
-    for seq in davis.read_sequence_list(davis_mini, 2016, "val"):
+    for seq in davis_sequences(davis_mini, 2016, "val"):
         shutil.copytree(davis_mini / "Annotations" / "480p" / seq, results / seq)  # 0/255 L
     out = run_cli(f"--davis_root={davis_mini}", "--year=2016", f"--results={results}")
     assert out.returncode == 0, out.stderr

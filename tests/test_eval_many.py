@@ -18,12 +18,13 @@ from PIL import Image
 from stm_helpers import tiny_stm
 from vosjax.families import load_model, save_model
 from vosjax.data.davis import DavisDataset
+from vosjax.data.synthetic import blob_video, write_davis_layout
 from vosjax.data.video import video_from_arrays, write_predictions
 from vosjax.evaluation import protocol
 from vosjax.evaluation.multihost import share_videos
+from vosjax.data.synthetic import blob_video, write_davis_layout
 from vosjax.evaluation.runner import run_videos
 from vosjax.inference.options import STMOptions
-from vosjax.evaluation.synthetic import blob_video, write_davis_layout
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZE = (24, 32)       # working size: the 40x56 frames are resized (23x32) and padded

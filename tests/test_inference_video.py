@@ -127,7 +127,7 @@ def test_erf_cli_writes_overlays(tmp_path):
     with pytest.raises(SystemExit, match="not empty"):
         erf_cli.main(["--frames", str(frames_dir), "--mask", str(mask), "--out", str(out),
                       "--random_weights", "--size", "16x32"])
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".erf-")]
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
 
 
 def test_erf_cli_bad_inputs(tmp_path):

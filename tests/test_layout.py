@@ -9,8 +9,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 #: Bottom to top. A module may import its own package and any package of a lower layer;
 #: packages of one layer do not import each other unless listed in SAME_LAYER.
 LAYERS = (
+    ("vosjax.atomic", "vosjax.cli"),             # standard library (and absl) only
     ("vosjax.compute", "vosjax.compilation_cache", "vosjax.checkpoint", "vosjax.losses",
-     "vosjax.models", "vosjax.data", "vosjax.cli"),
+     "vosjax.models", "vosjax.data"),
     ("vosjax.correction",),
     ("vosjax.inference", "vosjax.training"),
     ("vosjax.evaluation",),
@@ -75,7 +76,7 @@ def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
     bad.parent.mkdir(parents=True)
     bad.write_text("def f():\n    from vosjax.families import get\n")
     monkeypatch.setattr(__import__(__name__), "REPO", tmp_path)
-    assert _violations() == ["vosjax/inference/bad.py:2: vosjax.inference (layer 2) imports "
-                             "vosjax.families (layer 4)",
-                             "vosjax/inference/bad.py:2: vosjax.inference (layer 2) imports "
-                             "vosjax.families.get (layer 4)"]
+    assert _violations() == ["vosjax/inference/bad.py:2: vosjax.inference (layer 3) imports "
+                             "vosjax.families (layer 5)",
+                             "vosjax/inference/bad.py:2: vosjax.inference (layer 3) imports "
+                             "vosjax.families.get (layer 5)"]

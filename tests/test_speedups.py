@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from vosjax.data.davis import DavisDataset
+from vosjax.data.synthetic import blob_video, write_davis_layout
 from vosjax.evaluation.runner import run_videos
 from vosjax.inference.options import STMOptions
-from vosjax.evaluation.synthetic import blob_video, write_davis_layout
 from vosjax.models.stm import STM, init_stm, memory_read
 from vosjax.training.optim import make_optimizer
 from vosjax.training.sharding import batch_sharding, make_mesh

@@ -19,26 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from typing import Any
 
+from vosjax import atomic
+
 FORMAT_VERSION = 1
-
-
-def write_json(path: str | os.PathLike, obj, **kwargs) -> str:
-    """Write ``obj`` as JSON to ``path`` through a temporary file renamed into place (removed if
-    serialisation fails), so a reader never sees a half-written file. Returns the path."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def spec(family: str, fields: dict) -> dict:
@@ -54,20 +39,11 @@ def save_model(directory: str | os.PathLike, model_spec: dict, variables) -> Non
     directory = os.path.abspath(os.fspath(directory))
     if os.path.exists(directory) and os.listdir(directory):
         raise FileExistsError(f"{directory}: exists and is not empty; choose a new --out")
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(directory) + "-", dir=parent)
-    try:
+    with atomic.replacing_dir(directory) as tmp:
         ckptr = ocp.StandardCheckpointer()
         ckptr.save(os.path.join(tmp, "variables"), variables)
         ckptr.wait_until_finished()
-        write_json(os.path.join(tmp, "model.json"), model_spec)
-        if os.path.exists(directory):
-            os.rmdir(directory)
-        os.rename(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        atomic.write_json(os.path.join(tmp, "model.json"), model_spec)
 
 
 def load_train_state(ckpt_dir: str | os.PathLike, step: int | None = None) -> dict:

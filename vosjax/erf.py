@@ -19,40 +19,28 @@ leaves nothing half-written.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 
 import numpy as np
 from absl import flags
 
-from vosjax import cli
-
-FRAME_EXTS = (".jpg", ".jpeg", ".png")
+from vosjax import atomic, cli
+from vosjax.data.folder import list_frames
+from vosjax.data.images import decode_rgb
 
 
 def read_frames(directory: str, max_frames: int | None = None) -> tuple[np.ndarray, list[str]]:
-    """uint8 ``[T, H, W, 3]`` RGB frames of a folder (sorted file names) and the names."""
-    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
-
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"{directory}: frame folder not found")
-    names = sorted(n for n in os.listdir(directory) if n.lower().endswith(FRAME_EXTS))
-    if not names:
-        raise FileNotFoundError(f"{directory}: no {'/'.join(FRAME_EXTS)} frames")
-    names = names[:max_frames] if max_frames else names
+    """uint8 ``[T, H, W, 3]`` RGB frames of a folder (:func:`vosjax.data.folder.list_frames`)
+    and their file names."""
+    _, paths = list_frames(directory)
+    paths = paths[:max_frames] if max_frames else paths
     frames = []
-    for n in names:
-        path = os.path.join(directory, n)
-        try:
-            with Image.open(path) as im:
-                frames.append(np.asarray(im.convert("RGB")))
-        except (OSError, UnidentifiedImageError) as e:
-            raise ValueError(f"{path}: unreadable image ({e})") from None
+    for path in paths:
+        frames.append(decode_rgb(path))
         if frames[-1].shape != frames[0].shape:
             raise ValueError(f"{path}: size {frames[-1].shape[:2]} differs from the first "
                              f"frame's {frames[0].shape[:2]}")
-    return np.stack(frames), names
+    return np.stack(frames), [os.path.basename(p) for p in paths]
 
 
 def heat_overlay(frame_rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -157,22 +145,13 @@ def main(argv=None) -> int:
     erf = erf[..., top:top + h, left:left + w]
     shown = denormalize(x[refs][:, top:top + h, left:left + w])
 
-    parent = os.path.dirname(out) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".erf-", dir=parent)
-    try:
+    with atomic.replacing_dir(out, overwrite=True) as tmp:
         for i, r in enumerate(refs):
             for j, obj in enumerate(ids):
                 Image.fromarray(heat_overlay(shown[i], erf[i, j])).save(
                     os.path.join(tmp, f"erf_{r:05d}_obj{obj}.png"))
         np.savez(os.path.join(tmp, "erf.npz"), erf=erf.astype(np.float32),
                  ref_frames=np.array(refs), ids=np.array(ids))
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     print(f"wrote {len(refs) * len(ids)} overlays to {out}")
     return 0
 

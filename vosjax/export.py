@@ -45,6 +45,8 @@ from absl import flags
 
 from vosjax import cli
 
+from vosjax import atomic
+
 FORMAT = "vosjax-export"
 FORMAT_VERSION = 1
 PROGRAMS = ("init", "step")
@@ -182,18 +184,12 @@ def export_model(model, variables, out: str | os.PathLike, *, size, objects: int
     out = os.fspath(out)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     text = json.dumps(desc, indent=2)
-    tmp = f"{out}.tmp-{os.getpid()}"
-    try:
+    with atomic.replacing(out) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
             z.writestr("init.jaxexport", bytes(init_exp.serialize()))
             z.writestr("step.jaxexport", bytes(step_exp.serialize()))
             z.writestr("export.json", text)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    with open(out + ".json", "w") as f:
-        f.write(text)
+    atomic.write_text(out + ".json", text)
     return desc
 
 

@@ -10,7 +10,7 @@ import os
 import jax
 
 from vosjax import compilation_cache, families
-from vosjax.checkpoint import write_json
+from vosjax.atomic import write_json
 from vosjax.evaluation import protocol
 from vosjax.data import datasets
 from vosjax.evaluation.runner import RunReport, run_videos

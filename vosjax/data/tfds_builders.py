@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from vosjax.data import images, masks
-from vosjax.data.davis import DavisDataset
+from vosjax.data.davis import DavisDataset, davis_splits
 from vosjax.data.synthetic import SyntheticVideos
 from vosjax.data.video import Video, video_from_arrays
 from vosjax.data.youtube_vos import YouTubeVOSDataset
@@ -197,10 +197,7 @@ class DavisFolder(_VideoBuilder):
             raise ValueError("DavisFolder needs root= to prepare the dataset")
         if self._split_names:
             return list(self._split_names)
-        sets = os.path.join(self._root, "ImageSets", self.builder_config.year)
-        if not os.path.isdir(sets):
-            raise FileNotFoundError(f"{sets}: DAVIS split folder not found")
-        return sorted(f[:-4] for f in os.listdir(sets) if f.endswith(".txt"))
+        return davis_splits(self._root, self.builder_config.year)
 
     def _videos(self, split):
         c = self.builder_config

@@ -18,6 +18,8 @@ import shutil
 import time
 from typing import Sequence
 
+from vosjax import atomic
+
 STATE_DIR = ".vosjax-eval"
 
 
@@ -34,13 +36,6 @@ def share_videos(num_frames: Sequence[int], count: int) -> list[list[int]]:
         shares[p].append(i)
         loads[p] += num_frames[i]
     return [sorted(s) for s in shares]
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 class ProcessGroup:
@@ -82,8 +77,8 @@ class ProcessGroup:
         return os.path.join(self.dir, f"{what}-{rank}")
 
     def write_progress(self, **fields) -> None:
-        _write_atomic(self._path("progress", self.rank) + ".json",
-                      json.dumps(fields).encode())
+        atomic.write_bytes(self._path("progress", self.rank) + ".json",
+                           json.dumps(fields).encode())
 
     def read_progress(self) -> list[dict | None]:
         out = []
@@ -96,7 +91,7 @@ class ProcessGroup:
         return out
 
     def put_results(self, results) -> None:
-        _write_atomic(self._path("results", self.rank) + ".pkl", pickle.dumps(results))
+        atomic.write_bytes(self._path("results", self.rank) + ".pkl", pickle.dumps(results))
 
     def wait_results(self, poll: float = 0.5, on_poll=None) -> list:
         """Process 0: every process's results (in rank order), once all are written. Raises

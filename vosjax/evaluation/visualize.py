@@ -11,18 +11,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from vosjax import atomic
 from vosjax.data.masks import davis_palette
-
-
-def _atomic_save(image, path: str | os.PathLike, **kwargs) -> None:
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        image.save(tmp, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5,
@@ -80,7 +70,8 @@ def write_overlays(directory: str | os.PathLike, frames: Iterable[np.ndarray],
     for image, lab, name in zip(frames, labels, names, strict=True):
         pic = Image.fromarray(overlay(image, lab, alpha))
         path = os.path.join(os.fspath(directory), f"{name}.png")
-        _atomic_save(pic, path, format="PNG")
+        with atomic.replacing(path) as tmp:
+            pic.save(tmp, format="PNG")
         paths.append(path)
         if gif_path is not None:
             scale = min(1.0, gif_max_side / max(pic.size))
@@ -103,8 +94,9 @@ def write_gif(path: str | os.PathLike, pictures: Sequence, fps: float = 10.0) ->
         raise ValueError(f"{os.fspath(path)}: no frames to animate")
     pics = [p.convert("RGB").quantize(colors=255, method=Image.Quantize.MEDIANCUT)
             for p in pics]
-    _atomic_save(pics[0], path, format="GIF", save_all=True, append_images=pics[1:],
-                 duration=max(1, round(1000 / fps)), loop=0, optimize=False)
+    with atomic.replacing(path) as tmp:
+        pics[0].save(tmp, format="GIF", save_all=True, append_images=pics[1:],
+                     duration=max(1, round(1000 / fps)), loop=0, optimize=False)
 
 
 def jf_bar_chart(rows: Sequence[tuple[str, float, float]], path: str | os.PathLike, *,
@@ -149,4 +141,5 @@ def jf_bar_chart(rows: Sequence[tuple[str, float, float]], path: str | os.PathLi
         lx = img.width - right - 150 + 50 * k
         draw.rectangle([lx, 12, lx + 10, 22], fill=colour)
         draw.text((lx + 14, 10), label, fill="black")
-    _atomic_save(img, path, format="PNG")
+    with atomic.replacing(path) as tmp:
+        img.save(tmp, format="PNG")

@@ -24,7 +24,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vosjax.models.resnet import ResNet, conv
+from vosjax.models.layers import conv
+from vosjax.models.resnet import ResNet
 from vosjax.models.stm import STM, MemoryEncoder, clamp01
 
 #: Object slots of the official code (``K = 11`` channels: background + 10 objects).

@@ -198,7 +198,7 @@ def _progress(start, total, enabled):
 def _write_model_spec(workdir, spec):
     """``WORKDIR/model.json`` so the workdir itself loads as a model directory (latest
     step)."""
-    from vosjax.checkpoint import write_json  # noqa: PLC0415
+    from vosjax.atomic import write_json  # noqa: PLC0415
 
     if jax.process_index() == 0:
         write_json(os.path.join(workdir, "model.json"), spec)
