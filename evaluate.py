@@ -70,7 +70,7 @@ FLAGS = flags.FLAGS
 
 def run_score() -> None:
     """``--score``: score ``--results`` against ``--davis_root``."""
-    from vosjax.evaluation import davis, protocol, visualize  # noqa: PLC0415
+    from vosjax.evaluation import davis, protocol, visualize
 
     for name in ("davis_root", "results"):
         if not FLAGS[name].value:
@@ -93,7 +93,7 @@ def run_score() -> None:
 
 def run_inference() -> None:
     """``--config --checkpoint --dataset --output``: segment, write, score, time."""
-    from vosjax import jobs  # noqa: PLC0415
+    from vosjax import jobs
 
     for name in ("checkpoint", "dataset", "output"):
         if not FLAGS[name].value:
@@ -101,7 +101,7 @@ def run_inference() -> None:
     if _CONFIG.value is None:
         raise app.UsageError("inference needs --config (working size, config.eval settings)")
     if FLAGS.coordinator_address:
-        import jax  # noqa: PLC0415
+        import jax
         if FLAGS.coordinator_address == "auto":
             jax.distributed.initialize()
         elif FLAGS.num_processes is None or FLAGS.process_id is None:
@@ -116,7 +116,7 @@ def run_inference() -> None:
 
 
 def main(argv: list[str]) -> None:
-    from absl import logging  # noqa: PLC0415
+    from absl import logging
     logging.set_verbosity(logging.WARNING)  # orbax logs at INFO
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")

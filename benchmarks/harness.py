@@ -121,12 +121,12 @@ def setup_backends(device: str, threads: int) -> str:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                    + " --xla_cpu_multi_thread_eigen=false"
                                    " intra_op_parallelism_threads=1")
-    import jax  # noqa: PLC0415
+    import jax
 
     if device == "cpu":
         jax.config.update("jax_platforms", "cpu")
     try:
-        import torch  # noqa: PLC0415
+        import torch
 
         torch.set_num_threads(threads)
     except ImportError:
@@ -162,7 +162,7 @@ def device_name(backend: str) -> str:
     """The accelerator's kind (e.g. ``NVIDIA H100 80GB HBM3``) or the CPU model name."""
     if backend == "cpu":
         return cpu_name()
-    import jax  # noqa: PLC0415
+    import jax
 
     return jax.devices(backend)[0].device_kind
 
@@ -414,7 +414,7 @@ class CompileCounter:
 
     def __enter__(self):
         if not CompileCounter._registered:
-            import jax  # noqa: PLC0415
+            import jax
 
             jax.monitoring.register_event_duration_secs_listener(CompileCounter._listener)
             CompileCounter._registered = True

@@ -31,17 +31,16 @@ def main(argv=None) -> dict:
     harness.add_out(p, "many_videos_{backend}.json")
     args = p.parse_args(argv)
 
-    import jax  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import jax
+    import numpy as np
 
-    from vosjax.data.davis import DavisDataset  # noqa: PLC0415
-    from vosjax.data.transforms import (resize_pad_frames, resize_pad_labels,  # noqa: PLC0415
-                                        unpad_resize_probs)
-    from vosjax.data.video import Video  # noqa: PLC0415
-    from vosjax.inference.batch import VideoSource, segment_videos  # noqa: PLC0415
-    from vosjax.inference.options import STMOptions  # noqa: PLC0415
-    from vosjax.inference.propagation import propagate  # noqa: PLC0415
-    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+    from vosjax.data.davis import DavisDataset
+    from vosjax.data.transforms import resize_pad_frames, resize_pad_labels, unpad_resize_probs
+    from vosjax.data.video import Video
+    from vosjax.inference.batch import VideoSource, segment_videos
+    from vosjax.inference.options import STMOptions
+    from vosjax.inference.propagation import propagate
+    from vosjax.models.stm import STM, init_stm
 
     backend = jax.default_backend()
     ds = DavisDataset(args.davis, year="2016", split="val")

@@ -22,16 +22,16 @@ def main(argv=None):
     harness.add_out(p, "slot_trim_{backend}.json")
     args = p.parse_args(argv)
 
-    import jax  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import jax
+    import numpy as np
 
-    from configs import demo  # noqa: PLC0415
-    from vosjax.training import sharding as shd  # noqa: PLC0415
-    from vosjax.training.input_pipeline import trim_slots  # noqa: PLC0415
-    from vosjax.families import build_model  # noqa: PLC0415
-    from vosjax.training.loop import build_optimizer  # noqa: PLC0415
-    from vosjax.training.step import jit_init_state, jit_train_step  # noqa: PLC0415
-    from vosjax.families import get as get_family  # noqa: PLC0415
+    from configs import demo
+    from vosjax.families import build_model
+    from vosjax.families import get as get_family
+    from vosjax.training import sharding as shd
+    from vosjax.training.input_pipeline import trim_slots
+    from vosjax.training.loop import build_optimizer
+    from vosjax.training.step import jit_init_state, jit_train_step
 
     backend = jax.default_backend()
     config = demo.get_config()

@@ -37,9 +37,9 @@ def _defaults(cls, skip=()) -> dict:
 def get_config(family: str = "stm"):
     if family not in FAMILIES:
         raise ValueError(f"configs/base.py:{family}: expected one of {FAMILIES}")
-    from vosjax import families  # noqa: PLC0415
-    from vosjax.correction import GradientCorrection  # noqa: PLC0415
-    from vosjax.inference.options import GCSegOptions, STMOptions  # noqa: PLC0415
+    from vosjax import families
+    from vosjax.correction import GradientCorrection
+    from vosjax.inference.options import GCSegOptions, STMOptions
 
     c = ml_collections.ConfigDict()
     c.seed = 0

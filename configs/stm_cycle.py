@@ -8,7 +8,8 @@ Command (GPU cluster; the roots are the downloaded datasets)::
         --config.train.init_from=ckpt/imagenet_r50   # optional: converted weights
 
 ``:r18`` selects the ResNet-18 variant. Numerics: ``config.model.compute`` (``auto`` = bfloat16
-on GPUs, float32-highest on CPU; ``--config.model.compute=float32-highest`` for parity runs). Expected result: the paper reports DAVIS-17 val J&F
+on GPUs, float32-highest on CPU; ``--config.model.compute=float32-highest`` for parity runs).
+Expected result: the paper reports DAVIS-17 val J&F
 71.7 (72.3 with gradient correction; baseline 69.7), Table 3. Not yet reproduced by us (this
 needs GPUs and the datasets); see docs/experiments.md for what has been measured.
 

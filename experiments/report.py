@@ -137,7 +137,8 @@ def finetune_table(res) -> list[str]:
            f"updates at lr 1e-4 without (`:finetune-baseline`) or with (`:finetune-cycle`) the "
            f"cycle term; seeds {seeds}, J&F %). Command: `{res['command']}`.", "",
            train_line(runs), "",
-           "| inference | fine-tuned without cycle | fine-tuned with cycle | Δ (seeds with Δ > 0) |",
+           "| inference | fine-tuned without cycle | fine-tuned with cycle "
+           "| Δ (seeds with Δ > 0) |",
            "|---|---|---|---|"]
     for label, setting in (("MEM", "mem"), ("MEM + GC", "mem+gc"), ("{X1} / {Y1}", "first"),
                            ("{Xt-1} / {Ŷt-1}", "prev")):

@@ -34,7 +34,7 @@ def spec(family: str, fields: dict) -> dict:
 def save_model(directory: str | os.PathLike, model_spec: dict, variables) -> None:
     """Write ``variables`` and ``model_spec`` (:func:`spec`; ``vosjax.families.save_model``
     makes it from a model) to ``directory``, which must not exist or be empty."""
-    import orbax.checkpoint as ocp  # noqa: PLC0415
+    import orbax.checkpoint as ocp
 
     directory = os.path.abspath(os.fspath(directory))
     if os.path.exists(directory) and os.listdir(directory):
@@ -50,8 +50,8 @@ def load_train_state(ckpt_dir: str | os.PathLike, step: int | None = None) -> di
     """``{"params", "batch_stats"}`` of checkpoint ``step`` (default: the latest complete one)
     in a ``train.py`` workdir's ``checkpoints`` folder, on this process's first device,
     whatever the devices and processes that wrote it (e.g. a multi-host run)."""
-    import jax  # noqa: PLC0415
-    import orbax.checkpoint as ocp  # noqa: PLC0415
+    import jax
+    import orbax.checkpoint as ocp
 
     ckpt_dir = os.path.abspath(os.fspath(ckpt_dir))
     handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
@@ -73,7 +73,7 @@ def read_model(directory: str | os.PathLike) -> tuple[dict, Any]:
     """Read a model directory written by :func:`save_model`, or a ``train.py`` workdir (its
     latest complete step) -> ``(model.json spec, variables)``; the model itself is built by
     ``vosjax.families.load_model``."""
-    import orbax.checkpoint as ocp  # noqa: PLC0415
+    import orbax.checkpoint as ocp
 
     directory = os.path.abspath(os.fspath(directory))
     spec_path = os.path.join(directory, "model.json")

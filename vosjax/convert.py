@@ -88,7 +88,7 @@ def _to_numpy(v, name, where):
 
 def _read_torch(path):
     try:
-        import torch  # noqa: PLC0415 (optional dependency)
+        import torch  # (optional dependency)
     except ImportError:
         raise CheckpointError(
             f"{path}: reading PyTorch checkpoints needs torch; install the 'torch' extra "
@@ -115,7 +115,7 @@ def _read_npz(path):
 
 
 def _read_safetensors(path):
-    from safetensors.numpy import load_file  # noqa: PLC0415
+    from safetensors.numpy import load_file
     try:
         return load_file(path)
     except Exception as e:
@@ -140,7 +140,8 @@ def torch_to_flax_path(name: str, state_dict_keys=()) -> tuple[str, tuple[str, .
         else:
             mods.append(p)
     prefix = ".".join(parts[:-1])
-    is_bn = f"{prefix}.running_mean" in state_dict_keys if prefix else "running_mean" in state_dict_keys
+    key = f"{prefix}.running_mean" if prefix else "running_mean"
+    is_bn = key in state_dict_keys
     if leaf == "num_batches_tracked":
         return None
     if leaf == "running_mean":
@@ -178,7 +179,7 @@ def state_dict_to_variables(state_dict: Mapping[str, np.ndarray], expected, *, w
 
     Raises :class:`CheckpointError` naming every missing, unexpected or mis-shaped key.
     """
-    import flax  # noqa: PLC0415
+    import flax
 
     want = {("/".join(k)): v for k, v in flax.traverse_util.flatten_dict(expected).items()}
     keys = set(state_dict)
@@ -240,9 +241,10 @@ def infer_stm_config(state_dict: Mapping[str, np.ndarray], where: str = "state d
         valdim = int(state_dict["KV_M_r4.Value.weight"].shape[0])
         mdim = int(state_dict["Decoder.convFM.weight"].shape[0])
     except KeyError as e:
-        raise CheckpointError(f"{where}: not an STM-Training state dict (missing key {e})") from None
-    table = {(False, 1): "resnet10", (False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50",
-             (True, 23): "resnet101"}
+        raise CheckpointError(f"{where}: not an STM-Training state dict "
+                              f"(missing key {e})") from None
+    table = {(False, 1): "resnet10", (False, 2): "resnet18", (False, 6): "resnet34",
+             (True, 6): "resnet50", (True, 23): "resnet101"}
     arch = table.get((bottleneck, n4))
     if arch is None:
         raise CheckpointError(f"{where}: cannot infer the ResNet from {n4} blocks in "
@@ -255,10 +257,10 @@ FAMILY_KEYS = {"stm-training": "Encoder_M.conv1_bg.weight", "stm": "Encoder_M.co
 
 
 def _load_stm(source, family: str, arch: str | None, precision: Any):
-    import jax  # noqa: PLC0415
+    import jax
 
-    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
-    from vosjax.models.stm_original import STMOriginal  # noqa: PLC0415
+    from vosjax.models.stm import STM, init_stm
+    from vosjax.models.stm_original import STMOriginal
 
     where = source if isinstance(source, (str, os.PathLike)) else "the given mapping"
     where = os.fspath(where) if not isinstance(where, str) else where
@@ -329,7 +331,7 @@ def main(argv=None) -> int:
                           positional=["SOURCE"])
     src_format = args["from"].value
 
-    from vosjax.families import save_model  # noqa: PLC0415
+    from vosjax.families import save_model
 
     try:
         model, variables = LOADERS[src_format](source, args.arch)

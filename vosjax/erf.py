@@ -56,7 +56,7 @@ PROG = "python -m vosjax.erf"
 
 def define_flags() -> flags.FlagValues:
     """The command line's flags, on a fresh ``FlagValues`` (nothing global)."""
-    from vosjax.compute import MODES  # noqa: PLC0415
+    from vosjax.compute import MODES
 
     fv = flags.FlagValues()
     flags.DEFINE_string("frames", None, "folder of video frames (jpg/png, sorted)", required=True,
@@ -89,14 +89,13 @@ def main(argv=None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); 0 on success."""
     args = define_flags()
     cli.parse(args, argv, prog=PROG, description="Cycle-ERF heatmap overlays (STM-Cycle eq. 6).")
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
-    from PIL import Image  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
+    from PIL import Image
 
-    from vosjax.correction import cycle_erf  # noqa: PLC0415
-    from vosjax.data.masks import read_label_png  # noqa: PLC0415
-    from vosjax.data.transforms import (denormalize, resize_pad_frames,  # noqa: PLC0415
-                                        resize_pad_labels)
+    from vosjax.correction import cycle_erf
+    from vosjax.data.masks import read_label_png
+    from vosjax.data.transforms import denormalize, resize_pad_frames, resize_pad_labels
 
     out = os.path.abspath(args.out)
     if os.path.exists(out) and os.listdir(out) and not args.overwrite:
@@ -123,13 +122,13 @@ def main(argv=None) -> int:
     else:
         refs = [r for r in (5, 10, 15, 20) if r < t] or [t - 1]
 
-    from vosjax.compute import resolve  # noqa: PLC0415
+    from vosjax.compute import resolve
     numerics = resolve(args.compute).model_kwargs()
     if args.checkpoint:
-        from vosjax.families import load_model  # noqa: PLC0415
+        from vosjax.families import load_model
         model, variables = load_model(args.checkpoint, **numerics)
     else:
-        from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+        from vosjax.models.stm import STM, init_stm
         model = STM(args.arch, **numerics)
         variables = jax.jit(lambda r: init_stm(model, r))(jax.random.PRNGKey(args.seed))
 

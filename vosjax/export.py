@@ -43,9 +43,7 @@ import zipfile
 import numpy as np
 from absl import flags
 
-from vosjax import cli
-
-from vosjax import atomic
+from vosjax import atomic, cli
 
 FORMAT = "vosjax-export"
 FORMAT_VERSION = 1
@@ -61,11 +59,15 @@ def build_programs(model, variables, *, size, objects: int, num_slots: int | Non
     the :class:`~vosjax.inference.propagation.PropagationState` arrays (names in
     ``state_names``).
     """
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
 
-    from vosjax.inference.propagation import (  # noqa: PLC0415
-        StepConfig, correction_step, init_state, propagation_step)
+    from vosjax.inference.propagation import (
+        StepConfig,
+        correction_step,
+        init_state,
+        propagation_step,
+    )
 
     h, w = (int(s) for s in size)
     if min(h, w) <= 0 or not isinstance(objects, int) or objects < 1:
@@ -121,7 +123,7 @@ def _leaf_name(path) -> str:
 
 
 def _compute_mode(model) -> str:
-    from vosjax import compute  # noqa: PLC0415
+    from vosjax import compute
 
     return compute.mode_of(model)
 
@@ -137,11 +139,11 @@ def export_model(model, variables, out: str | os.PathLike, *, size, objects: int
                  num_slots: int | None = None, mem_every: int = 5, memory_slots: int = 16,
                  correction=None, platforms=None, model_spec: dict | None = None) -> dict:
     """Export and write ``out`` (zip) and ``out + ".json"``; returns the JSON description."""
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
-    from jax import export as jax_export  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
+    from jax import export as jax_export
 
-    from vosjax.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: PLC0415
+    from vosjax.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
     init_fn, step_fn, cfg, names = build_programs(
         model, variables, size=size, objects=objects, num_slots=num_slots, mem_every=mem_every,
@@ -162,7 +164,8 @@ def export_model(model, variables, out: str | os.PathLike, *, size, objects: int
                   "background, channel o object o; labels = argmax over axis 0")
     desc = {
         "format": FORMAT, "version": FORMAT_VERSION,
-        "model": model_spec, "compute": _compute_mode(model), "size": [h, w], "objects": objects, "num_slots": cfg.num_slots,
+        "model": model_spec, "compute": _compute_mode(model), "size": [h, w],
+        "objects": objects, "num_slots": cfg.num_slots,
         "mem_every": cfg.mem_every, "memory_slots": memory_slots,
         "correction": None if correction is None else {
             "n_iter": correction.n_iter, "rate": correction.rate, "every": correction.every},
@@ -229,9 +232,9 @@ def main(argv=None) -> int:
     args = define_flags()
     cli.parse(args, argv, prog=PROG, description=__doc__.split("\n")[0].rstrip(","))
 
-    from vosjax import compute  # noqa: PLC0415
-    from vosjax.families import load_model, model_spec  # noqa: PLC0415
-    from vosjax.correction import GradientCorrection  # noqa: PLC0415
+    from vosjax import compute
+    from vosjax.correction import GradientCorrection
+    from vosjax.families import load_model, model_spec
 
     try:
         numerics = compute.resolve(args.compute).model_kwargs()

@@ -11,13 +11,12 @@ import jax
 
 from vosjax import compilation_cache, families
 from vosjax.atomic import write_json
-from vosjax.evaluation import protocol
 from vosjax.data import datasets
+from vosjax.evaluation import protocol
 from vosjax.evaluation.runner import RunReport, run_videos
 from vosjax.training.input_pipeline import build_videos
 from vosjax.training.loop import train
 from vosjax.training.step import initial_variables
-
 
 #: Environment variables of a multi-host launch (``config.distributed = True``) that JAX does
 #: not read itself (it reads ``JAX_COORDINATOR_ADDRESS``); unset under SLURM / Open MPI / a
@@ -159,7 +158,7 @@ def evaluate(config, *, checkpoint: str, dataset: str, split: str, output: str,
         print(protocol.format_table(report.scores, split))
         summary["global"] = report.scores.global_row()
         if bar_chart:
-            from vosjax.evaluation.visualize import jf_bar_chart  # noqa: PLC0415
+            from vosjax.evaluation.visualize import jf_bar_chart
             jf_bar_chart(report.scores.per_object_rows(),
                          os.path.join(output, f"jf_per_sequence-{split}.png"))
     if spec.kind == "youtubevos":
@@ -176,8 +175,8 @@ def _mib(nbytes) -> str:
 
 def _youtubevos_zip(root, split, output, videos):
     """Zip the PNGs of the frames listed in ``meta.json`` (the server's expected layout)."""
-    from vosjax.data.masks import read_label_png  # noqa: PLC0415
-    from vosjax.evaluation.submission import write_youtubevos_submission  # noqa: PLC0415
+    from vosjax.data.masks import read_label_png
+    from vosjax.evaluation.submission import write_youtubevos_submission
 
     meta = os.path.join(root, split, "meta.json")
     preds = {}

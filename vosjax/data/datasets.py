@@ -77,17 +77,17 @@ def open_videos(spec: str | DatasetSpec, split: str, *, davis_root: str = "",
         if not root:
             raise ValueError(f"{where}={s.text!r}: give the DAVIS folder ({s.kind}:ROOT or "
                              "config.data.davis_root)")
-        from vosjax.data.davis import DavisDataset  # noqa: PLC0415
+        from vosjax.data.davis import DavisDataset
         return DavisDataset(root, year=s.year, split=split, max_objects=max_objects)
     if s.kind == "youtubevos":
         root = s.arg or youtubevos_root
         if not root:
             raise ValueError(f"{where}={s.text!r}: give the YouTube-VOS folder "
                              "(youtubevos:ROOT or config.data.youtubevos_root)")
-        from vosjax.data.youtube_vos import YouTubeVOSDataset  # noqa: PLC0415
+        from vosjax.data.youtube_vos import YouTubeVOSDataset
         return YouTubeVOSDataset(root, split=split, max_objects=max_objects)
     if s.kind == "tfds":
-        from vosjax.data import tfds_builders  # noqa: PLC0415
+        from vosjax.data import tfds_builders
         if os.path.isdir(s.arg):
             return tfds_builders.load_videos(s.arg, split)
         if s.arg in TFDS_DAVIS:
@@ -100,7 +100,7 @@ def open_videos(spec: str | DatasetSpec, split: str, *, davis_root: str = "",
         if not first_mask:
             raise ValueError(f"{where}={s.text!r}: a folder video needs its first mask "
                              "(evaluate.py --first_mask)")
-        from vosjax.data.folder import load_folder_video  # noqa: PLC0415
+        from vosjax.data.folder import load_folder_video
         return [load_folder_video(s.arg, first_mask, max_objects=max_objects)]
     if s.kind == "synthetic":
         return _synthetic(synthetic, where)
@@ -108,7 +108,7 @@ def open_videos(spec: str | DatasetSpec, split: str, *, davis_root: str = "",
     if not static:
         raise ValueError(f"{where}={s.text!r}: needs static-clip settings "
                          "(config.data.static: num_frames, seed, way2_prob)")
-    from vosjax.data.synthetic import StaticClips  # noqa: PLC0415
+    from vosjax.data.synthetic import StaticClips
     base_spec = parse(s.arg, where)
     base = (_synthetic(synthetic, where, num_frames=1) if base_spec.kind == "synthetic"
             else open_videos(base_spec, split, davis_root=davis_root,
@@ -122,7 +122,7 @@ def _synthetic(settings, where, **overrides):
     if not settings:
         raise ValueError(f"{where}: synthetic videos need their settings "
                          "(config.data.synthetic)")
-    from vosjax.data.synthetic import SyntheticVideos  # noqa: PLC0415
+    from vosjax.data.synthetic import SyntheticVideos
 
     kw = dict(seed=settings["seed"], height=settings["height"], width=settings["width"],
               num_frames=settings["num_frames"], distractors=settings["distractors"])

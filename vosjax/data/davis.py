@@ -16,8 +16,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from vosjax.data.folder import (check_consecutive, first_frame_objects, index_annotations,
-                                list_frames)
+from vosjax.data.folder import (
+    check_consecutive,
+    first_frame_objects,
+    index_annotations,
+    list_frames,
+)
 from vosjax.data.images import image_size
 from vosjax.data.video import Video
 

@@ -47,9 +47,9 @@ def read_label_png(path: str | os.PathLike, *, binary: bool | None = None) -> np
 
 def decode_label_png(source, *, binary: bool | None = None, name: str = "<bytes>") -> np.ndarray:
     """Like :func:`read_label_png` for a file path or encoded bytes (``name`` goes into errors)."""
-    import io  # noqa: PLC0415
+    import io
 
-    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+    from PIL import Image, UnidentifiedImageError
 
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(bytes(source))
@@ -78,7 +78,7 @@ def decode_label_png(source, *, binary: bool | None = None, name: str = "<bytes>
 def encode_palette_png(labels: np.ndarray, name: str = "<labels>") -> bytes:
     """Object ids ``[H, W]`` (0..255) -> PNG bytes with the DAVIS palette; bad labels raise
     ValueError naming ``name``."""
-    import io  # noqa: PLC0415
+    import io
 
     buf = io.BytesIO()
     _palette_image(labels, name).save(buf, format="PNG")
@@ -86,7 +86,7 @@ def encode_palette_png(labels: np.ndarray, name: str = "<labels>") -> bytes:
 
 
 def _palette_image(labels: np.ndarray, name: str):
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     labels = np.asarray(labels)
     if labels.ndim != 2:

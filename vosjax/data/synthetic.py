@@ -463,7 +463,7 @@ def write_davis_layout(root: str | os.PathLike, sequences: dict[str, np.ndarray]
     ``binary_l_masks`` writes DAVIS-2016 style masks (mode ``L``, 0 / 255) instead of palette
     ids; every non-zero id becomes 255.
     """
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     root = os.fspath(root)
     sets = os.path.join(root, "ImageSets", str(year))

@@ -105,7 +105,7 @@ def host_split(split: str, process_index: int | None = None,
     see the whole split. (The :class:`~vosjax.data.sampler.ClipSampler` instead shards clip
     indices and can read the full split on every host.)"""
     if process_index is None or process_count is None:
-        import jax  # noqa: PLC0415
+        import jax
         process_index, process_count = jax.process_index(), jax.process_count()
     return tfds.even_splits(split, n=process_count)[process_index]
 

@@ -105,7 +105,7 @@ class Video:
         """Decode frames -> RGB ``PIL.Image`` s (what :meth:`load_frames` holds as arrays),
         without the copies into numpy: for consumers that continue in PIL (the training
         clips' warps)."""
-        from PIL import Image  # noqa: PLC0415
+        from PIL import Image
 
         out = []
         for t in indices:

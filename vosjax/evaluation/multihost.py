@@ -50,14 +50,14 @@ class ProcessGroup:
         self.rank, self.count = rank, count
         self.dir = os.path.join(os.fspath(output_dir), STATE_DIR)
         if barrier is None:
-            from jax.experimental import multihost_utils  # noqa: PLC0415
+            from jax.experimental import multihost_utils
             barrier = multihost_utils.sync_global_devices
         self._barrier = barrier
 
     @classmethod
     def current(cls, output_dir: str) -> ProcessGroup | None:
         """The group of this ``jax.distributed`` run, or None with a single process."""
-        import jax  # noqa: PLC0415
+        import jax
 
         if jax.process_count() == 1:
             return None

@@ -61,12 +61,12 @@ class RunReport:
 
 def _finish(video, labels, output_dir, overlays):
     """Write (PNGs, overlays) and score one segmented video; the score or None."""
-    from vosjax.data.video import write_predictions  # noqa: PLC0415
+    from vosjax.data.video import write_predictions
 
     if output_dir is not None:
         write_predictions(output_dir, video, labels)
         if overlays:
-            from vosjax.evaluation.visualize import write_overlays  # noqa: PLC0415
+            from vosjax.evaluation.visualize import write_overlays
             d = os.path.join(output_dir, "overlays", video.name)
             write_overlays(d, video.load_frames(range(video.num_frames)),
                            video.to_original_ids(labels), list(video.frame_names),
@@ -89,7 +89,7 @@ def complete_output(video, output_dir: str, overlays: bool = False) -> bool:
 
 def _read_back(video, output_dir):
     """The labels (ids 0..N) of a complete output folder, for scoring it again."""
-    from vosjax.data.masks import read_label_png  # noqa: PLC0415
+    from vosjax.data.masks import read_label_png
 
     d = os.path.join(output_dir, video.name)
     return np.stack([video.from_original_ids(read_label_png(os.path.join(d, f"{n}.png"),
@@ -150,7 +150,7 @@ class _Progress:
         self.group, self._last = group, 0.0
         self.bar = None
         if show:
-            from tqdm.auto import tqdm  # noqa: PLC0415
+            from tqdm.auto import tqdm
             self.bar = tqdm(total=frames, unit="frame", desc="segmenting", smoothing=0.05,
                             dynamic_ncols=True)
         self.sync(force=True)
@@ -189,7 +189,7 @@ class _Progress:
 def _stm_outputs(model, variables, videos, todo, options, mesh, on_frames):
     """(index, labels, batch seconds, batch names, peak bytes) per video, via the batched
     engine."""
-    from vosjax.inference.batch import VideoSource, segment_videos  # noqa: PLC0415
+    from vosjax.inference.batch import VideoSource, segment_videos
 
     sources = [VideoSource(videos[i].name, videos[i].num_frames, videos[i].hw,
                            tuple(videos[i].object_first),
@@ -202,11 +202,10 @@ def _stm_outputs(model, variables, videos, todo, options, mesh, on_frames):
 
 def _one_by_one(model, variables, videos, todo, options, on_frames):
     """The same, one video after another on the default device (GCSeg)."""
-    import jax  # noqa: PLC0415
+    import jax
 
-    from vosjax.inference.batch import (DeviceMemoryError, is_out_of_memory,  # noqa: PLC0415
-                                        peak_bytes)
-    from vosjax.inference.video import segment_video  # noqa: PLC0415
+    from vosjax.inference.batch import DeviceMemoryError, is_out_of_memory, peak_bytes
+    from vosjax.inference.video import segment_video
 
     for i in todo:
         video = videos[i]
@@ -250,14 +249,14 @@ def run_videos(model, variables, videos: Sequence, options: STMOptions | GCSegOp
     report of all videos, the others the report of their share. ``mesh``: the devices of
     the STM engine (default: all local devices, :func:`vosjax.inference.batch.local_mesh`).
     """
-    from vosjax.evaluation.multihost import ProcessGroup, share_videos  # noqa: PLC0415
+    from vosjax.evaluation.multihost import ProcessGroup, share_videos
 
     options = STMOptions() if options is None else options
     check_options(model, options)
     videos = list(videos)    # a dataset opens (and checks) a video on every access
     group = None
     if processes:
-        import jax  # noqa: PLC0415
+        import jax
         if jax.process_count() > 1:
             if output_dir is None:
                 raise ValueError("evaluation over several processes needs an output folder "

@@ -63,7 +63,7 @@ def write_overlays(directory: str | os.PathLike, frames: Iterable[np.ndarray],
     Returns:
       The PNG paths written.
     """
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     os.makedirs(directory, exist_ok=True)
     paths, gif_frames = [], []
@@ -86,7 +86,7 @@ def write_overlays(directory: str | os.PathLike, frames: Iterable[np.ndarray],
 
 def write_gif(path: str | os.PathLike, pictures: Sequence, fps: float = 10.0) -> None:
     """Animated GIF (looping) of PIL images or ``uint8 [H, W, 3]`` arrays."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     pics = [p if isinstance(p, Image.Image) else Image.fromarray(np.asarray(p, np.uint8))
             for p in pictures]
@@ -107,7 +107,7 @@ def jf_bar_chart(rows: Sequence[tuple[str, float, float]], path: str | os.PathLi
       rows: ``(name, J-Mean, F-Mean)`` per object (``DavisScores.per_object_rows()``).
       path: PNG to write.
     """
-    from PIL import Image, ImageDraw  # noqa: PLC0415
+    from PIL import Image, ImageDraw
 
     if not rows:
         raise ValueError(f"{os.fspath(path)}: no rows to plot")

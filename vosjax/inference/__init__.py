@@ -6,8 +6,13 @@
 :mod:`vosjax.inference.memory`; gradient correction and cycle-ERF in :mod:`vosjax.correction`.
 """
 from vosjax.inference.memory import MemoryBank
-from vosjax.inference.propagation import (PropagationResult, PropagationState, Propagator,
-                                        StepConfig, propagate)
+from vosjax.inference.propagation import (
+                                        PropagationResult,
+                                        PropagationState,
+                                        Propagator,
+                                        StepConfig,
+                                        propagate,
+)
 
 __all__ = ["propagate", "Propagator", "PropagationResult", "PropagationState", "StepConfig",
            "MemoryBank"]

@@ -43,8 +43,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from vosjax.data.transforms import content_mask, fit_info, resize_pad_labels
 from vosjax.inference.options import STMOptions
-from vosjax.inference.propagation import (StepConfig, correction_step, init_state,
-                                          propagation_step, video_bank_slots)
+from vosjax.inference.propagation import (
+    StepConfig,
+    correction_step,
+    init_state,
+    propagation_step,
+    video_bank_slots,
+)
 from vosjax.inference.resize import fit_frames, labels_at_original_size
 
 AXIS = "videos"
@@ -197,7 +202,7 @@ class _Header(NamedTuple):
 
 
 def _header(videos, idx, spec: BatchSpec, batch: int) -> _Header:
-    from vosjax.inference.video import objects_from_annotations  # noqa: PLC0415
+    from vosjax.inference.video import objects_from_annotations
 
     o, k = spec.num_objects, spec.cfg.num_slots + 1
     masks = np.zeros((batch, o) + spec.size, np.float32)
@@ -274,7 +279,7 @@ def segment_videos(model, variables, videos: Sequence[VideoSource],
     the host. Yields a :class:`VideoOutput` per video as its batch ends (batch order, not
     input order).
     """
-    from vosjax.inference.video import check_options, memorizes_content_only  # noqa: PLC0415
+    from vosjax.inference.video import check_options, memorizes_content_only
 
     options = STMOptions() if options is None else options
     check_options(model, options)

@@ -12,9 +12,9 @@ The options pick the loop: :class:`~vosjax.inference.options.STMOptions` (both S
 -> :func:`vosjax.inference.propagation.propagate`, :class:`~vosjax.inference.options.GCSegOptions`
 -> :func:`vosjax.inference.gcseg.segment_video` (objects given in frame 0 only).
 
-The original STM (``STMOriginal.memorizes_content_only``) memorizes each mask zeroed outside the image
-content, as its official loop does (it crops every prediction and ``memorize`` pads it with
-zeros): the propagation gets the content box of the padded canvas. STM-Training's loop
+The original STM (``STMOriginal.memorizes_content_only``) memorizes each mask zeroed outside
+the image content, as its official loop does (it crops every prediction and ``memorize`` pads
+it with zeros): the propagation gets the content box of the padded canvas. STM-Training's loop
 memorizes the prediction over the whole letterboxed canvas; ``STM`` keeps that.
 """
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _stm_probs(model, variables, frames, masks, starts, options: STMOptions, mem
     """:func:`~vosjax.inference.propagation.propagate` -> probs ``[T, K, h, w]``. The original
     STM's loop (``model.memorizes_content_only``) zeroes memorized masks outside ``content``;
     STM-Training's loop memorizes the whole (letterboxed) canvas."""
-    from vosjax.inference.propagation import propagate  # noqa: PLC0415
+    from vosjax.inference.propagation import propagate
 
     return propagate(model, variables, frames, masks,
                      num_slots=len(starts) if options.num_slots is None else options.num_slots,
@@ -84,7 +84,7 @@ def _stm_probs(model, variables, frames, masks, starts, options: STMOptions, mem
 
 def _gcseg_probs(model, variables, frames, masks, starts, options: GCSegOptions, memory_masks):
     """GCSeg: :func:`vosjax.inference.gcseg.segment_video` -> probs ``[T, O + 1, h, w]``."""
-    from vosjax.inference.gcseg import segment_video as gcseg_segment  # noqa: PLC0415
+    from vosjax.inference.gcseg import segment_video as gcseg_segment
 
     if memory_masks is not None:
         raise ValueError("memory_labels (replaced memory masks) is an STM feature")
@@ -105,7 +105,7 @@ def memorizes_content_only(model) -> bool:
 def check_options(model, options) -> None:
     """``options`` must be the model family's: :class:`GCSegOptions` for a GCSeg model,
     :class:`STMOptions` for the STM families."""
-    from vosjax.models.gcseg import GCSeg  # noqa: PLC0415
+    from vosjax.models.gcseg import GCSeg
 
     want = GCSegOptions if isinstance(model, GCSeg) else STMOptions
     if not isinstance(options, want):

@@ -176,7 +176,8 @@ def resolve_precision(precision: Any):
         try:
             return jax.lax.Precision[precision.upper()]
         except KeyError:
-            raise ValueError(f"precision={precision!r}: expected default, high or highest") from None
+            raise ValueError(f"precision={precision!r}: expected default, high or "
+                             "highest") from None
     raise ValueError(f"precision={precision!r}: expected a jax.lax.Precision or its name")
 
 

@@ -45,8 +45,7 @@ import numpy as np
 
 from vosjax.data import datasets
 from vosjax.data.augment import AugmentConfig
-from vosjax.data.sampler import (BucketSampler, ClipSampler, HostBatch, SamplerConfig,
-                                 StagedSampler)
+from vosjax.data.sampler import BucketSampler, ClipSampler, HostBatch, SamplerConfig, StagedSampler
 
 SLOT_POLICIES = ("bucket", "trim", "pad")
 
@@ -144,7 +143,7 @@ def host_batches(stream, start_step: int, stop_step: int, *, num_workers: int = 
     a table in a temporary folder (:class:`~vosjax.data.sampler.CountMemo`). Close the
     iterator (``.close()``) to stop the workers. Needs ``grain``.
     """
-    import grain  # noqa: PLC0415
+    import grain
 
     if stop_step <= start_step:
         raise ValueError(f"host_batches: no step in [{start_step}, {stop_step})")
@@ -154,7 +153,7 @@ def host_batches(stream, start_step: int, stop_step: int, *, num_workers: int = 
     _absl_flags_parsed()
     memo_dir = None
     if num_workers > 1 and hasattr(stream, "share_counts"):
-        import cloudpickle  # noqa: PLC0415  (grain's own dependency)
+        import cloudpickle  # (grain's own dependency)
 
         memo_dir = tempfile.mkdtemp(prefix="vosjax-counts-")
         # The workers' copy (the caller's stream is left alone), its tables made here.
@@ -220,7 +219,7 @@ def _exit_with_parent(worker_index: int, worker_count: int) -> None:
 def _absl_flags_parsed() -> None:
     """grain reads absl flags (its defaults unless a program parsed the command line, as
     ``train.py`` does); outside an absl program (tests, notebooks) take the defaults."""
-    from absl import flags  # noqa: PLC0415
+    from absl import flags
 
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()

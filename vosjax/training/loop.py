@@ -52,7 +52,7 @@ def _load_init(state, init_from: str):
     """Replace params/batch_stats by a converted or exported model directory's variables
     (any model whose variable tree has the same structure and shapes, e.g. a GCSeg
     pre-training workdir for fine-tuning with ``freeze_backbone=True``)."""
-    from vosjax.checkpoint import read_model  # noqa: PLC0415
+    from vosjax.checkpoint import read_model
 
     _, variables = read_model(init_from)
     for col in ("params", "batch_stats"):
@@ -191,14 +191,14 @@ def _guard(step, metrics, ckpt, last_good):
 def _progress(start, total, enabled):
     if not enabled or jax.process_index() != 0:
         return None
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.auto import tqdm
     return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
 
 
 def _write_model_spec(workdir, spec):
     """``WORKDIR/model.json`` so the workdir itself loads as a model directory (latest
     step)."""
-    from vosjax.atomic import write_json  # noqa: PLC0415
+    from vosjax.atomic import write_json
 
     if jax.process_index() == 0:
         write_json(os.path.join(workdir, "model.json"), spec)

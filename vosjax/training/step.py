@@ -97,7 +97,8 @@ def init_state(init_variables, tx, rng) -> TrainState:
 
 
 def state_shardings(abstract_state: TrainState, mesh):
-    """Shardings for every leaf of the state: FSDP rule for params/opt state, the rest replicated."""
+    """Shardings for every leaf of the state: FSDP rule for params/opt state, the rest
+    replicated."""
     rep = shd.replicated(mesh)
     return TrainState(step=rep, params=shd.tree_shardings(abstract_state.params, mesh),
                       batch_stats=jax.tree_util.tree_map(lambda _: rep, abstract_state.batch_stats),
