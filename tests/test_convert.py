@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vosjax.families import load_model, save_model
 from stm_r50 import golden_inputs, stm_r50_state_dict
 from vosjax.convert import CheckpointError, load_stm_training
+from vosjax.families import load_model, save_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

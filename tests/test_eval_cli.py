@@ -12,8 +12,7 @@ from PIL import Image
 
 from vosjax.data.davis import davis_sequences
 from vosjax.data.masks import read_label_png, write_palette_png
-from vosjax.data.synthetic import (blob_video, perturb_video, write_davis_layout,
-                                   write_label_folder)
+from vosjax.data.synthetic import blob_video, perturb_video, write_davis_layout, write_label_folder
 from vosjax.evaluation import davis, metrics, protocol
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -16,14 +16,13 @@ import pytest
 from PIL import Image
 
 from stm_helpers import tiny_stm
-from vosjax.families import load_model, save_model
 from vosjax.data.davis import DavisDataset
 from vosjax.data.synthetic import blob_video, write_davis_layout
 from vosjax.data.video import video_from_arrays, write_predictions
 from vosjax.evaluation import protocol
 from vosjax.evaluation.multihost import share_videos
-from vosjax.data.synthetic import blob_video, write_davis_layout
 from vosjax.evaluation.runner import run_videos
+from vosjax.families import load_model, save_model
 from vosjax.inference.options import STMOptions
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -71,7 +70,8 @@ def setup(tmp_path_factory):
     ref, scores = root / "ref", {}
     with jax.default_device(jax.devices()[0]):
         for v in videos + [late]:
-            labels = segment_video(model, variables, v.load_frames(), v.first_masks, STMOptions(size=SIZE)).labels
+            labels = segment_video(model, variables, v.load_frames(), v.first_masks,
+                                   STMOptions(size=SIZE)).labels
             write_predictions(ref, v, labels)
             if v.labels is not None:
                 scores[v.name] = protocol.score_sequence(v.name, v.labels, labels)

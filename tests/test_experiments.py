@@ -5,7 +5,6 @@ import pathlib
 
 import numpy as np
 import pytest
-from stm_helpers import tiny  # noqa: F401 (fixture)
 
 from experiments import common, erf_figure, report, stm_ablations
 
@@ -143,7 +142,8 @@ def test_gcseg_report_and_runs(tmp_path):
         runs[key]["judge"] = {"rejected_fraction": 0.25, "rejected_nonempty_fraction": 0.0}
     lines = report.gcseg_tables({"runs": runs, "videos": 4, "size": [64, 96],
                                  "machine": "cpu", "command": "x"})
-    assert "| both | on | 20.0 ± 10.0 | 20.0 ± 10.0 | 20.0 ± 10.0 | 25.0 ± 0.0 | 0.0 ± 0.0 |" in lines
+    assert ("| both | on | 20.0 ± 10.0 | 20.0 ± 10.0 | 20.0 ± 10.0 | 25.0 ± 0.0 | 0.0 ± 0.0 |"
+            in lines)
     assert "| reference only | off | 0.0 ± 0.0 | 20.0 ± 10.0 | 10.0 ± 5.0 |  |  |" in lines
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from stm_helpers import random_video, tiny_stm
-from vosjax.families import model_spec, save_model
 from vosjax.correction import GradientCorrection
 from vosjax.export import export_model
+from vosjax.families import model_spec, save_model
 from vosjax.inference.propagation import propagate
 from vosjax.models.stm_original import STMOriginal
 

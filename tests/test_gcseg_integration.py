@@ -1,24 +1,22 @@
 """GCSeg through the generic trainer and evaluator: the task seam, the pair / staged / static
 batch streams, the raw-video inference dispatch, and train.py + evaluate.py end to end."""
 import json
-import os
 
 import jax
 import numpy as np
 import pytest
-from gcseg_tiny import TINY, tiny_model
 
 from configs import base
-
+from gcseg_tiny import TINY, tiny_model
+from vosjax.data.pairs import gcseg_batch_fn, pair_picker
 from vosjax.data.sampler import ClipSampler, SamplerConfig, StagedSampler
 from vosjax.data.synthetic import StaticClips, SyntheticVideos
-from vosjax.data.pairs import gcseg_batch_fn, pair_picker
-from vosjax.models.gcseg import GCSeg
-from vosjax.training import sharding as shd
-from vosjax.training.step import jit_init_state, jit_train_step
 from vosjax.families import FAMILIES, inference_options
 from vosjax.families import get as get_family
 from vosjax.inference.options import GCSegOptions, STMOptions
+from vosjax.models.gcseg import GCSeg
+from vosjax.training import sharding as shd
+from vosjax.training.step import jit_init_state, jit_train_step
 
 H, W = 32, 48
 

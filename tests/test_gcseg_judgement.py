@@ -6,8 +6,8 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
-from gcseg_tiny import TINY, tiny_model
 
+from gcseg_tiny import TINY, tiny_model
 from vosjax.inference import gcseg as I
 from vosjax.models import gcseg as G
 

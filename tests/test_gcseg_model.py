@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from gcseg_tiny import tiny_model
 
+from gcseg_tiny import tiny_model
 from vosjax.models import gcseg as G
 from vosjax.models.layers import ResBlock
 from vosjax.models.resnet import ResNet

@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stm_helpers import tiny  # noqa: F401 (fixtures: tiny)
+from vosjax import erf as erf_cli
 from vosjax.data.masks import write_palette_png
 from vosjax.data.transforms import resize_pad_labels, unpad_resize_labels
-from vosjax import erf as erf_cli
-from vosjax.inference.video import objects_from_annotations, segment_video
 from vosjax.inference.options import STMOptions
+from vosjax.inference.video import objects_from_annotations, segment_video
 
 T, H, W = 4, 24, 40          # fitted into 16x32: resized to 16x27 and padded
 

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks import make_table, slot_flops, speedups
+from benchmarks.workloads import VosjaxTraining, synthetic_clips
 from vosjax.data.davis import DavisDataset
 from vosjax.data.synthetic import blob_video, write_davis_layout
 from vosjax.evaluation.runner import run_videos
@@ -20,9 +22,6 @@ from vosjax.training.optim import make_optimizer
 from vosjax.training.sharding import batch_sharding, make_mesh
 from vosjax.training.state import TrainState
 from vosjax.training.step import jit_train_step, stm_loss_fn
-
-from benchmarks import make_table, slot_flops, speedups
-from benchmarks.workloads import VosjaxTraining, synthetic_clips
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -160,7 +159,8 @@ def test_training_driver_vosjax_side_runs_without_torch(golden_dir):
 
 
 def test_profile_step_names_the_costliest_ops(tmp_path):
-    """benchmarks.profile_step on a tiny video: op kinds sum to the traced op time, ops named by layer."""
+    """benchmarks.profile_step on a tiny video: op kinds sum to the traced op time, ops named
+    by layer."""
     import subprocess
 
     out = tmp_path / "profile.json"

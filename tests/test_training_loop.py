@@ -318,7 +318,8 @@ def test_slot_policy_is_validated(tmp_path):
         slot_policy(tiny_config(trim_slots=True).train)
     assert slot_policy(tiny_config().train) == "pad"
     with pytest.raises(ValueError, match="slot_policy='packed'"):
-        train(loop_config(slot_policy="packed"), str(tmp_path), STM, sampler=clips(), progress=False)
+        train(loop_config(slot_policy="packed"), str(tmp_path), STM, sampler=clips(),
+              progress=False)
 
 def truncate_files(step_dir):
     """What a full disk or a copy cut short leaves: every file of a step cut to half."""
