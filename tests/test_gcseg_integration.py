@@ -42,6 +42,7 @@ def gcseg_config(objective="pairs"):
     c = base.get_config("gcseg")
     c.model.update(dict(compute="float32-highest", **TINY))
     c.data.size = (H, W)
+    c.data.augment = None
     c.train.update(dict(objective=objective, zero_prev_prob=0.5, reduction="mean"))
     return c
 

@@ -26,6 +26,7 @@ def tiny_config(clip_len=T, **train_overrides):
     c = base.get_config("stm")
     c.model.update(dict(arch="resnet10", keydim=16, valdim=32, compute="float32-highest"))
     c.data.update(dict(size=(H, W), num_slots=SLOTS, clip_len=clip_len, num_workers=0))
+    c.data.augment = None       # the raw batches as given: no photometric noise
     c.train.update(dict(batch_size=8, num_train_steps=3, checkpoint_every=1, keep_checkpoints=10,
                         log_every=1, learning_rate=1e-3, weight_decay=5e-4, cycle=True,
                         bootstrap=0.4, slot_policy="pad"))
@@ -247,7 +248,7 @@ def bucket_config(clip_len=2, cycle=False, max_objects=3, num_workers=0, **train
     c = tiny_config(clip_len=clip_len, cycle=cycle, slot_policy="bucket", **train)
     c.data.update(dict(sources=(("synthetic", 1),), size=(H, W), clip_len=clip_len,
                        max_objects=max_objects, num_slots=max_objects, gap_start=2,
-                       gap_increment=0, gap_every_epochs=1, augment=None,
+                       gap_increment=0, gap_every_epochs=1,
                        num_workers=num_workers))
     c.data.synthetic.update(dict(num_videos=16, seed=0, height=H, width=W, num_frames=6))
     return c
@@ -314,8 +315,8 @@ def test_bucketed_training_runs_and_resumes_exactly_on_8_devices(tmp_path):
 def test_slot_policy_is_validated(tmp_path):
     from vosjax.training.input_pipeline import slot_policy
 
-    with pytest.raises(ValueError, match="replaced by config.train.slot_policy"):
-        slot_policy(tiny_config(trim_slots=True).train)
+    with pytest.raises(KeyError, match="trim_slots"):   # the old field: not in the schema
+        tiny_config(trim_slots=True)
     assert slot_policy(tiny_config().train) == "pad"
     with pytest.raises(ValueError, match="slot_policy='packed'"):
         train(loop_config(slot_policy="packed"), str(tmp_path), STM, sampler=clips(),

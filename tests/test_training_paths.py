@@ -115,7 +115,7 @@ def _init_params(config):
 def _source_config(sources, num_workers=0, **data):
     cfg = loop_config(num_train_steps=1)
     cfg.data.update(dict(sources=sources, max_objects=2, gap_start=1, gap_increment=0,
-                         gap_every_epochs=1, augment=None, num_workers=num_workers, **data))
+                         gap_every_epochs=1, num_workers=num_workers, **data))
     return cfg
 
 
