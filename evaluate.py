@@ -3,10 +3,10 @@
 Score an existing results folder (the semi-supervised protocol of davis2017-evaluation, same
 numbers, same CSV files)::
 
-    python evaluate.py --score --davis-root ROOT --year 2017 --split val --results DIR
+    python evaluate.py --score --davis_root ROOT --year 2017 --split val --results DIR
 
 writes ``DIR/global_results-<split>.csv`` and ``DIR/per-sequence_results-<split>.csv`` and
-prints the tables. ``--bar-chart`` also draws ``DIR/jf_per_sequence-<split>.png``.
+prints the tables. ``--bar_chart`` also draws ``DIR/jf_per_sequence-<split>.png``.
 
 Run a model on a dataset, write palette PNGs at the original resolution, score when ground
 truth exists and report frames/s::
@@ -25,7 +25,7 @@ tfds:davis/480p | folder:FRAMES_DIR`` (with ``--first_mask``). Gradient correcti
 the config says so (``--config.eval.correction=True``). Re-running the same command after an
 interruption keeps the videos already complete in ``--output`` (``--overwrite`` starts over).
 
-This file only parses flags; the work is in :mod:`vosjax.evaluation`.
+This file only parses flags; the work is in :mod:`vosjax.jobs` and :mod:`vosjax.evaluation`.
 """
 from __future__ import annotations
 
@@ -37,14 +37,14 @@ from absl import app, flags
 from ml_collections import config_flags
 
 flags.DEFINE_boolean("score", False, "Score an existing results folder (no inference).")
-flags.DEFINE_string("davis-root", None, "DAVIS folder with ImageSets/ and Annotations/480p/.")
+flags.DEFINE_string("davis_root", None, "DAVIS folder with ImageSets/ and Annotations/480p/.")
 flags.DEFINE_enum("year", "2017", ["2016", "2017"],
                   "DAVIS version: 2017 palette ids, 2016 binary masks.")
 flags.DEFINE_string("split", "val", "Image set: ImageSets/<year>/<split>.txt.")
 flags.DEFINE_string("results", None, "Folder of <sequence>/<frame>.png predictions; the CSVs "
                     "are written here.")
 flags.DEFINE_integer("workers", None, "PNG decoding threads (default: CPUs, at most 8).")
-flags.DEFINE_boolean("bar-chart", False, "Also draw a J&F-per-sequence bar chart PNG.")
+flags.DEFINE_boolean("bar_chart", False, "Also draw a J&F-per-sequence bar chart PNG.")
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config (configs/*.py[:arg]): "
                                           "working size and config.eval inference settings.",
@@ -69,20 +69,20 @@ FLAGS = flags.FLAGS
 
 
 def run_score() -> None:
-    """``--score``: score ``--results`` against ``--davis-root``."""
-    from vosjax.evaluation import davis, protocol, visualize  # noqa: PLC0415
+    """``--score``: score ``--results`` against ``--davis_root``."""
+    from vosjax.evaluation import davis, protocol, visualize
 
-    for name in ("davis-root", "results"):
+    for name in ("davis_root", "results"):
         if not FLAGS[name].value:
             raise app.UsageError(f"--score needs --{name}")
     start = time.perf_counter()
-    scores = davis.score_davis(FLAGS["davis-root"].value, FLAGS.results, year=int(FLAGS.year),
+    scores = davis.score_davis(FLAGS.davis_root, FLAGS.results, year=int(FLAGS.year),
                                split=FLAGS.split, workers=FLAGS.workers)
     paths = protocol.write_csvs(scores, FLAGS.results, FLAGS.split)
     print(protocol.format_table(scores, FLAGS.split))
     for path in paths:
         print(f"wrote {path}")
-    if FLAGS["bar-chart"].value:
+    if FLAGS.bar_chart:
         chart = os.path.join(FLAGS.results, f"jf_per_sequence-{FLAGS.split}.png")
         visualize.jf_bar_chart(scores.per_object_rows(), chart,
                                title=f"DAVIS {FLAGS.year} {FLAGS.split}: J&F per object")
@@ -93,7 +93,7 @@ def run_score() -> None:
 
 def run_inference() -> None:
     """``--config --checkpoint --dataset --output``: segment, write, score, time."""
-    from vosjax.evaluation import inference_cli  # noqa: PLC0415
+    from vosjax import jobs
 
     for name in ("checkpoint", "dataset", "output"):
         if not FLAGS[name].value:
@@ -101,7 +101,7 @@ def run_inference() -> None:
     if _CONFIG.value is None:
         raise app.UsageError("inference needs --config (working size, config.eval settings)")
     if FLAGS.coordinator_address:
-        import jax  # noqa: PLC0415
+        import jax
         if FLAGS.coordinator_address == "auto":
             jax.distributed.initialize()
         elif FLAGS.num_processes is None or FLAGS.process_id is None:
@@ -109,14 +109,14 @@ def run_inference() -> None:
         else:
             jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
                                        FLAGS.process_id)
-    inference_cli.run(_CONFIG.value, checkpoint=FLAGS.checkpoint, dataset=FLAGS.dataset,
-                      split=FLAGS.split, output=FLAGS.output, first_mask=FLAGS.first_mask,
-                      overlays=FLAGS.overlays, bar_chart=FLAGS["bar-chart"].value,
-                      overwrite=FLAGS.overwrite)
+    jobs.evaluate(_CONFIG.value, checkpoint=FLAGS.checkpoint, dataset=FLAGS.dataset,
+                  split=FLAGS.split, output=FLAGS.output, first_mask=FLAGS.first_mask,
+                  overlays=FLAGS.overlays, bar_chart=FLAGS.bar_chart,
+                  overwrite=FLAGS.overwrite)
 
 
 def main(argv: list[str]) -> None:
-    from absl import logging  # noqa: PLC0415
+    from absl import logging
     logging.set_verbosity(logging.WARNING)  # orbax logs at INFO
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")

@@ -1,7 +1,8 @@
-"""Train a vosjax model (flags only; the work is in vosjax.training).
+"""Train a vosjax model (flags only; the work is in vosjax.jobs).
 
     python train.py --config configs/demo.py --workdir /tmp/vosjax-demo
-    python train.py --config configs/stm_cycle.py:r50 --workdir runs/x --config.train.num_train_steps=100
+    python train.py --config configs/stm_cycle.py:r50 --workdir runs/x \
+        --config.train.num_train_steps=100
 
 Re-running the same command resumes from the latest checkpoint in ``--workdir``.
 """
@@ -17,9 +18,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from absl import logging  # noqa: PLC0415
+    from absl import logging
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
-    from vosjax.training.run import train_and_evaluate  # noqa: PLC0415
+    from vosjax.jobs import train_and_evaluate
     train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

@@ -46,12 +46,12 @@ def main(argv=None):
     harness.add_out(p, "compile_count_{backend}.json")
     args = p.parse_args(argv)
 
-    import jax  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import jax
+    import numpy as np
 
-    from vosjax.correction import GradientCorrection  # noqa: PLC0415
-    from vosjax.inference import propagate  # noqa: PLC0415
-    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+    from vosjax.correction import GradientCorrection
+    from vosjax.inference import propagate
+    from vosjax.models.stm import STM, init_stm
 
     backend = jax.default_backend()
     h, w = args.size

@@ -27,8 +27,8 @@ PARTS = ("forward", "grad_input", "grad_kernel", "grad_both")
 
 
 def jax_fns(x, w, stride, device):
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
 
     dev = jax.devices("gpu" if device == "gpu" else "cpu")[0]
     xj, wj = jax.device_put(x, dev), jax.device_put(w, dev)
@@ -48,7 +48,7 @@ def jax_fns(x, w, stride, device):
 
 
 def torch_fns(x, w, stride, device):
-    import torch  # noqa: PLC0415
+    import torch
 
     dev = "cuda" if device == "gpu" else "cpu"
     xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).to(dev)
@@ -81,8 +81,8 @@ def main(argv=None):
     p.add_argument("--scale", type=float, default=1.0, help="spatial scale of the inputs")
     harness.add_out(p, "conv_kernels_{backend}.json")
     args = p.parse_args(argv)
-    import numpy as np  # noqa: PLC0415
-    import torch  # noqa: PLC0415
+    import numpy as np
+    import torch
 
     torch.set_num_threads(args.threads)
     backend = "gpu" if args.device == "gpu" else "cpu"

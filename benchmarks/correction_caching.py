@@ -29,13 +29,12 @@ def main(argv=None):
     harness.add_out(p, "correction_caching_{backend}.json")
     args = p.parse_args(argv)
 
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
 
-    from vosjax.correction import (correct_mask, default_unroll, masks_to_probs,  # noqa: PLC0415
-                                   reconstruction_loss)
-    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+    from vosjax.correction import correct_mask, default_unroll, masks_to_probs, reconstruction_loss
+    from vosjax.models.stm import STM, init_stm
 
     backend = jax.default_backend()
     h, w = args.size

@@ -102,7 +102,7 @@ def draw_state_dict(names, shapes, seed: int = SEED) -> dict:
 # ---------------------------------------------------------------------------------------------
 def _load(davis_root: str, clip: str, n: int):
     """uint8 frames ``[n, 480, 854, 3]`` and the binary frame-0 mask of a DAVIS-2016 clip."""
-    from vosjax.data.davis import load_davis_video  # noqa: PLC0415
+    from vosjax.data.davis import load_davis_video
 
     video = load_davis_video(davis_root, clip, year="2016")
     return video.load_frames(range(n)), video.load_labels([0])
@@ -137,14 +137,14 @@ def prop_inputs(davis_root: str, clip: str, size=PROP_SIZE):
 
 
 def _resize_uint8(frames, size):
-    from vosjax.data.transforms import resize_bilinear  # noqa: PLC0415
+    from vosjax.data.transforms import resize_bilinear
 
     x = resize_bilinear(np.asarray(frames, np.float32), size, axes=(1, 2))
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
 def _resize_labels(mask, size):
-    from vosjax.data.transforms import resize_nearest  # noqa: PLC0415
+    from vosjax.data.transforms import resize_nearest
 
     return resize_nearest(mask, size)
 
@@ -156,9 +156,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="output .npz")
     args = p.parse_args(argv)
 
-    import torch  # noqa: PLC0415
+    import torch
 
-    from benchmarks.official.stm_original import build, import_original, onehot_k, run_video  # noqa: PLC0415
+    from benchmarks.official.stm_original import build, import_original, onehot_k, run_video
 
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)

@@ -159,10 +159,10 @@ def random_variables(model, seed: int = 0):
     """Random float32 variables of ``model`` without compiling its init: the shapes from
     ``jax.eval_shape``, kernels ``N(0, 1 / fan_in)`` (flax's default scale), biases 0, BN
     scale 1 / bias 0 / mean 0 / var 1. Speed only."""
-    import jax  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import jax
+    import numpy as np
 
-    from vosjax.models.stm import init_stm  # noqa: PLC0415
+    from vosjax.models.stm import init_stm
 
     abstract = jax.eval_shape(lambda: init_stm(model, jax.random.PRNGKey(0), 64, 64))
     rng = np.random.default_rng(seed)
@@ -180,8 +180,8 @@ def random_variables(model, seed: int = 0):
 
 def _model(arch: str, mode: str):
     """An STM in compute ``mode`` (vosjax.compute) and random float32 variables."""
-    from vosjax import compute  # noqa: PLC0415
-    from vosjax.models.stm import STM  # noqa: PLC0415
+    from vosjax import compute
+    from vosjax.models.stm import STM
 
     model = STM(arch=arch, **compute.resolve(mode).model_kwargs())
     return model, random_variables(model)
@@ -193,8 +193,8 @@ def _model(arch: str, mode: str):
 def run_ceilings(ctx, plan: Plan) -> dict:
     """Matmul FLOP/s per numerics (a chain of ``matmul_chain`` square products in one program,
     FLOPs from XLA's count) and copy bandwidth (bytes read + written per second)."""
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
 
     n, chain = plan.matmul_n, plan.matmul_chain
     out = {"matmul_n": n, "matmul_chain": chain, "matmul": {}}
@@ -230,7 +230,7 @@ def run_ceilings(ctx, plan: Plan) -> dict:
 # (b), (c), (d) inference
 # ---------------------------------------------------------------------------------------------
 def _bank_slots(frames: int, cfg) -> int:
-    from vosjax.inference.propagation import SLOT_BUCKET, permanent_frames  # noqa: PLC0415
+    from vosjax.inference.propagation import SLOT_BUCKET, permanent_frames
 
     n = max(1, permanent_frames(frames, cfg))
     return max(SLOT_BUCKET, -(-n // SLOT_BUCKET) * SLOT_BUCKET)    # as Propagator sizes it
@@ -243,13 +243,13 @@ class InferencePrograms:
     many videos at once, every program ``jax.vmap``-ed over a leading video axis."""
 
     def __init__(self, plan: Plan, arch, mode, objects, correction, hw, videos=0, compile=True):
-        import jax  # noqa: PLC0415
-        import jax.numpy as jnp  # noqa: PLC0415
-        import numpy as np  # noqa: PLC0415
+        import jax
+        import jax.numpy as jnp
+        import numpy as np
 
-        from benchmarks.workloads import synthetic_video  # noqa: PLC0415
-        from vosjax.correction import GradientCorrection  # noqa: PLC0415
-        from vosjax.inference import propagation as prop  # noqa: PLC0415
+        from benchmarks.workloads import synthetic_video
+        from vosjax.correction import GradientCorrection
+        from vosjax.inference import propagation as prop
 
         self.plan, self.videos = plan, videos
         self.model, self.variables = _model(arch, mode)
@@ -321,7 +321,7 @@ class InferencePrograms:
 
     def run_video(self):
         """Frames 1..T-1 of the video(s), as the official test loop; blocks on the end."""
-        import jax  # noqa: PLC0415
+        import jax
 
         state, _ = self.init(self.variables, self.frames[0], self.masks, self.active)
         outs = []
@@ -379,17 +379,17 @@ class TrainingProgram:
     one device, compiled ahead of time."""
 
     def __init__(self, plan: Plan, arch, mode, compile=True):
-        import jax  # noqa: PLC0415
-        import jax.numpy as jnp  # noqa: PLC0415
+        import jax
+        import jax.numpy as jnp
 
-        from benchmarks.official.stm_training import LEARNING_RATE, WEIGHT_DECAY  # noqa: PLC0415
-        from benchmarks.workloads import synthetic_clips  # noqa: PLC0415
-        from vosjax import compute  # noqa: PLC0415
-        from vosjax.models.stm import STM  # noqa: PLC0415
-        from vosjax.training.optim import make_optimizer  # noqa: PLC0415
-        from vosjax.training.sharding import batch_sharding, make_mesh  # noqa: PLC0415
-        from vosjax.training.state import TrainState  # noqa: PLC0415
-        from vosjax.training.step import jit_train_step, stm_loss_fn  # noqa: PLC0415
+        from benchmarks.official.stm_training import LEARNING_RATE, WEIGHT_DECAY
+        from benchmarks.workloads import synthetic_clips
+        from vosjax import compute
+        from vosjax.models.stm import STM
+        from vosjax.training.optim import make_optimizer
+        from vosjax.training.sharding import batch_sharding, make_mesh
+        from vosjax.training.state import TrainState
+        from vosjax.training.step import jit_train_step, stm_loss_fn
 
         model = STM(arch=arch, **compute.resolve(mode).model_kwargs())
         tx = make_optimizer(LEARNING_RATE, weight_decay=WEIGHT_DECAY)
@@ -456,7 +456,7 @@ def torch_info(torch) -> dict:
             "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
             "float32_matmul_precision": torch.get_float32_matmul_precision()}
     try:
-        import torchvision  # noqa: PLC0415
+        import torchvision
 
         info["torchvision"] = torchvision.__version__
     except ImportError:
@@ -469,15 +469,15 @@ def torch_info(torch) -> dict:
 
 def official_child(spec: dict) -> dict:
     """Runs in the child: one official row (or ``what == "check"``: torch's settings)."""
-    import torch  # noqa: PLC0415
+    import torch
 
     info = torch_info(torch)
     if spec["device"] == "gpu" and not info["cuda_available"]:
         raise SystemExit("torch.cuda.is_available() is False: refusing a CPU fallback")
     if spec["what"] == "check":
         return info
-    from benchmarks.official import stm_training as official  # noqa: PLC0415
-    from benchmarks.workloads import synthetic_clips, synthetic_video  # noqa: PLC0415
+    from benchmarks.official import stm_training as official
+    from benchmarks.workloads import synthetic_clips, synthetic_video
 
     if spec["device"] == "cpu":
         torch.set_num_threads(os.cpu_count())
@@ -623,7 +623,8 @@ def jobs(plan: Plan, smoke: bool) -> list[Job]:
     inf = functools.partial(run_inference, plan=plan, arch=a, hw=hw)
 
     def inference(mode, objects, correction, smoke_row=False):
-        name = f"{a} {hw[0]}x{hw[1]} {objects} obj {mode} correction {'on' if correction else 'off'}"
+        on_off = "on" if correction else "off"
+        name = f"{a} {hw[0]}x{hw[1]} {objects} obj {mode} correction {on_off}"
         return Job("inference", name, f"inference-{'on' if correction else 'off'}",
                    functools.partial(inf, mode=mode, objects=objects, correction=correction),
                    240.0 if correction else 120.0, smoke_row,
@@ -699,7 +700,7 @@ class Context:
 
 def check_backends(args) -> str:
     """JAX's backend; exits unless it is a GPU (or ``--smoke``)."""
-    import jax  # noqa: PLC0415
+    import jax
 
     backend = jax.default_backend()
     if args.smoke:
@@ -759,7 +760,7 @@ def main(argv=None) -> int:
                 raise SystemExit(f"gpu_bench: the official side cannot run: {e}")
             official_reason = f"torch unavailable: {str(e).splitlines()[-1][:300]}"
     backend = check_backends(args)
-    import jax  # noqa: PLC0415
+    import jax
 
     kind = re.search(r"\b([A-Z]\d{2,4})\b", jax.devices()[0].device_kind)
     out_path = args.out or (os.path.abspath("gpu_smoke.json") if args.smoke else os.path.join(

@@ -47,6 +47,8 @@ import threading
 import time
 from typing import Any, Callable
 
+from vosjax import atomic
+
 SCHEMA = 1
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -119,12 +121,12 @@ def setup_backends(device: str, threads: int) -> str:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                    + " --xla_cpu_multi_thread_eigen=false"
                                    " intra_op_parallelism_threads=1")
-    import jax  # noqa: PLC0415
+    import jax
 
     if device == "cpu":
         jax.config.update("jax_platforms", "cpu")
     try:
-        import torch  # noqa: PLC0415
+        import torch
 
         torch.set_num_threads(threads)
     except ImportError:
@@ -160,7 +162,7 @@ def device_name(backend: str) -> str:
     """The accelerator's kind (e.g. ``NVIDIA H100 80GB HBM3``) or the CPU model name."""
     if backend == "cpu":
         return cpu_name()
-    import jax  # noqa: PLC0415
+    import jax
 
     return jax.devices(backend)[0].device_kind
 
@@ -259,26 +261,8 @@ def validate(result: dict, where: str = "result") -> dict:
 def write_result(path: str, result: dict) -> None:
     """Check ``result`` and write it to ``path`` atomically (temporary file + rename)."""
     validate(result, path)
-    write_json(path, result)
-
-
-def write_json(path: str, data) -> None:
-    """Write ``data`` as JSON to ``path`` atomically."""
-    write_text(path, json.dumps(data, indent=2) + "\n")
-
-
-def write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a temporary file renamed into place), so that a
-    reader never sees a half-written file."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic.write_text(path, json.dumps(result, indent=2) + "\n")
 
 
 def read_result(path: str) -> dict:
@@ -430,7 +414,7 @@ class CompileCounter:
 
     def __enter__(self):
         if not CompileCounter._registered:
-            import jax  # noqa: PLC0415
+            import jax
 
             jax.monitoring.register_event_duration_secs_listener(CompileCounter._listener)
             CompileCounter._registered = True

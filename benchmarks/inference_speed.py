@@ -47,7 +47,7 @@ def time_videos(impl, frames, masks, repeats: int, count_compiles: bool, warmup_
 # ---------------------------------------------------------------------------------------------
 def probe_memory(args) -> dict:
     """Runs in the child: one warm-up video, then the measured one."""
-    from benchmarks.official import stm_training as official  # noqa: PLC0415
+    from benchmarks.official import stm_training as official
 
     state_dict = dict(np.load(args.weights))
     frames, masks0 = synthetic_video(args.frames, args.probe_objects, *args.size)
@@ -62,7 +62,7 @@ def probe_memory(args) -> dict:
     impl.run(f, m)
     if args.device == "gpu":
         if args.probe_memory == "ours":
-            import jax  # noqa: PLC0415
+            import jax
 
             impl.run(f, m)
             stats = jax.devices()[0].memory_stats() or {}
@@ -143,9 +143,9 @@ def main(argv=None):
     if args.probe_memory:
         print(json.dumps(probe_memory(args)))
         return
-    import torch  # noqa: PLC0415
+    import torch
 
-    from benchmarks.official import stm_training as official  # noqa: PLC0415
+    from benchmarks.official import stm_training as official
 
     models, _ = official.import_official(args.official)
     run = harness.Run("inference", backend, __file__, argv, settings={

@@ -36,25 +36,19 @@ import tempfile
 import time
 
 from benchmarks import harness
-from benchmarks.workloads import count_then_clip
+from benchmarks.workloads import count_then_clip, davis_timing_split
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 SECTIONS = ("host", "bytes", "step")
 
 
-def _davis_split(root):
-    year = sorted(os.listdir(os.path.join(root, "ImageSets")))[-1]
-    sets = os.listdir(os.path.join(root, "ImageSets", year))
-    return year, ("train" if "train.txt" in sets else "val")   # timing only: any split
-
-
 def make_720p(root, out):
     """A copy of the DAVIS folder ``root`` (480p) with frames and masks at 1280x720, as
     ``Full-Resolution`` (DAVIS's name for its larger frames)."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
-    year, split = _davis_split(root)
+    year, split = davis_timing_split(root)
     for kind, ext in (("JPEGImages", ".jpg"), ("Annotations", ".png")):
         src_root = os.path.join(root, kind, "480p")
         for seq in sorted(os.listdir(src_root)):
@@ -77,12 +71,12 @@ def make_720p(root, out):
 
 def stream_for(root, resolution, batch, seed=0):
     """The R50 config's plain clip stream over a DAVIS folder (240x427, paper augmentation)."""
-    from configs import stm_cycle  # noqa: PLC0415
-    from vosjax.data.augment import AugmentConfig  # noqa: PLC0415
-    from vosjax.data.davis import DavisDataset  # noqa: PLC0415
-    from vosjax.data.sampler import ClipSampler, SamplerConfig  # noqa: PLC0415
+    from configs import stm_cycle
+    from vosjax.data.augment import AugmentConfig
+    from vosjax.data.davis import DavisDataset
+    from vosjax.data.sampler import ClipSampler, SamplerConfig
 
-    year, split = _davis_split(root)
+    year, split = davis_timing_split(root)
     d = stm_cycle.get_config("r50").data
     cfg = SamplerConfig(num_frames=d.clip_len, max_objects=d.max_objects,
                         num_slots=d.num_slots, size=tuple(d.size),
@@ -117,7 +111,7 @@ def per_worker(stream, clips):
 
 def pipeline(stream, workers, batches):
     """clips/s through ``host_batches`` with ``workers`` processes (after 2 warm batches)."""
-    from vosjax.training.input_pipeline import host_batches  # noqa: PLC0415
+    from vosjax.training.input_pipeline import host_batches
 
     it = host_batches(stream, 0, batches + 2, num_workers=workers, prefetch=2)
     try:
@@ -161,9 +155,9 @@ def section_host(args):
 
 
 def section_bytes(args):
-    import jax  # noqa: PLC0415
+    import jax
 
-    from vosjax.data.device import clip_batch_fn  # noqa: PLC0415
+    from vosjax.data.device import clip_batch_fn
 
     s = stream_for(args.davis, "480p", 8)
     hb = s.batch(0)
@@ -181,18 +175,19 @@ def section_bytes(args):
 
 
 def section_step(args):
-    import jax  # noqa: PLC0415
+    import jax
 
-    from configs import demo  # noqa: PLC0415
-    from vosjax.training import sharding as shd  # noqa: PLC0415
-    from vosjax.training.input_pipeline import host_batches  # noqa: PLC0415
-    from vosjax.training.loop import build_model, build_optimizer  # noqa: PLC0415
-    from vosjax.training.step import jit_init_state, jit_train_step  # noqa: PLC0415
-    from vosjax.training.tasks import get_task  # noqa: PLC0415
+    from configs import demo
+    from vosjax.families import build_model
+    from vosjax.families import get as get_family
+    from vosjax.training import sharding as shd
+    from vosjax.training.input_pipeline import host_batches
+    from vosjax.training.loop import build_optimizer
+    from vosjax.training.step import jit_init_state, jit_train_step
 
     config = demo.get_config()
     mesh = shd.make_mesh(1, jax.devices()[:1])
-    task = get_task(config.model)
+    task = get_family(config.model.name)
     model, tx = build_model(config.model), build_optimizer(config.train)
     init_fn, _, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
     loss = task.loss(model, config)

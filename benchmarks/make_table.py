@@ -19,6 +19,7 @@ import os
 import sys
 
 from benchmarks import harness
+from vosjax import atomic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BEGIN, END = "<!-- benchmark-tables:begin -->", "<!-- benchmark-tables:end -->"
@@ -93,7 +94,9 @@ and needs no network. On a machine with one NVIDIA GPU, from the repository root
 official checkout (lyxok1/STM-Training, branch `cycle`; never committed) copied into the
 git-ignored `.official/` so that it travels with the working tree:
 
-    python -m benchmarks.gpu_bench --official .official --out benchmarks/results/gpu_h200.json; python -m benchmarks.make_table
+    python -m benchmarks.gpu_bench --official .official \
+        --out benchmarks/results/gpu_h200.json
+    python -m benchmarks.make_table
 
 (a remote device run: carry `.official`, timeout about 600 s; then commit `gpu_h200.json` and
 this file). What it does:
@@ -201,7 +204,8 @@ def _target(backend, gpu, cpu):
 def inference_table(files) -> list[str]:
     lines = ["## Inference (frames/s, whole videos, median after warm-up)", "",
              "| device | arch | objects | size | T | correction | dtype | vosjax fps | "
-             "official fps | ratio | target | vosjax XLA compile s (compiles), first video | load | file |",
+             "official fps | ratio | target | vosjax XLA compile s (compiles), first video | "
+             "load | file |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for d in files:
         for r in d["rows"]:
@@ -346,7 +350,8 @@ def stm_step_table(files) -> list[str]:
 
 def input_pipeline_table(files) -> list[str]:
     """``input_pipeline.py``: host clips/s, bytes a step sends, demo step vs resident batch."""
-    lines = ["## Training input pipeline (`python -m benchmarks.input_pipeline`; grain workers, medians)", "",
+    lines = ["## Training input pipeline (`python -m benchmarks.input_pipeline`; grain workers, "
+             "medians)", "",
              "| device | frames | size | one process: s/clip (clips/s) | of which 3 JPEG "
              "decodes | object count | pipeline clips/s by workers | 2 / 1 workers | load | "
              "file |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -357,7 +362,8 @@ def input_pipeline_table(files) -> list[str]:
             w = r["per_worker"]
             piped = ", ".join(f"{p['workers']}: {p['clips_per_s']:.1f}" for p in r["pipeline"])
             lines.append(
-                f"| {_machine(d)['device']} | {name} ({r['frame_hw'][1]}x{r['frame_hw'][0]} JPEG) | "
+                f"| {_machine(d)['device']} | {name} "
+                f"({r['frame_hw'][1]}x{r['frame_hw'][0]} JPEG) | "
                 f"{r['size'][0]}x{r['size'][1]} | {w['median_s_per_clip'] * 1e3:.1f} ms "
                 f"({w['clips_per_s']:.1f}) | {w['median_s_decode_3_jpegs'] * 1e3:.1f} ms | "
                 f"{w['median_s_count'] * 1e3:.1f} ms | {piped} | "
@@ -388,7 +394,8 @@ def input_pipeline_table(files) -> list[str]:
             m = st["median_s"]
             lines += ["", f"Demo step ({st['config']}, {st['arch']} {st['size'][0]}x"
                       f"{st['size'][1]}, batch {st['batch']}, {st['num_workers']} worker, "
-                      f"prefetch {st['prefetch']}; {_machine(d)['device']}, {d['_file']}; alternated, "
+                      f"prefetch {st['prefetch']}; {_machine(d)['device']}, {d['_file']}; "
+                      "alternated, "
                       f"medians): {m['pipeline']:.3f} s fed by the pipeline vs "
                       f"{m['resident']:.3f} s on a device-resident raw batch: "
                       f"{st['pipeline_over_resident']:.3f}x (target <= 1.05x: "
@@ -449,7 +456,8 @@ def toolkit_compare_table(files) -> list[str]:
 def compile_table(files) -> list[str]:
     lines = ["## Compilations per video length (tiny STM, 64x96, 2 objects; each length's first "
              "video, earlier lengths already compiled)", "",
-             "| device | run | compiles (XLA s) per length | load | file |", "|---|---|---|---|---|"]
+             "| device | run | compiles (XLA s) per length | load | file |",
+             "|---|---|---|---|---|"]
     for d in files:
         for label, run in d["runs"].items():
             cells = ", ".join(f"T={x['frames']}: {x['compiles']} ({x['compile_s']:.2f})"
@@ -621,7 +629,7 @@ SECTION_NAMES = {"ceilings": "(a) ceilings", "inference": "(b) one video",
 
 def gpu_owed(files) -> list[str]:
     """The rows of ``gpu_bench`` that no GPU run has measured yet (listed even with no file)."""
-    from benchmarks import gpu_bench  # noqa: PLC0415
+    from benchmarks import gpu_bench
 
     done = {r["name"] for d in files
             if not d["settings"].get("smoke") and _machine(d)["backend"] != "cpu"
@@ -686,7 +694,8 @@ def main(argv=None):
     if args.stdout:
         sys.stdout.write(section)
         return
-    harness.write_text(args.out, INTRO + "\n" + section)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    atomic.write_text(args.out, INTRO + "\n" + section)
     print(f"wrote {args.out}")
 
 

@@ -31,16 +31,16 @@ def main(argv=None) -> dict:
     harness.add_out(p, "many_videos_{backend}.json")
     args = p.parse_args(argv)
 
-    import jax  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import jax
+    import numpy as np
 
-    from vosjax.data.davis import DavisDataset  # noqa: PLC0415
-    from vosjax.data.transforms import (resize_pad_frames, resize_pad_labels,  # noqa: PLC0415
-                                        unpad_resize_probs)
-    from vosjax.data.video import Video  # noqa: PLC0415
-    from vosjax.inference.batch import VideoSource, segment_videos  # noqa: PLC0415
-    from vosjax.inference.propagation import propagate  # noqa: PLC0415
-    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+    from vosjax.data.davis import DavisDataset
+    from vosjax.data.transforms import resize_pad_frames, resize_pad_labels, unpad_resize_probs
+    from vosjax.data.video import Video
+    from vosjax.inference.batch import VideoSource, segment_videos
+    from vosjax.inference.options import STMOptions
+    from vosjax.inference.propagation import propagate
+    from vosjax.models.stm import STM, init_stm
 
     backend = jax.default_backend()
     ds = DavisDataset(args.davis, year="2016", split="val")
@@ -71,8 +71,8 @@ def main(argv=None) -> dict:
                                lambda t, v=v: v.load_frames([t])[0], lambda v=v: v.first_masks)
                    for v in videos]
         return {videos[o.index].name: o.labels
-                for o in segment_videos(model, variables, sources, size=size,
-                                        videos_per_device=per_device)}
+                for o in segment_videos(model, variables, sources,
+                                        STMOptions(size=size, videos_per_device=per_device))}
 
     settings = [("one by one (host resize)", one_by_one)] + [
         (f"engine, {k} per device", lambda k=k: engine(k)) for k in args.per_device]

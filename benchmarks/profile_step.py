@@ -24,6 +24,7 @@ import time
 
 from benchmarks import harness
 
+
 def op_events(trace_dir: str):
     """``(module, op, microseconds)`` of the XLA op events in the newest trace in ``trace_dir``."""
     files = sorted(glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True))
@@ -60,13 +61,13 @@ def main(argv=None):
     dump = tempfile.mkdtemp(prefix="vosjax-hlo-")    # XLA reads its flags when jax starts
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                + f" --xla_dump_to={dump} --xla_dump_hlo_as_text").strip()
-    import jax  # noqa: PLC0415
+    import jax
 
     # a program loaded from the persistent compilation cache is not compiled, so not dumped
     jax.config.update("jax_enable_compilation_cache", False)
-    from benchmarks.workloads import synthetic_video  # noqa: PLC0415
-    from vosjax.inference import propagate  # noqa: PLC0415
-    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+    from benchmarks.workloads import synthetic_video
+    from vosjax.inference import propagate
+    from vosjax.models.stm import STM, init_stm
 
     backend = jax.default_backend()
     h, w = args.size

@@ -24,11 +24,16 @@ import sys
 import numpy as np
 
 from benchmarks import harness
-from benchmarks.official.davis_toolkit import (csv_max_diff, ours_cli, raw_max_diff,
-                                               run_toolkit_cli, run_toolkit_raw, toolkit_command)
+from benchmarks.official.davis_toolkit import (
+    csv_max_diff,
+    ours_cli,
+    raw_max_diff,
+    run_toolkit_cli,
+    run_toolkit_raw,
+    toolkit_command,
+)
+from vosjax.data.synthetic import blob_video, perturb_video, write_davis_layout, write_label_folder
 from vosjax.evaluation.davis import score_davis
-from vosjax.evaluation.synthetic import (blob_video, perturb_video, write_davis_layout,
-                                         write_label_folder)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -40,7 +40,8 @@ import os
 import time
 
 from benchmarks import harness
-from benchmarks.workloads import count_then_clip
+from benchmarks.workloads import count_then_clip, davis_timing_split
+
 
 class CountStream:
     """A stand-in :class:`ClipSampler` whose clip ``g`` holds ``counts[g]`` objects: enough for
@@ -48,7 +49,7 @@ class CountStream:
 
     def __init__(self, counts, *, global_batch_size, process_index, process_count, num_slots,
                  clip_len):
-        import types  # noqa: PLC0415
+        import types
         self.counts, self.seed = counts, 0
         self.global_batch_size = global_batch_size
         self.process_index, self.process_count = process_index, process_count
@@ -67,7 +68,7 @@ class CountStream:
 
 def bucket_plans(counts, batch, hosts, num_slots, clip_len):
     """``[(n, global clips, [per-host (indices, masks shape)])]`` until the stream runs out."""
-    from vosjax.data.sampler import BucketSampler  # noqa: PLC0415
+    from vosjax.data.sampler import BucketSampler
 
     samplers = [BucketSampler(CountStream(counts, global_batch_size=batch, process_index=p,
                                           process_count=hosts, num_slots=num_slots,
@@ -88,16 +89,14 @@ def bucket_plans(counts, batch, hosts, num_slots, clip_len):
 def count_cost(root, size, clips, seed=0):
     """Seconds per clip of ``num_objects`` and of ``clip`` on DAVIS frames (the paper's
     augmentation, ``size``), the clips alternated."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from configs import stm_cycle  # noqa: PLC0415
-    from vosjax.data.augment import AugmentConfig  # noqa: PLC0415
-    from vosjax.data.davis import DavisDataset  # noqa: PLC0415
-    from vosjax.data.sampler import ClipSampler, SamplerConfig  # noqa: PLC0415
+    from configs import stm_cycle
+    from vosjax.data.augment import AugmentConfig
+    from vosjax.data.davis import DavisDataset
+    from vosjax.data.sampler import ClipSampler, SamplerConfig
 
-    year = sorted(os.listdir(os.path.join(root, "ImageSets")))[-1]
-    sets = os.listdir(os.path.join(root, "ImageSets", year))
-    split = "train" if "train.txt" in sets else "val"      # timing only: any split will do
+    year, split = davis_timing_split(root)
     videos = DavisDataset(root, year=year, split=split)
     aug = AugmentConfig(**dict(stm_cycle.get_config("r50").data.augment))
     s = ClipSampler(videos, SamplerConfig(size=tuple(size), augment=aug), seed=seed,
@@ -135,16 +134,17 @@ def main(argv=None):
     if len(args.probs) > args.num_slots or abs(sum(args.probs) - 1) > 1e-6:
         p.error("--probs: at most --num-slots probabilities summing to 1")
 
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
 
-    from configs import stm_cycle  # noqa: PLC0415
-    from vosjax.data.sampler import next_bucket  # noqa: PLC0415
-    from vosjax.training import sharding as shd  # noqa: PLC0415
-    from vosjax.training.loop import build_model, build_optimizer  # noqa: PLC0415
-    from vosjax.training.step import jit_init_state, jit_train_step  # noqa: PLC0415
-    from vosjax.training.tasks import get_task  # noqa: PLC0415
+    from configs import stm_cycle
+    from vosjax.data.sampler import next_bucket
+    from vosjax.families import build_model
+    from vosjax.families import get as get_family
+    from vosjax.training import sharding as shd
+    from vosjax.training.loop import build_optimizer
+    from vosjax.training.step import jit_init_state, jit_train_step
 
     backend = jax.default_backend()
     run = harness.Run("slot_flops", backend, __file__, argv)
@@ -154,7 +154,7 @@ def main(argv=None):
     config.data.size = tuple(args.size)
     config.data.clip_len = args.clip_len
     mesh = shd.make_mesh(1, jax.devices()[:1])
-    task = get_task(config.model)
+    task = get_family(config.model.name)
     model, tx = build_model(config.model), build_optimizer(config.train)
     _, _, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
     step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract)
@@ -195,7 +195,7 @@ def main(argv=None):
     policies["bucket"] = ([big[n] for n, *_ in plans], [c for _, c, *_ in plans])
     # The rule itself, one host, straight from next_bucket: the same plan.
     one_host, st = [], None
-    from vosjax.data.sampler import BucketState  # noqa: PLC0415
+    from vosjax.data.sampler import BucketState
     st = BucketState.initial(args.num_slots)
     for _ in plans:
         n, c, st = next_bucket(st, lambda g: counts[g], b)

@@ -22,21 +22,22 @@ def main(argv=None):
     harness.add_out(p, "slot_trim_{backend}.json")
     args = p.parse_args(argv)
 
-    import jax  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import jax
+    import numpy as np
 
-    from configs import demo  # noqa: PLC0415
-    from vosjax.training import sharding as shd  # noqa: PLC0415
-    from vosjax.training.input_pipeline import trim_slots  # noqa: PLC0415
-    from vosjax.training.loop import build_model, build_optimizer  # noqa: PLC0415
-    from vosjax.training.step import jit_init_state, jit_train_step  # noqa: PLC0415
-    from vosjax.training.tasks import get_task  # noqa: PLC0415
+    from configs import demo
+    from vosjax.families import build_model
+    from vosjax.families import get as get_family
+    from vosjax.training import sharding as shd
+    from vosjax.training.input_pipeline import trim_slots
+    from vosjax.training.loop import build_optimizer
+    from vosjax.training.step import jit_init_state, jit_train_step
 
     backend = jax.default_backend()
     config = demo.get_config()
     config.train.cycle = bool(args.cycle)
     mesh = shd.make_mesh(1, jax.devices()[:1])
-    task = get_task(config.model)
+    task = get_family(config.model.name)
     model, tx = build_model(config.model), build_optimizer(config.train)
     init_fn, _, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
     step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract)

@@ -25,7 +25,7 @@ from benchmarks import harness
 
 
 def _max_diff(x, y) -> float:
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     return float(np.max(np.abs(np.asarray(x, np.float32) - np.asarray(y, np.float32))))
 
@@ -37,12 +37,12 @@ def bench_objects(args) -> list[dict]:
     """One propagation step (memorize the previous frame, read, decode) for O objects: the
     objects as one batch axis (vosjax) vs a loop of O single-object calls in the same jitted
     program (the query frame is encoded once in both)."""
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
 
-    from benchmarks.workloads import synthetic_video  # noqa: PLC0415
-    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+    from benchmarks.workloads import synthetic_video
+    from vosjax.models.stm import STM, init_stm
 
     rows = []
     h, w = args.size
@@ -91,8 +91,8 @@ def official_style_read(keys_cf, values_cf, q_key_cf):
     """The official read, literally: channel-first memory ``keys [O, Ck, N]``, ``values
     [O, Cv, N]``, the query key expanded to every object ``[O, Ck, M]``, two batched matmuls
     with a transpose in between; returns ``[O, M, Cv]`` like :func:`memory_read`."""
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
 
     o, ck, _ = keys_cf.shape
     q = jnp.broadcast_to(q_key_cf, (o,) + q_key_cf.shape[1:])
@@ -102,11 +102,11 @@ def official_style_read(keys_cf, values_cf, q_key_cf):
 
 
 def bench_memory_read(args) -> list[dict]:
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
 
-    from vosjax.models.stm import memory_read  # noqa: PLC0415
+    from vosjax.models.stm import memory_read
 
     rows = []
     rng = np.random.default_rng(0)
@@ -139,7 +139,7 @@ def bench_memory_read(args) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 def _device_peak_mib():
     """Peak bytes in use on the accelerator (MiB), when its backend reports memory stats."""
-    import jax  # noqa: PLC0415
+    import jax
 
     stats = jax.devices()[0].memory_stats() or {}
     peak = stats.get("peak_bytes_in_use")
@@ -148,15 +148,15 @@ def _device_peak_mib():
 
 def probe_train(donate: bool, args) -> dict:
     """STM-cycle training updates (3-frame clips) with the state donated or copied."""
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
 
-    from benchmarks.workloads import synthetic_clips  # noqa: PLC0415
-    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
-    from vosjax.training.optim import make_optimizer  # noqa: PLC0415
-    from vosjax.training.sharding import batch_sharding, make_mesh  # noqa: PLC0415
-    from vosjax.training.state import TrainState  # noqa: PLC0415
-    from vosjax.training.step import jit_train_step, stm_loss_fn  # noqa: PLC0415
+    from benchmarks.workloads import synthetic_clips
+    from vosjax.models.stm import STM, init_stm
+    from vosjax.training.optim import make_optimizer
+    from vosjax.training.sharding import batch_sharding, make_mesh
+    from vosjax.training.state import TrainState
+    from vosjax.training.step import jit_train_step, stm_loss_fn
 
     h, w = args.size
     model = STM(arch=args.arch)
@@ -194,12 +194,12 @@ def probe_train(donate: bool, args) -> dict:
 def probe_inference(donate: bool, args) -> dict:
     """Propagation of a synthetic video with the per-frame step donating its state (vosjax)
     or copying it (the same step jitted without ``donate_argnums``)."""
-    import jax  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
+    import jax
+    import numpy as np
 
-    from benchmarks.workloads import synthetic_video  # noqa: PLC0415
-    from vosjax.inference import propagate, propagation  # noqa: PLC0415
-    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+    from benchmarks.workloads import synthetic_video
+    from vosjax.inference import propagate, propagation
+    from vosjax.models.stm import STM, init_stm
 
     if not donate:   # the library's step, minus the donation
         propagation._step_jit = jax.jit(propagation.propagation_step,
@@ -262,13 +262,14 @@ def bench_donation(args) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 def bench_png(args) -> list[dict]:
     """``run_videos`` over the DAVIS clips with PNGs written: ``background=False`` vs True."""
-    import jax  # noqa: PLC0415
+    import jax
 
-    from configs import demo  # noqa: PLC0415
-    from vosjax.data.davis import DavisDataset  # noqa: PLC0415
-    from vosjax.evaluation.runner import InferenceOptions, run_videos  # noqa: PLC0415
-    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
-    from vosjax.training.loop import build_model  # noqa: PLC0415
+    from configs import demo
+    from vosjax.data.davis import DavisDataset
+    from vosjax.evaluation.runner import run_videos
+    from vosjax.families import build_model
+    from vosjax.inference.options import STMOptions
+    from vosjax.models.stm import STM, init_stm
 
     if not args.davis or not os.path.isdir(args.davis):
         raise SystemExit(f"--davis {args.davis!r}: not a DAVIS folder (davis2016-mini works)")
@@ -282,7 +283,7 @@ def bench_png(args) -> list[dict]:
     rows = []
     for name, model, size in models:
         variables = init_stm(model, jax.random.PRNGKey(0), 64, 64)
-        opts = InferenceOptions(size=size)
+        opts = STMOptions(size=size)
         with tempfile.TemporaryDirectory() as tmp:
             reports = {}
 
@@ -338,7 +339,7 @@ def main(argv=None):
         fn = probe_train if args.probe == "train" else probe_inference
         print(json.dumps(fn(bool(args.donate), args)), flush=True)
         return
-    import jax  # noqa: PLC0415
+    import jax
 
     backend = jax.default_backend()
     run = harness.Run(f"speedup_{args.which}", backend, __file__, argv)

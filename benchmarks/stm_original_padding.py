@@ -25,10 +25,10 @@ def main(argv=None) -> int:
     p.add_argument("--davis", required=True, help="davis2016-mini root")
     p.add_argument("--golden", default=GOLDEN)
     args = p.parse_args(argv)
-    from vosjax.convert import load_stm_original  # noqa: PLC0415
-    from vosjax.data.transforms import content_mask, resize_pad_frames  # noqa: PLC0415
-    from vosjax.inference.propagation import propagate  # noqa: PLC0415
-    from vosjax.models.stm_original import NUM_SLOTS  # noqa: PLC0415
+    from vosjax.convert import load_stm_original
+    from vosjax.data.transforms import content_mask, resize_pad_frames
+    from vosjax.inference.propagation import propagate
+    from vosjax.models.stm_original import NUM_SLOTS
 
     g = dict(np.load(args.golden))
     shapes = [tuple(int(s) for s in x.strip("[]").split(",") if s.strip()) for x in g["shapes"]]

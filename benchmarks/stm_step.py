@@ -13,10 +13,10 @@ from benchmarks import harness
 
 
 def time_step(arch, h, w, objects, repeats):
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
 
-    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
+    from vosjax.models.stm import STM, init_stm
 
     model = STM(arch=arch)
     v = init_stm(model, jax.random.PRNGKey(0), 64, 64, objects)
@@ -44,7 +44,7 @@ def main(argv=None):
     harness.add_repeats(p, 10)
     harness.add_out(p, "stm_step_{backend}.json")
     a = p.parse_args(argv)
-    import jax  # noqa: PLC0415
+    import jax
 
     backend = jax.default_backend()
     run = harness.Run("stm_step", backend, __file__, argv,

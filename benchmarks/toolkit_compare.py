@@ -23,12 +23,15 @@ import tempfile
 import numpy as np
 
 from benchmarks import harness
-from benchmarks.official.davis_toolkit import (csv_max_diff, ours_cli, raw_max_diff,
-                                               run_toolkit_cli, run_toolkit_raw)
+from benchmarks.official.davis_toolkit import (
+    csv_max_diff,
+    ours_cli,
+    raw_max_diff,
+    run_toolkit_cli,
+    run_toolkit_raw,
+)
+from vosjax.data.synthetic import blob_video, perturb_video, write_davis_layout, write_label_folder
 from vosjax.evaluation.davis import score_davis
-from vosjax.evaluation.synthetic import (blob_video, perturb_video, write_davis_layout,
-                                         write_label_folder)
-
 
 
 def _shifted_rectangles(h: int, w: int, shifts: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -29,9 +29,9 @@ class OursParts:
     """vosjax: forward, forward + backward and update programs of one configuration."""
 
     def __init__(self, ours: VosjaxTraining, batch):
-        import jax  # noqa: PLC0415
+        import jax
 
-        from vosjax.training.step import stm_loss_fn  # noqa: PLC0415
+        from vosjax.training.step import stm_loss_fn
 
         self.jax, self.ours, self.batch = jax, ours, batch
         loss_fn = stm_loss_fn(ours.model, cycle=True)
@@ -55,9 +55,9 @@ class OfficialParts:
         self.off, self.batch = off, batch
 
     def run(self) -> dict:
-        import torch  # noqa: PLC0415
+        import torch
 
-        from benchmarks.official.stm_training import clip_loss  # noqa: PLC0415
+        from benchmarks.official.stm_training import clip_loss
 
         off = self.off
         frames, masks, objs = self.batch
@@ -94,7 +94,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     backend = harness.setup_backends(args.device, args.threads)
 
-    from benchmarks.official import stm_training as official  # noqa: PLC0415
+    from benchmarks.official import stm_training as official
 
     h, w = args.size
     run = harness.Run("training_breakdown", backend, __file__, argv, settings={

@@ -61,9 +61,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     backend = harness.setup_backends(args.device, args.threads)
-    import torch  # noqa: PLC0415
+    import torch
 
-    from benchmarks.official import stm_training as official  # noqa: PLC0415
+    from benchmarks.official import stm_training as official
 
     models, loss_mod = official.import_official(args.official)
     run = harness.Run("training", backend, __file__, argv, settings={

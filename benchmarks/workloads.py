@@ -4,6 +4,7 @@ vosjax's propagation and training update driven like the official adapters
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -57,10 +58,10 @@ class VosjaxInference:
     the inputs on the device, ``run`` one video."""
 
     def __init__(self, state_dict, arch, dtype, correction, mem_every, precision, unroll=None):
-        import jax.numpy as jnp  # noqa: PLC0415
+        import jax.numpy as jnp
 
-        from vosjax.convert import load_stm_training  # noqa: PLC0415
-        from vosjax.correction import GradientCorrection  # noqa: PLC0415
+        from vosjax.convert import load_stm_training
+        from vosjax.correction import GradientCorrection
 
         model, self.variables = load_stm_training(state_dict, arch, precision=precision)
         self.model = model if dtype == "float32" else model.clone(dtype=jnp.bfloat16)
@@ -69,15 +70,15 @@ class VosjaxInference:
         self.mem_every = mem_every
 
     def put(self, frames, masks0):
-        import jax  # noqa: PLC0415
+        import jax
 
         return jax.device_put(frames), jax.device_put(masks0[1:])
 
     def run(self, frames, masks):
         """One video; returns ``probs [T, K, H, W]`` (blocked until computed)."""
-        import jax  # noqa: PLC0415
+        import jax
 
-        from vosjax.inference import propagate  # noqa: PLC0415
+        from vosjax.inference import propagate
 
         res = propagate(self.model, self.variables, frames, masks, mem_every=self.mem_every,
                         correction=self.correction)
@@ -90,14 +91,14 @@ class VosjaxTraining:
     learning rate and L2 weight decay, state donated; ``prepare`` a batch, ``update`` once."""
 
     def __init__(self, state_dict, arch, dtype, precision):
-        import jax  # noqa: PLC0415
-        import jax.numpy as jnp  # noqa: PLC0415
+        import jax
+        import jax.numpy as jnp
 
-        from vosjax.convert import load_stm_training  # noqa: PLC0415
-        from vosjax.training.optim import make_optimizer  # noqa: PLC0415
-        from vosjax.training.sharding import make_mesh  # noqa: PLC0415
-        from vosjax.training.state import TrainState  # noqa: PLC0415
-        from vosjax.training.step import jit_train_step, stm_loss_fn  # noqa: PLC0415
+        from vosjax.convert import load_stm_training
+        from vosjax.training.optim import make_optimizer
+        from vosjax.training.sharding import make_mesh
+        from vosjax.training.state import TrainState
+        from vosjax.training.step import jit_train_step, stm_loss_fn
 
         model, variables = load_stm_training(state_dict, arch, precision=precision)
         if dtype != "float32":
@@ -118,7 +119,7 @@ class VosjaxTraining:
         self.jax = jax
 
     def prepare(self, frames, masks, num_objects):
-        from vosjax.training.sharding import batch_sharding  # noqa: PLC0415
+        from vosjax.training.sharding import batch_sharding
 
         sh = batch_sharding(self.mesh)
         batch = {"frames": frames, "masks": masks, "num_objects": num_objects}
@@ -152,3 +153,12 @@ def count_then_clip(stream, g: int):
         raise AssertionError(f"clip {g}: num_objects {n} before decoding, "
                              f"{clip.num_objects} after")
     return clip, count_s, clip_s
+
+
+def davis_timing_split(root) -> tuple[str, str]:
+    """``(year, split)`` of a DAVIS folder to time the input pipeline on: its latest year,
+    ``train`` if listed, else ``val`` (any split will do for timing)."""
+    from vosjax.data.davis import davis_splits
+
+    year = sorted(os.listdir(os.path.join(root, "ImageSets")))[-1]
+    return year, ("train" if "train" in davis_splits(root, year) else "val")

@@ -20,8 +20,6 @@ obtained again under heavy load: the run is deterministic). The model learns fro
 ImageNet weights can be downloaded here) with the official frozen BatchNorm, so the absolute
 score is low.
 """
-import ml_collections
-
 from configs import stm_cycle
 
 
@@ -38,10 +36,10 @@ def get_config(arg: str = ""):
     c.data.num_slots = 3
     c.data.num_workers = 1
     c.data.gap_start, c.data.gap_increment, c.data.gap_every_epochs = 3, 1, 2
-    c.data.augment = dict(scale=(0.95, 1.15), rotation_deg=8.0, shear_deg=5.0, translate=0.05,
-                          mirror=0.5, contrast=(0.9, 1.1), noise_std=0.02)
-    c.data.synthetic = dict(num_videos=200, seed=0, height=64, width=96, num_frames=24,
-                            distractors=True)
+    c.data.augment.update(dict(scale=(0.95, 1.15), rotation_deg=8.0, shear_deg=5.0,
+                               translate=0.05, mirror=0.5, contrast=(0.9, 1.1),
+                               noise_std=0.02))
+    c.data.synthetic.update(dict(num_videos=200, seed=0, height=64, width=96, num_frames=24))
 
     c.train.num_train_steps = 1500
     c.train.batch_size = 4
@@ -56,10 +54,10 @@ def get_config(arg: str = ""):
     # float rounding; "bucket" regroups the clips (other batches) and skips every empty slot.
     c.train.slot_policy = "pad"
 
-    c.eval = ml_collections.ConfigDict(dict(
-        enabled=True, dataset="synthetic", num_videos=8, mem_every=5, correction=False,
-        reference="mem", upsample="nearest", memory_slots=0, compare_untrained=True,
-        videos_per_device=1,
-        synthetic=dict(num_videos=8, seed=10_000, height=64, width=96, num_frames=24,
-                       distractors=True)))
+    c.eval.enabled = True
+    c.eval.dataset = "synthetic"
+    c.eval.num_videos = 8
+    c.eval.compare_untrained = True
+    c.eval.synthetic.update(dict(num_videos=8, seed=10_000, height=64, width=96,
+                                 num_frames=24))
     return c

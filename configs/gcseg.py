@@ -51,9 +51,7 @@ averaged over pixels (``reduction="mean"``; with Adam the same as the paper's su
 epsilon). docs/gcseg.md records the earlier settings that did not learn (stride 8; the
 class-balanced BCE, which bloated the masks 3x).
 """
-import ml_collections
-
-from configs import stm_cycle
+from configs import base
 
 STAGES = ("pretrain", "video", "recurrent", "demo")
 
@@ -62,24 +60,21 @@ def get_config(arg: str = "video"):
     stage = arg or "video"
     if stage not in STAGES:
         raise ValueError(f"configs/gcseg.py:{arg}: expected one of {STAGES}")
-    c = stm_cycle.get_config("r50")
-    c.model = ml_collections.ConfigDict(dict(
-        name="gcseg", arch="resnet101", mode="both", levels=(3, 4, 5), ref_level=5,
-        coseg_channels=256, coseg_gate="sigmoid", ref_channels=256, similarity="channel",
-        roi_grid=3, roi_mode="avg", roi_fuse="weighted", box_threshold=0.5,
-        decoder_channels=256, gcn_kernel=7, aspp_rates=(6, 12, 18), judgement="paper",
-        judge_threshold=0.7, freeze_backbone=stage != "pretrain", compute="auto"))
+    # The schema's model fields are GCSeg's defaults (the paper's R101 model,
+    # vosjax.models.gcseg); its data / train defaults are STM-cycle's, overridden here.
+    c = base.get_config("gcseg")
+    c.model.arch = "resnet101"
+    c.model.judgement, c.model.judge_threshold = "paper", 0.7
+    c.model.freeze_backbone = stage != "pretrain"
     # GCSeg picks one object per clip (a binary problem); pairs use GapRanges, not the
     # STM gap schedule; recurrent clips are consecutive frames.
     c.data.clip_len = 5
     c.data.gap_start, c.data.gap_increment = 1, 0
-    c.data.static = dict(num_frames=12, seed=0, way2_prob=0.5)
+    c.data.static.update(dict(num_frames=12, seed=0, way2_prob=0.5))
     c.data.pretrain_steps = 0
     c.data.pretrain_sources = (("static:davis2017", 1),)
     if stage == "pretrain":
         c.data.sources = (("static:davis2017", 5), ("static:youtubevos", 1))
-    for f in ("cycle", "bootstrap"):
-        del c.train[f]
     c.train.objective = "recurrent" if stage == "recurrent" else "pairs"
     c.train.zero_prev_prob = 0.5
     c.train.reduction = "sum"
@@ -98,10 +93,10 @@ def _demo(c):
                         aspp_rates=(1, 2), freeze_backbone=False))
     c.data.size = (64, 96)
     c.data.num_workers = 1
-    c.data.augment = dict(scale=(0.95, 1.15), rotation_deg=8.0, shear_deg=5.0, translate=0.05,
-                          mirror=0.5, contrast=(0.9, 1.1), noise_std=0.02)
-    c.data.synthetic = dict(num_videos=200, seed=0, height=64, width=96, num_frames=24,
-                            distractors=True)
+    c.data.augment.update(dict(scale=(0.95, 1.15), rotation_deg=8.0, shear_deg=5.0,
+                               translate=0.05, mirror=0.5, contrast=(0.9, 1.1),
+                               noise_std=0.02))
+    c.data.synthetic.update(dict(num_videos=200, seed=0, height=64, width=96, num_frames=24))
     c.data.sources = (("synthetic", 1),)
     c.data.pretrain_sources = (("static:synthetic", 1),)
     c.data.pretrain_steps = 200
@@ -113,8 +108,9 @@ def _demo(c):
     c.train.reduction = "mean"
     c.train.checkpoint_every = 100
     c.train.log_every = 10
-    c.eval = ml_collections.ConfigDict(dict(
-        enabled=True, dataset="synthetic", num_videos=8, upsample="nearest",
-        compare_untrained=True, correction=False, num_fragments=3, adaptive_search=True,
-        seed=0, synthetic=dict(num_videos=8, seed=10_000, height=64, width=96, num_frames=24,
-                               distractors=True)))
+    c.eval.enabled = True
+    c.eval.dataset = "synthetic"
+    c.eval.num_videos = 8
+    c.eval.compare_untrained = True
+    c.eval.synthetic.update(dict(num_videos=8, seed=10_000, height=64, width=96,
+                                 num_frames=24))

@@ -48,7 +48,7 @@ def command(file: str, argv=None) -> str:
 
 
 def cpu_name() -> str:
-    from benchmarks.harness import cpu_name as name  # noqa: PLC0415
+    from benchmarks.harness import cpu_name as name
 
     return name()
 
@@ -56,7 +56,7 @@ def cpu_name() -> str:
 def record(file: str, argv=None) -> dict:
     """The fields a result file starts with: the command, the date and the machine (CPU model,
     cores, Python, JAX's version and backend)."""
-    import jax  # noqa: PLC0415
+    import jax
 
     return {"command": command(file, argv), "date": datetime.date.today().isoformat(),
             "machine": cpu_name(), "nproc": os.cpu_count(), "python": platform.python_version(),
@@ -65,7 +65,7 @@ def record(file: str, argv=None) -> dict:
 
 def write_results(path: str, results: dict) -> str:
     """Write ``results`` as JSON to ``path`` atomically (its folder created)."""
-    from vosjax.checkpoint import write_json  # noqa: PLC0415
+    from vosjax.atomic import write_json
 
     path = os.path.abspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -89,7 +89,7 @@ def open_results(path: str, file: str, argv=None, **fields) -> dict:
 # ---------------------------------------------------------------------------------------------
 def load_config(spec: str):
     """``"path/to/config.py[:arg]"`` -> its ``get_config(arg)`` (as ``--config`` reads it)."""
-    import importlib.util  # noqa: PLC0415
+    import importlib.util
 
     path, _, arg = spec.partition(":")
     if not os.path.isfile(path):
@@ -131,8 +131,9 @@ def train_record(workdir: str) -> dict:
 def demo_heldout(num_videos: int | None):
     """The demo config's held-out videos (the first ``num_videos``; default its 8) and its
     inference options."""
-    from configs import demo  # noqa: PLC0415
-    from vosjax.training.run import heldout_videos, inference_options  # noqa: PLC0415
+    from configs import demo
+    from vosjax.families import inference_options
+    from vosjax.jobs import heldout_videos
 
     config = demo.get_config()
     if num_videos:
@@ -198,7 +199,7 @@ def video_samples(video, size, rng):
     correct: [(o, target idx)], background: [(o, target idx)], other_object: [(o, target
     idx)], by_obj_t: {(o, t): target idx of the correct mask})``.
     """
-    from vosjax.data.transforms import resize_pad_frames  # noqa: PLC0415
+    from vosjax.data.transforms import resize_pad_frames
 
     x, _ = resize_pad_frames(video.load_frames(range(video.num_frames)), size)
     lab = video.labels
@@ -233,10 +234,10 @@ def similarities(model, variables, videos, size, rules, seed=0, features="masked
     """``{rule: {kind: similarities [n]}}`` over ``videos`` (see the module docstring).
     ``features="masked"``: ``F = E(I, M)`` as the adaptive search computes them;
     ``"image"``: ``E(I, 0)`` (the mask only places the box)."""
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
 
-    from vosjax.models.gcseg import judgement_similarity  # noqa: PLC0415
+    from vosjax.models.gcseg import judgement_similarity
 
     lvl = model.ref_level
     scale = 1.0 if features == "masked" else 0.0

@@ -32,10 +32,10 @@ MODES = ("float32-highest", "bfloat16")
 
 def heldout_jf(workdir: str, correction_rate: float, num_videos: int | None) -> dict:
     """J&F of the demo's held-out videos in each mode, correction off and on."""
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
-    from vosjax.compute import resolve  # noqa: PLC0415
-    from vosjax.correction import GradientCorrection  # noqa: PLC0415
-    from vosjax.evaluation.runner import run_videos  # noqa: PLC0415
+    from vosjax.compute import resolve
+    from vosjax.correction import GradientCorrection
+    from vosjax.evaluation.runner import run_videos
+    from vosjax.families import load_model
 
     videos, base = common.demo_heldout(num_videos)
     rows = {}
@@ -76,9 +76,9 @@ class _Jittered:
 def noise_control(workdir: str, seeds, num_videos: int | None) -> dict:
     """How much J&F moves in float32-highest when the frames get +-1 uint8 noise: the scale of
     change that the metric shows on this model for a perturbation far below bfloat16's."""
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
-    from vosjax.compute import resolve  # noqa: PLC0415
-    from vosjax.evaluation.runner import run_videos  # noqa: PLC0415
+    from vosjax.compute import resolve
+    from vosjax.evaluation.runner import run_videos
+    from vosjax.families import load_model
 
     videos, opts = common.demo_heldout(num_videos)
     model, variables = load_model(workdir, **resolve("float32-highest").model_kwargs())
@@ -95,10 +95,10 @@ def noise_control(workdir: str, seeds, num_videos: int | None) -> dict:
 
 def golden_frames(golden: pathlib.Path) -> dict:
     """Per-frame differences bfloat16 vs float32-highest on the golden R18 clip."""
-    from vosjax.compute import resolve  # noqa: PLC0415
-    from vosjax.convert import load_stm_training  # noqa: PLC0415
-    from vosjax.correction import GradientCorrection  # noqa: PLC0415
-    from vosjax.inference import propagate  # noqa: PLC0415
+    from vosjax.compute import resolve
+    from vosjax.convert import load_stm_training
+    from vosjax.correction import GradientCorrection
+    from vosjax.inference import propagate
 
     w = {k: (v.astype(np.float32) if v.dtype == np.float16 else v)
          for k, v in np.load(golden / "weights_r18.npz").items()}
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
                    help="add the +-1 uint8 noise control (seeds 1, 2) to an existing --out")
     args = p.parse_args(argv)
     if args.control_only:
-        import json  # noqa: PLC0415
+        import json
         with open(args.out) as f:
             result = json.load(f)
         result["heldout"]["noise_control"] = noise_control(args.workdir, (1, 2), args.num_videos)

@@ -31,12 +31,12 @@ def corrected_frame_losses(model, variables, video, options) -> list[dict]:
     ``before`` is the loss at the uncorrected prediction (step 0 of the correction loop),
     ``trajectory`` the loss before each of the N updates, ``after`` the loss at the corrected
     mask, recomputed here from the corrected mask the propagation memorized."""
-    import jax  # noqa: PLC0415
+    import jax
 
-    from vosjax.correction import reconstruction_loss  # noqa: PLC0415
-    from vosjax.data.transforms import resize_pad_frames, resize_pad_labels  # noqa: PLC0415
-    from vosjax.inference.propagation import propagate  # noqa: PLC0415
-    from vosjax.inference.video import objects_from_annotations  # noqa: PLC0415
+    from vosjax.correction import reconstruction_loss
+    from vosjax.data.transforms import resize_pad_frames, resize_pad_labels
+    from vosjax.inference.propagation import propagate
+    from vosjax.inference.video import objects_from_annotations
 
     frames = video.load_frames(range(video.num_frames))
     ids, starts, masks = objects_from_annotations(video.first_masks, video.num_frames)
@@ -61,10 +61,10 @@ def corrected_frame_losses(model, variables, video, options) -> list[dict]:
 
 
 def measure(workdir: str, rate: float, num_videos: int | None) -> dict:
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
-    from vosjax.compute import resolve  # noqa: PLC0415
-    from vosjax.correction import GradientCorrection  # noqa: PLC0415
-    from vosjax.evaluation.runner import run_videos  # noqa: PLC0415
+    from vosjax.compute import resolve
+    from vosjax.correction import GradientCorrection
+    from vosjax.evaluation.runner import run_videos
+    from vosjax.families import load_model
 
     videos, base = common.demo_heldout(num_videos)
     corr = GradientCorrection(n_iter=10, rate=rate, every=5)

@@ -28,9 +28,9 @@ def _erf_fn(model, n_iter, rate):
     """Jitted ``vmap`` of :func:`~vosjax.correction.cycle_erf` over reference frames (built
     once per model, so clips of one shape share a compilation). The variables are an argument:
     closed over, jit would constant-fold them (minutes of compilation)."""
-    import jax  # noqa: PLC0415
+    import jax
 
-    from vosjax.correction import cycle_erf  # noqa: PLC0415
+    from vosjax.correction import cycle_erf
 
     return jax.jit(jax.vmap(lambda v, ref, target, masks: cycle_erf(
         model, v, ref, target, masks, n_iter=n_iter, rate=rate), in_axes=(None, 0, None, None)))
@@ -39,7 +39,7 @@ def _erf_fn(model, n_iter, rate):
 def erf_maps(model, variables, frames, first_masks, refs, n_iter, rate):
     """``[L, O, H, W]`` cycle-ERF of ``first_masks`` ``[O, H, W]`` for reference frames
     ``refs`` of ``frames`` ``[T, H, W, 3]`` (normalised), in one jitted vmap."""
-    import jax.numpy as jnp  # noqa: PLC0415
+    import jax.numpy as jnp
 
     fn = _erf_fn(model, n_iter, rate)
     return np.asarray(fn(variables, jnp.asarray(frames[list(refs)]), jnp.asarray(frames[0]),
@@ -58,13 +58,13 @@ def mass_on_object(erf, masks):
 def clips(config, davis_root, size):
     """(name, uint8 frames [T, H, W, 3], labels [T, H, W]) of the synthetic held-out videos
     and of the DAVIS-2016 sequences found under ``davis_root`` (if given)."""
-    from vosjax.training.run import heldout_videos  # noqa: PLC0415
+    from vosjax.jobs import heldout_videos
 
     out = []
     for v in heldout_videos(config)[:4]:
         out.append((f"synthetic/{v.name}", v.load_frames(range(v.num_frames)), v.labels))
     if davis_root:
-        from vosjax.training.input_pipeline import build_videos  # noqa: PLC0415
+        from vosjax.training.input_pipeline import build_videos
         data = config.data.copy_and_resolve_references()
         with data.unlocked():
             data.davis_root = davis_root
@@ -88,12 +88,11 @@ def main(argv=None):
                    help="alpha; 10.8 is the paper's 180 scaled to 64x96 (experiments.common)")
     args = p.parse_args(argv)
 
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
-    from vosjax.data.transforms import (denormalize, resize_pad_frames,  # noqa: PLC0415
-                                        resize_pad_labels)
-    from vosjax.inference.erf_cli import heat_overlay  # noqa: PLC0415
+    from vosjax.data.transforms import denormalize, resize_pad_frames, resize_pad_labels
+    from vosjax.erf import heat_overlay
+    from vosjax.families import load_model
 
     config = common.load_config(args.config)
     size = tuple(config.data.size)

@@ -5,7 +5,8 @@ in rounds that alternate the settings (so machine load affects all alike).
         --out experiments/results/gc_timing.json
 
 Each setting first segments the ``--videos`` held-out videos once (compiling a program per
-object count); then ``--rounds`` rounds each segment them again per setting. Reports the median frames/s over rounds.
+object count); then ``--rounds`` rounds each segment them again per setting. Reports the
+median frames/s over rounds.
 """
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args(argv)
 
-    from benchmarks.harness import alternate, load_average  # noqa: PLC0415
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
-    from vosjax.correction import GradientCorrection  # noqa: PLC0415
-    from vosjax.inference.video import segment_video  # noqa: PLC0415
-    from vosjax.training.run import heldout_videos  # noqa: PLC0415
+    from benchmarks.harness import alternate, load_average
+    from vosjax.correction import GradientCorrection
+    from vosjax.families import load_model
+    from vosjax.inference.options import STMOptions
+    from vosjax.inference.video import segment_video
+    from vosjax.jobs import heldout_videos
 
     try:
         iters = [int(v) for v in args.iters.split(",")]
@@ -52,7 +54,8 @@ def main(argv=None):
 
     def segment_all(n):
         for f, m in clips:
-            np.asarray(segment_video(model, variables, f, m, size=size, correction=corr(n)).labels)
+            np.asarray(segment_video(model, variables, f, m,
+                                     STMOptions(size=size, correction=corr(n))).labels)
 
     # One warm-up pass per setting (a program per object count compiles there), then rounds
     # in alternating order.

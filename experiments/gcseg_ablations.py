@@ -54,11 +54,11 @@ def evaluate_gcseg(model, variables, videos, size, *, adaptive_search, num_fragm
     scores, frames/s (without the first video, which includes the compilation) and how often
     the judgement module rejected ``M_{t-1}`` (all, and non-empty ones: rejecting an empty mask
     changes nothing)."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from vosjax.data.transforms import resize_pad_frames  # noqa: PLC0415
-    from vosjax.evaluation.protocol import DavisScores, score_sequence  # noqa: PLC0415
-    from vosjax.gcseg.inference import segment_video  # noqa: PLC0415
+    from vosjax.data.transforms import resize_pad_frames
+    from vosjax.evaluation.protocol import DavisScores, score_sequence
+    from vosjax.inference.gcseg import segment_video
 
     scored, keep, nonempty, sims, frames_n, seconds = [], [], [], [], 0, 0.0
     for k, v in enumerate(videos):
@@ -99,9 +99,9 @@ def trivial_scores(videos) -> dict:
     frame 0 (the protocol scores 1 where the ground truth is empty too), and the frame-0
     masks copied to every frame; plus the share of (frame >= 1, object) pairs in which the
     object is present."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from vosjax.evaluation.protocol import DavisScores, score_sequence  # noqa: PLC0415
+    from vosjax.evaluation.protocol import DavisScores, score_sequence
 
     empty, copy, present = [], [], []
     for v in videos:
@@ -121,7 +121,7 @@ def calibrate(model, variables, videos, size) -> dict:
     """The centred rule's threshold for this model, chosen on training ``videos`` (max TPR -
     FPR, correct vs wrong masks; the probe of :mod:`experiments.gcseg_judgement`), with its
     training AUC."""
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     s = common.similarities(model, variables, videos, size, ["centred"], seed=0)["centred"]
     neg = np.concatenate([s[k] for k in common.WRONG])
@@ -140,9 +140,9 @@ def main(argv=None):
     p.add_argument("--only", default="", help="comma-separated run names (default: all)")
     args = p.parse_args(argv)
 
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
-    from vosjax.training.input_pipeline import build_videos  # noqa: PLC0415
-    from vosjax.training.run import heldout_videos  # noqa: PLC0415
+    from vosjax.families import load_model
+    from vosjax.jobs import heldout_videos
+    from vosjax.training.input_pipeline import build_videos
 
     config = common.load_config(args.config)
     videos = heldout_videos(config)

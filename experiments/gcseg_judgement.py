@@ -52,13 +52,13 @@ def summary(sims, threshold) -> dict:
 
 
 def step_timing(model, variables, video, size, reps=20) -> dict:
-    """Median wall time of one jitted :func:`vosjax.gcseg.inference.frame_step` (4 references,
+    """Median wall time of one jitted :func:`vosjax.inference.gcseg.frame_step` (4 references,
     the video's objects) with M_{t-1} kept (threshold -2), rejected non-empty (threshold 2:
     a second extractor pass) and rejected empty (threshold 2, empty masks: skipped)."""
-    import jax  # noqa: PLC0415
+    import jax
 
-    from vosjax.data.transforms import resize_pad_frames  # noqa: PLC0415
-    from vosjax.gcseg.inference import frame_step  # noqa: PLC0415
+    from vosjax.data.transforms import resize_pad_frames
+    from vosjax.inference.gcseg import frame_step
 
     x, _ = resize_pad_frames(video.load_frames(range(3)), size)
     lab = video.load_labels([0, 1])
@@ -96,9 +96,9 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
 
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
-    from vosjax.training.input_pipeline import build_videos  # noqa: PLC0415
-    from vosjax.training.run import heldout_videos  # noqa: PLC0415
+    from vosjax.families import load_model
+    from vosjax.jobs import heldout_videos
+    from vosjax.training.input_pipeline import build_videos
 
     config = common.load_config(args.config)
     size = tuple(config.data.size)

@@ -20,12 +20,12 @@ def main(argv=None):
     p.add_argument("--videos", type=int, default=6)
     args = p.parse_args(argv)
 
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
 
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
-    from vosjax.data.transforms import resize_pad_frames  # noqa: PLC0415
-    from vosjax.training.run import heldout_videos  # noqa: PLC0415
+    from vosjax.data.transforms import resize_pad_frames
+    from vosjax.families import load_model
+    from vosjax.jobs import heldout_videos
 
     config = common.load_config(args.config)
     size = tuple(config.data.size)

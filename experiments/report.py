@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from experiments.common import DEFAULT_GC, N_SWEEP, RATE_SWEEP
+from vosjax import atomic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN, END = "<!-- generated:begin -->", "<!-- generated:end -->"
@@ -136,7 +137,8 @@ def finetune_table(res) -> list[str]:
            f"updates at lr 1e-4 without (`:finetune-baseline`) or with (`:finetune-cycle`) the "
            f"cycle term; seeds {seeds}, J&F %). Command: `{res['command']}`.", "",
            train_line(runs), "",
-           "| inference | fine-tuned without cycle | fine-tuned with cycle | Δ (seeds with Δ > 0) |",
+           "| inference | fine-tuned without cycle | fine-tuned with cycle "
+           "| Δ (seeds with Δ > 0) |",
            "|---|---|---|---|"]
     for label, setting in (("MEM", "mem"), ("MEM + GC", "mem+gc"), ("{X1} / {Y1}", "first"),
                            ("{Xt-1} / {Ŷt-1}", "prev")):
@@ -362,10 +364,7 @@ def main(argv=None):
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     body = render(args.results)
-    tmp = args.doc + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(head + BEGIN + "\n" + body + "\n" + END + tail)
-    os.replace(tmp, args.doc)
+    atomic.write_text(args.doc, head + BEGIN + "\n" + body + "\n" + END + tail)
     print(f"updated {args.doc}")
 
 

@@ -69,7 +69,7 @@ def box_labels(labels: np.ndarray) -> np.ndarray:
 
 def setting_kwargs(setting: Setting) -> dict:
     """:func:`vosjax.inference.video.segment_video` arguments of a setting."""
-    from vosjax.correction import GradientCorrection  # noqa: PLC0415
+    from vosjax.correction import GradientCorrection
 
     corr = None
     if setting.correction is not None:
@@ -81,16 +81,17 @@ def evaluate(model, variables, videos, size, memory_labels=None, **segment_kwarg
     """Segment (:func:`~vosjax.inference.video.segment_video` with ``segment_kwargs``) and
     score ``videos``; returns ``(row, labels per video)``. ``fps`` leaves out the first video
     (it includes the compilation)."""
-    from vosjax.evaluation.protocol import DavisScores, score_sequence  # noqa: PLC0415
-    from vosjax.inference.video import segment_video  # noqa: PLC0415
+    from vosjax.evaluation.protocol import DavisScores, score_sequence
+    from vosjax.inference.options import STMOptions
+    from vosjax.inference.video import segment_video
 
     scored, preds, frames_n, seconds = [], {}, 0, 0.0
     for k, v in enumerate(videos):
         frames = v.load_frames(range(v.num_frames))
         mem = None if memory_labels is None else memory_labels[v.name]
         start = time.perf_counter()
-        res = segment_video(model, variables, frames, v.first_masks, size=size,
-                            memory_labels=mem, **segment_kwargs)
+        res = segment_video(model, variables, frames, v.first_masks,
+                            STMOptions(size=size, **segment_kwargs), memory_labels=mem)
         labels = np.asarray(res.labels)
         if k > 0 or len(videos) == 1:
             seconds += time.perf_counter() - start
@@ -111,8 +112,8 @@ def main(argv=None):
     p.add_argument("--only", default="", help="comma-separated setting names (default all)")
     args = p.parse_args(argv)
 
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
-    from vosjax.training.run import heldout_videos  # noqa: PLC0415
+    from vosjax.families import load_model
+    from vosjax.jobs import heldout_videos
 
     config = common.load_config(args.config)
     videos = heldout_videos(config)

@@ -86,3 +86,20 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason="needs a GPU (JAX has no GPU backend here)")
         for item in gpu_items:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """The small random STM of :func:`stm_helpers.tiny_stm`: ``(model, variables)``."""
+    from stm_helpers import tiny_stm
+    return tiny_stm()
+
+
+@pytest.fixture(scope="module")
+def clip():
+    """3 random frames and 2 box objects, 16x32, as device arrays ``(frames, masks)``."""
+    import jax.numpy as jnp
+
+    from stm_helpers import random_video
+    frames, masks = random_video(3, 16, 32, seed=1)
+    return jnp.asarray(frames), jnp.asarray(masks)

@@ -1,4 +1,5 @@
-"""Tiny DAVIS-2017 and YouTube-VOS folder layouts written by the data tests (tmp_path)."""
+"""Tiny DAVIS-2017 and YouTube-VOS folder layouts written by the data tests (tmp_path); the DAVIS
+one through :func:`vosjax.data.synthetic.write_davis_layout`."""
 import json
 import os
 
@@ -6,6 +7,7 @@ import numpy as np
 from PIL import Image
 
 from vosjax.data.masks import write_palette_png
+from vosjax.data.synthetic import write_davis_layout
 
 H, W = 24, 32
 
@@ -28,25 +30,13 @@ def blocks(ids_boxes, t: int = 0) -> np.ndarray:
 def make_davis2017(root, seqs=("alpha", "beta"), num_frames=4, year="2017", split="val"):
     """Sequence ``alpha`` has objects 1, 2; ``beta`` has object 1. JPEG frames, palette PNGs.
     Returns {seq: (labels [T, H, W])}."""
-    out = {}
-    os.makedirs(os.path.join(root, "ImageSets", year), exist_ok=True)
-    with open(os.path.join(root, "ImageSets", year, f"{split}.txt"), "w") as f:
-        f.write("\n".join(seqs) + "\n")
+    labels, frames = {}, {}
     for k, seq in enumerate(seqs):
-        fd = os.path.join(root, "JPEGImages", "480p", seq)
-        ad = os.path.join(root, "Annotations", "480p", seq)
-        os.makedirs(fd)
-        os.makedirs(ad)
         objs = {1: (2, 2), 2: (14, 16)} if k == 0 else {1: (8, 10)}
-        labs = []
-        for t in range(num_frames):
-            Image.fromarray(frame_image(100 * k + t)).save(os.path.join(fd, f"{t:05d}.jpg"),
-                                                           quality=95)
-            lab = blocks(objs, t)
-            write_palette_png(os.path.join(ad, f"{t:05d}.png"), lab)
-            labs.append(lab)
-        out[seq] = np.stack(labs)
-    return out
+        labels[seq] = np.stack([blocks(objs, t) for t in range(num_frames)])
+        frames[seq] = np.stack([frame_image(100 * k + t) for t in range(num_frames)])
+    write_davis_layout(root, labels, year=year, split=split, frames=frames)
+    return labels
 
 
 def make_youtube_vos(root, split="train"):

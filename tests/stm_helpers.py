@@ -6,15 +6,13 @@
   biases, identity BatchNorm).
 * :func:`random_video`: random frames and two box-shaped objects.
 * :func:`official_loop`: the official mask-gradient loop (eq. 5) written step by step.
-* fixtures ``tiny`` (the small STM) and ``clip`` (3 frames, 2 objects, 16x32 device arrays):
-  import them into a test module to use them.
+The fixtures ``tiny`` (:func:`tiny_stm`) and ``clip`` (3 frames, 2 objects, 16x32 device
+arrays) are in ``conftest.py``.
 """
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from vosjax.losses import cross_entropy_loss, iou_loss
 from vosjax.models.stm import STM, init_stm, soft_aggregate
@@ -46,17 +44,6 @@ def random_video(t: int, h: int = 16, w: int = 32, seed: int = 0):
     masks[0, h // 8:h // 2, w // 10:w * 3 // 8] = 1
     masks[1, h // 2 + 1:h - 1, w // 2 + 2:w - 2] = 1
     return frames, masks
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return tiny_stm()
-
-
-@pytest.fixture(scope="module")
-def clip():
-    frames, masks = random_video(3, 16, 32, seed=1)
-    return jnp.asarray(frames), jnp.asarray(masks)
 
 
 def _official_loss(model, v, frame, m, ref_frame, ref_probs, o):

@@ -26,7 +26,8 @@ def test_standin_matches_torchvision_layout():
     assert "layer3.0.downsample.0.weight" in names and "layer4.2.bn3.running_var" in names
     assert tv.resnet50().layer2[0].conv2.stride == (2, 2)      # stride on the 3x3 (v1.5)
     r18 = tv.resnet18().state_dict()
-    assert r18["layer1.0.conv2.weight"].shape == (64, 64, 3, 3) and "layer1.0.conv3.weight" not in r18
+    assert r18["layer1.0.conv2.weight"].shape == (64, 64, 3, 3)
+    assert "layer1.0.conv3.weight" not in r18
     assert sum(v.numel() for k, v in tv.resnet18().named_parameters()) == 11689512
 
 

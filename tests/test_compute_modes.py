@@ -110,7 +110,7 @@ def propagation_programs(mode):
 
 def training_program(mode):
     """Lowered training update (cycle objective, 2 clips of 3 frames) of a small STM."""
-    from vosjax.training.step import init_state, stm_loss_fn, train_step  # noqa: PLC0415
+    from vosjax.training.step import init_state, stm_loss_fn, train_step
 
     model, _ = _stm(mode)
     tx = optax.adam(1e-4)
@@ -131,8 +131,8 @@ def erf_program(mode):
 
 
 def gcseg_program(mode):
-    from vosjax.models.gcseg import GCSeg  # noqa: PLC0415
-    from tests.gcseg_tiny import TINY  # noqa: PLC0415
+    from tests.gcseg_tiny import TINY
+    from vosjax.models.gcseg import GCSeg
 
     model = GCSeg(**TINY, **resolve(mode).model_kwargs())
     frames = jnp.zeros((1, 32, 32, 3), jnp.float32)

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vosjax.checkpoint import load_model, save_model
 from stm_r50 import golden_inputs, stm_r50_state_dict
 from vosjax.convert import CheckpointError, load_stm_training
+from vosjax.families import load_model, save_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -198,14 +198,3 @@ def test_save_model_leaves_nothing_on_failure(tmp_path):
         save_model(tmp_path / "x", object(), {})
     assert not (tmp_path / "x").exists()
     assert [p for p in tmp_path.iterdir()] == []
-
-
-def test_write_json_is_atomic(tmp_path):
-    from vosjax.checkpoint import write_json
-
-    path = tmp_path / "x.json"
-    write_json(path, {"a": 1})
-    with pytest.raises(TypeError):
-        write_json(path, {"a": object()})      # not serialisable: the old file survives
-    assert json.loads(path.read_text()) == {"a": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vosjax.checkpoint import load_model
 from vosjax.convert import CheckpointError, load_stm_original, load_stm_training
+from vosjax.families import load_model
 from vosjax.models.stm import STM
 from vosjax.models.stm_original import STMOriginal, other_objects
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stm_helpers import clip, official_loop, random_video, tiny  # noqa: F401 (fixtures: tiny, clip)
+from stm_helpers import official_loop, random_video
 from vosjax.correction import GradientCorrection, correct_mask, default_unroll, masks_to_probs
 from vosjax.inference import propagate
 

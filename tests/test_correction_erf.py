@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stm_helpers import clip, official_loop, tiny  # noqa: F401 (fixtures: tiny, clip)
+from stm_helpers import official_loop
 from vosjax.correction import cycle_erf, erf_reconstruction, masks_to_probs
 from vosjax.models.stm import soft_aggregate
 

@@ -16,7 +16,7 @@ import time
 import jax
 import numpy as np
 
-from vosjax.checkpoint import load_model
+from vosjax.families import load_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 8

@@ -13,7 +13,6 @@ from vosjax.data.folder import load_folder_video
 from vosjax.data.video import video_from_arrays, write_predictions
 from vosjax.data.youtube_vos import YouTubeVOSDataset
 
-
 # --- DAVIS ------------------------------------------------------------------------------------
 
 def test_davis2017_layout(tmp_path):

@@ -8,10 +8,15 @@ import numpy as np
 import pytest
 
 from vosjax.data import augment
-from vosjax.data.augment import VOID, AugmentConfig
 from vosjax.data import sampler as sampler_module
-from vosjax.data.sampler import (BucketSampler, ClipSampler, SamplerConfig, StagedSampler,
-                                 pick_frames)
+from vosjax.data.augment import VOID, AugmentConfig
+from vosjax.data.sampler import (
+    BucketSampler,
+    ClipSampler,
+    SamplerConfig,
+    StagedSampler,
+    pick_frames,
+)
 from vosjax.data.synthetic import SyntheticVideos
 from vosjax.data.video import video_from_arrays
 

@@ -4,8 +4,12 @@ import time
 import numpy as np
 import pytest
 
-from vosjax.data.synthetic import (SyntheticVideos, inpaint_background, static_image_clip,
-                                   synthetic_video)
+from vosjax.data.synthetic import (
+    SyntheticVideos,
+    inpaint_background,
+    static_image_clip,
+    synthetic_video,
+)
 
 
 def test_deterministic_and_seed_dependent():

@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+
 # A required dependency: imported for real, so a broken install fails these tests.
 import tensorflow_datasets as tfds
 

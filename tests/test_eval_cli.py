@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vosjax.data.davis import davis_sequences
 from vosjax.data.masks import read_label_png, write_palette_png
+from vosjax.data.synthetic import blob_video, perturb_video, write_davis_layout, write_label_folder
 from vosjax.evaluation import davis, metrics, protocol
-from vosjax.evaluation.synthetic import (blob_video, perturb_video, write_davis_layout,
-                                         write_label_folder)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -79,8 +79,8 @@ def test_cli_on_generated_layout(tiny_davis, tmp_path):
     root, gts, preds = tiny_davis
     results = tmp_path / "results"
     shutil.copytree(root / "results", results)
-    out = run_cli(f"--davis-root={root / 'davis'}", "--year=2017", "--split=val",
-                  f"--results={results}", "--bar-chart")
+    out = run_cli(f"--davis_root={root / 'davis'}", "--year=2017", "--split=val",
+                  f"--results={results}", "--bar_chart")
     assert out.returncode == 0, out.stderr
     per, glob = expected_rows(gts, preds)
     assert len(per) == 6  # 1 + 3 + 2 objects
@@ -92,7 +92,7 @@ def test_cli_on_generated_layout(tiny_davis, tmp_path):
     (results / "s0" / "00000.png").unlink()
     (results / "s0" / "00005.png").unlink()
     shutil.copytree(results / "s2", results / "unlisted")
-    assert run_cli(f"--davis-root={root / 'davis'}", f"--results={results}").returncode == 0
+    assert run_cli(f"--davis_root={root / 'davis'}", f"--results={results}").returncode == 0
     check_csvs(results, "val", per, glob)
 
 
@@ -102,7 +102,7 @@ def test_cli_bad_input_names_the_problem(tiny_davis, tmp_path):
     shutil.copytree(root / "results", results)
     (results / "s1" / "00003.png").unlink()
     shutil.rmtree(results / "s2")
-    out = run_cli(f"--davis-root={root / 'davis'}", f"--results={results}")
+    out = run_cli(f"--davis_root={root / 'davis'}", f"--results={results}")
     assert out.returncode == 1
     assert "00003.png" in out.stderr and "'s1'" in out.stderr and "'s2'" in out.stderr
     assert not any(p.suffix in (".csv", ".tmp") or ".tmp-" in p.name for p in results.iterdir())
@@ -150,12 +150,12 @@ def test_wrong_size_and_unreadable(tiny_davis, tmp_path):
 def test_missing_split_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="ImageSets/2017/val.txt"):
         davis.score_davis(tmp_path, tmp_path)
-    out = run_cli(f"--davis-root={tmp_path}", f"--results={tmp_path}")
+    out = run_cli(f"--davis_root={tmp_path}", f"--results={tmp_path}")
     assert out.returncode == 1 and "val.txt" in out.stderr
 
 
 def _mini_gt(davis_mini):
-    names = davis.read_sequence_list(davis_mini, 2016, "val")
+    names = davis_sequences(davis_mini, 2016, "val")
     return {seq: np.stack([read_label_png(davis_mini / "Annotations" / "480p" / seq / f"{n}.png",
                                           binary=True)
                            for n in davis.annotation_frames(davis_mini, seq)])
@@ -164,9 +164,9 @@ def _mini_gt(davis_mini):
 
 def test_davis2016_mini_against_itself(davis_mini, tmp_path):
     results = tmp_path / "results"
-    for seq in davis.read_sequence_list(davis_mini, 2016, "val"):
+    for seq in davis_sequences(davis_mini, 2016, "val"):
         shutil.copytree(davis_mini / "Annotations" / "480p" / seq, results / seq)  # 0/255 L
-    out = run_cli(f"--davis-root={davis_mini}", "--year=2016", f"--results={results}")
+    out = run_cli(f"--davis_root={davis_mini}", "--year=2016", f"--results={results}")
     assert out.returncode == 0, out.stderr
     g = read_csv(results / "global_results-val.csv")
     assert g[1] == ["1.000", "1.000", "1.000", "0.000", "1.000", "1.000", "0.000"]
@@ -189,7 +189,7 @@ def test_davis2016_mini_against_perturbed_copy(davis_mini, tmp_path):
                 Image.fromarray((frame * 255).astype(np.uint8), mode="L").save(path)
             else:
                 write_palette_png(path, frame)
-    out = run_cli(f"--davis-root={davis_mini}", "--year=2016", f"--results={results}")
+    out = run_cli(f"--davis_root={davis_mini}", "--year=2016", f"--results={results}")
     assert out.returncode == 0, out.stderr
     per, glob = expected_rows(gts, preds)
     check_csvs(results, "val", per, glob)

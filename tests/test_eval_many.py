@@ -16,13 +16,14 @@ import pytest
 from PIL import Image
 
 from stm_helpers import tiny_stm
-from vosjax.checkpoint import load_model, save_model
 from vosjax.data.davis import DavisDataset
+from vosjax.data.synthetic import blob_video, write_davis_layout
 from vosjax.data.video import video_from_arrays, write_predictions
 from vosjax.evaluation import protocol
 from vosjax.evaluation.multihost import share_videos
-from vosjax.evaluation.runner import InferenceOptions, run_videos
-from vosjax.evaluation.synthetic import blob_video, write_davis_layout
+from vosjax.evaluation.runner import run_videos
+from vosjax.families import load_model, save_model
+from vosjax.inference.options import STMOptions
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZE = (24, 32)       # working size: the 40x56 frames are resized (23x32) and padded
@@ -70,7 +71,7 @@ def setup(tmp_path_factory):
     with jax.default_device(jax.devices()[0]):
         for v in videos + [late]:
             labels = segment_video(model, variables, v.load_frames(), v.first_masks,
-                                   size=SIZE).labels
+                                   STMOptions(size=SIZE)).labels
             write_predictions(ref, v, labels)
             if v.labels is not None:
                 scores[v.name] = protocol.score_sequence(v.name, v.labels, labels)
@@ -96,7 +97,7 @@ def test_eight_devices_two_videos_each_give_the_one_by_one_pngs_and_csvs(setup, 
                         or plans[-1])
     videos = setup["videos"] + [setup["late"]]
     report = run_videos(setup["model"], setup["variables"], videos,
-                        InferenceOptions(size=SIZE, videos_per_device=2),
+                        STMOptions(size=SIZE, videos_per_device=2),
                         output_dir=str(tmp_path))
     names = [v.name for v in videos]
     assert _pngs(tmp_path, names) == _pngs(setup["ref"], names)
@@ -170,7 +171,7 @@ def test_a_batch_that_does_not_fit_names_its_videos_and_a_memory_cap(setup, tmp_
         out_of_memory, out_of_memory, None))
     videos = [v for v in setup["videos"] if v.name in ("a", "b")]
     with pytest.raises(batch.DeviceMemoryError) as info:
-        run_videos(setup["model"], setup["variables"], videos, InferenceOptions(size=SIZE),
+        run_videos(setup["model"], setup["variables"], videos, STMOptions(size=SIZE),
                    output_dir=str(tmp_path))
     msg = str(info.value)
     assert "'a', 'b'" in msg and "do not fit in device memory" in msg
@@ -182,7 +183,7 @@ def test_a_batch_that_does_not_fit_names_its_videos_and_a_memory_cap(setup, tmp_
         *[lambda *x, **k: (_ for _ in ()).throw(jax.errors.JaxRuntimeError("INTERNAL: boom"))]
         * 2, None))
     with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL: boom"):
-        run_videos(setup["model"], setup["variables"], videos, InferenceOptions(size=SIZE))
+        run_videos(setup["model"], setup["variables"], videos, STMOptions(size=SIZE))
 
 
 def test_shares_and_batches():

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
+from vosjax.data.synthetic import blob_video, perturb_video
 from vosjax.evaluation import bitplanes, metrics
-from vosjax.evaluation.synthetic import blob_video, perturb_video
 
 
 def _both(gt, pred, th=metrics.BOUND_TH):

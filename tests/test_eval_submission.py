@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vosjax.data.synthetic import write_davis_layout
 from vosjax.evaluation import submission
-from vosjax.evaluation.synthetic import write_davis_layout
 
 META = {"videos": {
     "v1": {"objects": {"1": {"category": "cat", "frames": ["00000", "00005", "00010"]},

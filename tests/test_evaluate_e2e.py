@@ -15,8 +15,8 @@ from PIL import Image
 
 from data_layouts import H, W, make_davis2017, make_youtube_vos
 from stm_helpers import tiny_stm
-from vosjax.checkpoint import save_model
 from vosjax.data.masks import read_label_png, write_palette_png
+from vosjax.families import save_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = ["--config", "configs/stm_cycle.py:r18", f"--config.data.size=({H}, {W})"]
@@ -135,9 +135,10 @@ def test_correction_is_wired_through_the_config(tmp_path, ckpt, davis):
     same GradientCorrection (and, on this model, different ones from no correction)."""
     import jax
 
-    from vosjax.checkpoint import load_model
     from vosjax.correction import GradientCorrection
     from vosjax.data.davis import DavisDataset
+    from vosjax.families import load_model
+    from vosjax.inference.options import STMOptions
     from vosjax.inference.video import segment_video
 
     out = tmp_path / "corr"
@@ -151,9 +152,10 @@ def test_correction_is_wired_through_the_config(tmp_path, ckpt, davis):
     frames = video.load_frames()
     kw = dict(size=(H, W), mem_every=5, reference="mem", upsample="nearest")
     with jax.default_device(jax.devices("cpu")[0]):
+        corr = GradientCorrection(n_iter=1, rate=500.0, every=2)
         on = segment_video(model, variables, frames, video.first_masks,
-                           correction=GradientCorrection(n_iter=1, rate=500.0, every=2), **kw)
-        off = segment_video(model, variables, frames, video.first_masks, **kw)
+                           STMOptions(correction=corr, **kw))
+        off = segment_video(model, variables, frames, video.first_masks, STMOptions(**kw))
     on, off = np.asarray(on.labels), np.asarray(off.labels)
     got = np.stack([video.from_original_ids(read_label_png(out / "alpha" / f"{n}.png"))
                     for n in video.frame_names])

@@ -5,7 +5,6 @@ import pathlib
 
 import numpy as np
 import pytest
-from stm_helpers import tiny  # noqa: F401 (fixture)
 
 from experiments import common, erf_figure, report, stm_ablations
 
@@ -143,7 +142,8 @@ def test_gcseg_report_and_runs(tmp_path):
         runs[key]["judge"] = {"rejected_fraction": 0.25, "rejected_nonempty_fraction": 0.0}
     lines = report.gcseg_tables({"runs": runs, "videos": 4, "size": [64, 96],
                                  "machine": "cpu", "command": "x"})
-    assert "| both | on | 20.0 ± 10.0 | 20.0 ± 10.0 | 20.0 ± 10.0 | 25.0 ± 0.0 | 0.0 ± 0.0 |" in lines
+    assert ("| both | on | 20.0 ± 10.0 | 20.0 ± 10.0 | 20.0 ± 10.0 | 25.0 ± 0.0 | 0.0 ± 0.0 |"
+            in lines)
     assert "| reference only | off | 0.0 ± 0.0 | 20.0 ± 10.0 | 10.0 ± 5.0 |  |  |" in lines
 
 
@@ -157,7 +157,7 @@ def test_correction_effect_records_the_loss_before_and_after_every_corrected_fra
     from vosjax.correction import GradientCorrection, correct_mask, reconstruction_loss
     from vosjax.data.transforms import resize_pad_frames
     from vosjax.data.video import video_from_arrays
-    from vosjax.evaluation.runner import InferenceOptions
+    from vosjax.inference.options import STMOptions
     from vosjax.inference.propagation import propagate
 
     model, variables = tiny
@@ -168,7 +168,7 @@ def test_correction_effect_records_the_loss_before_and_after_every_corrected_fra
     labels[0, 18:30, 12:28] = 2
     video = video_from_arrays("v", frames, {0: labels[0]})
     corr = GradientCorrection(n_iter=3, rate=2.0, every=5)
-    opts = InferenceOptions(size=(32, 32), correction=corr)
+    opts = STMOptions(size=(32, 32), correction=corr)
     rows = correction_effect.corrected_frame_losses(model, variables, video, opts)
     assert [r["frame"] for r in rows] == [5]
     # Independent path: the plain propagation's uncorrected predictions, corrected again

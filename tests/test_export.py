@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from stm_helpers import random_video, tiny_stm
-from vosjax.checkpoint import model_spec, save_model
 from vosjax.correction import GradientCorrection
 from vosjax.export import export_model
+from vosjax.families import model_spec, save_model
 from vosjax.inference.propagation import propagate
 from vosjax.models.stm_original import STMOriginal
 
@@ -61,8 +61,8 @@ def test_cli_export_round_trip_original_stm(tmp_path):
     out = tmp_path / "stm.vjx"
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run([sys.executable, "-m", "vosjax.export", "--checkpoint", str(ckpt),
-                        "--size", "32", "48", "--objects", "2", "--num-slots", "3",
-                        "--memory-slots", "4", "--out", str(out)],
+                        "--size", "32x48", "--objects", "2", "--num_slots", "3",
+                        "--memory_slots", "4", "--out", str(out)],
                        capture_output=True, text=True, env=env, cwd=REPO)
     assert r.returncode == 0, r.stderr[-3000:]
     desc = json.loads((tmp_path / "stm.vjx.json").read_text())
@@ -107,6 +107,6 @@ def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(ValueError, match="memory_slots"):
         export_model(model, v, tmp_path / "x", size=(32, 48), objects=1, memory_slots=0)
     from vosjax.export import main
-    assert main(["--checkpoint", str(tmp_path / "nope"), "--size", "32", "48", "--objects",
+    assert main(["--checkpoint", str(tmp_path / "nope"), "--size", "32x48", "--objects",
                  "1", "--out", str(tmp_path / "y")]) == 2
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

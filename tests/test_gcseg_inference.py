@@ -1,13 +1,11 @@
 """GCSeg video inference: fragment references, object merging, one compilation per
 resolution, adaptive search, objects on the batch axis."""
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from gcseg_tiny import tiny_model
-
-from vosjax.gcseg import inference as I
-
+from vosjax.inference import gcseg as I
 
 
 def test_reference_indices():

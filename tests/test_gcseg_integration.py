@@ -1,21 +1,22 @@
 """GCSeg through the generic trainer and evaluator: the task seam, the pair / staged / static
 batch streams, the raw-video inference dispatch, and train.py + evaluate.py end to end."""
 import json
-import os
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
-from gcseg_tiny import TINY, tiny_model
 
+from configs import base
+from gcseg_tiny import TINY, tiny_model
+from vosjax.data.pairs import gcseg_batch_fn, pair_picker
 from vosjax.data.sampler import ClipSampler, SamplerConfig, StagedSampler
 from vosjax.data.synthetic import StaticClips, SyntheticVideos
-from vosjax.gcseg.sampling import gcseg_batch_fn, pair_picker
+from vosjax.families import FAMILIES, inference_options
+from vosjax.families import get as get_family
+from vosjax.inference.options import GCSegOptions, STMOptions
 from vosjax.models.gcseg import GCSeg
 from vosjax.training import sharding as shd
 from vosjax.training.step import jit_init_state, jit_train_step
-from vosjax.training.tasks import TASKS, get_task
 
 H, W = 32, 48
 
@@ -38,42 +39,43 @@ def pair_batch(stream, step, objective="pairs", key=0):
 
 
 def gcseg_config(objective="pairs"):
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.model = dict(name="gcseg", compute="float32-highest", **TINY)
-    c.data = dict(size=(H, W))
-    c.train = dict(objective=objective, zero_prev_prob=0.5, reduction="mean")
+    c = base.get_config("gcseg")
+    c.model.update(dict(compute="float32-highest", **TINY))
+    c.data.size = (H, W)
+    c.data.augment = None
+    c.train.update(dict(objective=objective, zero_prev_prob=0.5, reduction="mean"))
     return c
 
 
 # -- the task seam --------------------------------------------------------------------------------
 
-def test_task_registry_and_named_errors():
-    assert set(TASKS) == {"stm", "stm_original", "gcseg"}
-    assert get_task(ml_collections.ConfigDict({"name": "gcseg"})).name == "gcseg"
-    assert get_task(ml_collections.ConfigDict({})).name == "stm"   # default family
+def test_family_registry_and_named_errors():
+    assert set(FAMILIES) == {"stm", "stm_original", "gcseg"}
+    assert get_family("gcseg").name == "gcseg" and get_family("gcseg").options is GCSegOptions
+    assert get_family("stm_original").options is STMOptions
     with pytest.raises(ValueError, match="config.model.name='maskrnn'"):
-        get_task(ml_collections.ConfigDict({"name": "maskrnn"}))
+        get_family("maskrnn")
     cfg = gcseg_config()
-    model = get_task(cfg.model).build_model(cfg.model)
+    model = get_family(cfg.model.name).build_model(cfg.model)
     assert isinstance(model, GCSeg) and model.levels == (3, 4) and model.arch == "resnet18"
     hash(model)  # a static jit argument
-    cfg.model.widht = 3
+    with cfg.model.unlocked():
+        cfg.model.widht = 3
     with pytest.raises(ValueError, match=r"unknown GCSeg field\(s\) \['widht'\]"):
-        get_task(cfg.model).build_model(cfg.model)
+        get_family(cfg.model.name).build_model(cfg.model)
     cfg = gcseg_config(objective="cycle")
     with pytest.raises(ValueError, match="config.train.objective='cycle'"):
-        get_task(cfg.model).loss(None, cfg)
+        get_family(cfg.model.name).loss(None, cfg)
 
 
 def test_gcseg_train_step_through_the_generic_step():
     """The task's loss in the shared jitted step: equals the GCSeg objective called directly
     with the step's key, and one Adam update lowers the loss on the same batch."""
-    from vosjax.gcseg.objective import make_loss_fn
+    from vosjax.training.gcseg_objective import make_loss_fn
     from vosjax.training.optim import make_optimizer
 
     cfg = gcseg_config()
-    task = get_task(cfg.model)
+    task = get_family(cfg.model.name)
     model = task.build_model(cfg.model)
     tx = make_optimizer(1e-3, weight_decay=0.0)
     mesh = shd.make_mesh(1, jax.devices()[:1])
@@ -194,7 +196,7 @@ def test_static_clips_way1_way2():
 
 def test_raw_video_gcseg_matches_direct_call_and_keeps_ids():
     from vosjax.data.transforms import resize_pad_frames, unpad_resize_probs
-    from vosjax.gcseg.inference import segment_video as gcseg_video
+    from vosjax.inference.gcseg import segment_video as gcseg_video
     from vosjax.inference.video import segment_video
 
     model, variables = tiny_model(H, W)
@@ -202,8 +204,8 @@ def test_raw_video_gcseg_matches_direct_call_and_keeps_ids():
     frames = rng.integers(0, 255, (4, 40, 50, 3), dtype=np.uint8)
     ann = np.zeros((40, 50), np.uint8)
     ann[5:20, 5:25], ann[22:38, 30:48] = 3, 7
-    out = segment_video(model, variables, frames, {0: ann}, size=(H, W), num_fragments=2,
-                        seed=4, adaptive_search=False)
+    opts = GCSegOptions(size=(H, W), num_fragments=2, seed=4, adaptive_search=False)
+    out = segment_video(model, variables, frames, {0: ann}, opts)
     assert out.ids == (3, 7) and out.labels.shape == (4, 40, 50)
     assert out.probs.shape == (4, 3, H, W)
     assert set(np.unique(out.labels)) <= {0, 3, 7}
@@ -218,9 +220,13 @@ def test_raw_video_gcseg_matches_direct_call_and_keeps_ids():
     np.testing.assert_array_equal(out.labels, np.array([0, 3, 7], np.uint8)[lab])
     late = {0: ann, 2: np.where(ann == 7, 9, ann).astype(np.uint8)}
     with pytest.raises(ValueError, match="GCSeg segments the objects given in frame 0"):
-        segment_video(model, variables, frames, late, size=(H, W))
+        segment_video(model, variables, frames, late, opts)
+    with pytest.raises(TypeError, match="GCSeg model segments with GCSegOptions"):
+        segment_video(model, variables, frames, {0: ann}, STMOptions(size=(H, W)))
+    cfg = gcseg_config()
+    cfg.eval.correction = True
     with pytest.raises(ValueError, match="gradient correction is an STM-cycle feature"):
-        segment_video(model, variables, frames, {0: ann}, size=(H, W), correction=object())
+        inference_options(cfg)
 
 
 # -- train.py / evaluate.py ------------------------------------------------------------------------
@@ -260,7 +266,7 @@ def test_balanced_bce_hand_values():
 
     import jax.numpy as jnp
 
-    from vosjax.gcseg.loss import bce_two_way
+    from vosjax.losses import bce_two_way
 
     p = np.array([[[0.75, 0.25], [0.5, 0.9]], [[0.2, 0.4], [0.6, 0.8]]], np.float32)
     y = np.array([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]], np.float32)

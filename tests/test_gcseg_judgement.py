@@ -6,9 +6,9 @@ import jax
 import ml_collections
 import numpy as np
 import pytest
-from gcseg_tiny import TINY, tiny_model
 
-from vosjax.gcseg import inference as I
+from gcseg_tiny import TINY, tiny_model
+from vosjax.inference import gcseg as I
 from vosjax.models import gcseg as G
 
 
@@ -149,15 +149,14 @@ def test_frame_step_uses_the_models_rule():
 
 def test_judgement_option_from_config_to_checkpoint(tmp_path):
     from configs import gcseg as gcseg_config
-    from vosjax.checkpoint import load_model, model_spec, save_model
-    from vosjax.training.tasks import _gcseg_model
+    from vosjax.families import build_model, load_model, model_spec, save_model
 
     cfg = gcseg_config.get_config("demo")
     assert cfg.model.judgement == "paper" and cfg.model.judge_threshold == 0.7
     m = ml_collections.ConfigDict(dict(cfg.model))
     m.update(dict(arch="resnet18", levels=(3, 4), ref_level=4, judgement="centred",
                   judge_threshold=0.25))
-    model = _gcseg_model(m)
+    model = build_model(m)
     assert (model.judgement, model.judge_threshold) == ("centred", 0.25)
     assert model_spec(model)["fields"]["judgement"] == "centred"
     small, variables = tiny_model(32, 32, judgement="standardised", judge_threshold=-0.1)

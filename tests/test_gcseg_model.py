@@ -4,9 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from gcseg_tiny import tiny_model
 
+from gcseg_tiny import tiny_model
 from vosjax.models import gcseg as G
+from vosjax.models.layers import ResBlock
 from vosjax.models.resnet import ResNet
 
 TINY = dict(arch="resnet18", coseg_channels=8, ref_channels=8, decoder_channels=8,
@@ -241,7 +242,7 @@ def test_decoder_blocks():
     x = jnp.asarray(np.random.default_rng(5).normal(size=(1, 6, 8, 4)).astype(np.float32))
     v, y = run(G.GlobalConvBlock(3, kernel=5), x)
     assert y.shape == (1, 6, 8, 3) and v["params"]["left_1"]["kernel"].shape == (5, 1, 4, 3)
-    res = G.ResidualBlockNoBN()
+    res = ResBlock(conv_names=G.RESIDUAL_CONV_NAMES)
     v, _ = run(res, x)
     zeroed = jax.tree_util.tree_map(jnp.zeros_like, v)
     np.testing.assert_allclose(np.asarray(res.apply(zeroed, x)), np.asarray(x))  # identity skip
@@ -286,7 +287,7 @@ def test_mask_channel_changes_features(tiny):
 
 
 def test_checkpoint_round_trip(tiny, tmp_path):
-    from vosjax.checkpoint import load_model, save_model
+    from vosjax.families import load_model, save_model
     model, variables = tiny
     save_model(tmp_path / "m", model, variables)
     model2, variables2 = load_model(tmp_path / "m")

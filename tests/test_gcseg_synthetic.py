@@ -2,14 +2,13 @@
 import jax
 import numpy as np
 import pytest
-from gcseg_tiny import tiny_model
 
+from gcseg_tiny import tiny_model
+from vosjax.data.pairs import gather_pair_batch, sample_pairs
 from vosjax.data.synthetic import static_image_clip, synthetic_video
 from vosjax.data.transforms import normalize
-from vosjax.gcseg import inference as I
-from vosjax.gcseg.objective import make_loss_fn
-from vosjax.gcseg.sampling import gather_pair_batch, sample_pairs
-
+from vosjax.inference import gcseg as I
+from vosjax.training.gcseg_objective import make_loss_fn
 
 
 @pytest.fixture(scope="module")

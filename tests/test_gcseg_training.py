@@ -7,12 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from gcseg_tiny import tiny_model
 
-from vosjax.gcseg import loss as L
-from vosjax.gcseg import objective as O
-from vosjax.gcseg import sampling as S
+from gcseg_tiny import tiny_model
+from vosjax import losses as L
+from vosjax.data import pairs as S
 from vosjax.models.gcseg import GCSegOutput
+from vosjax.training import gcseg_objective as O
 
 
 def logits_for(p):
@@ -218,7 +218,8 @@ def test_recurrent_loss_fn_runs_and_differentiates(tiny):
 
 def test_loss_fn_sharded_over_clips_matches_single_device(tiny):
     """The pure loss shards over the clip axis (8 fake CPU devices) with the same value."""
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
     model, variables = tiny
     if len(jax.devices()) < 4:
         pytest.skip("needs the conftest's fake CPU devices")

@@ -102,6 +102,7 @@ def test_whole_propagation_matches_official_loop(golden, davis_mini):
 
 
 def test_padded_propagation_matches_official_loop(golden, davis_mini):
+    from vosjax.inference.options import STMOptions
     from vosjax.inference.propagation import propagate
     from vosjax.inference.video import segment_video
 
@@ -110,8 +111,8 @@ def test_padded_propagation_matches_official_loop(golden, davis_mini):
     for clip in gen.CLIPS:
         frames, masks = gen.prop_inputs(str(davis_mini), clip, gen.PAD_SIZE)
         labels = (masks[0] + 2 * masks[1]).astype(np.uint8)
-        res = segment_video(model, v, frames, {0: labels}, size=gen.PAD_CANVAS, pad="black",
-                            num_slots=NUM_SLOTS, mem_every=5)
+        opts = STMOptions(size=gen.PAD_CANVAS, pad="black", num_slots=NUM_SLOTS, mem_every=5)
+        res = segment_video(model, v, frames, {0: labels}, opts)
         assert res.pad.offsets == (0, 2) and res.pad.resized_hw == gen.PAD_SIZE
         crop = np.s_[:, :3, 0:h:gen.STRIDE, 2:2 + w:gen.STRIDE]
         ref, sens = g[f"padprop_{clip}"], g[f"padsens_{clip}"]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from stm_helpers import _official_loss, random_video, tiny_stm
-from vosjax.correction import cycle_erf, correct_mask, masks_to_probs
+from vosjax.correction import correct_mask, cycle_erf, masks_to_probs
 
 EPS = 1e-7   # the bootstrapped CE is piecewise smooth: its top-40% set must not change
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stm_helpers import random_video, tiny  # noqa: F401 (fixtures: tiny)
+from stm_helpers import random_video
 from vosjax.correction import masks_to_probs
 from vosjax.inference import Propagator, propagate
 from vosjax.inference.propagation import SLOT_BUCKET, merge_new_objects

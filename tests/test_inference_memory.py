@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from jax import monitoring
 
-from stm_helpers import random_video, tiny  # noqa: F401 (fixtures: tiny)
+from stm_helpers import random_video
 from vosjax.inference import Propagator, propagate
 from vosjax.inference.memory import empty_bank, grow_bank, permanent_slot, write_frame
 

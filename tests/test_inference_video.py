@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stm_helpers import tiny  # noqa: F401 (fixtures: tiny)
+from vosjax import erf as erf_cli
 from vosjax.data.masks import write_palette_png
 from vosjax.data.transforms import resize_pad_labels, unpad_resize_labels
-from vosjax.inference import erf_cli
+from vosjax.inference.options import STMOptions
 from vosjax.inference.video import objects_from_annotations, segment_video
 
 T, H, W = 4, 24, 40          # fitted into 16x32: resized to 16x27 and padded
@@ -49,7 +49,7 @@ def test_objects_from_annotations():
 def test_segment_video_ids_sizes_and_late_object(tiny):
     model, v = tiny
     frames, ann = _raw_video()
-    res = segment_video(model, v, frames, ann, size=(16, 32))
+    res = segment_video(model, v, frames, ann, STMOptions(size=(16, 32)))
     assert res.labels.shape == (T, H, W) and res.labels.dtype == np.uint8
     assert res.ids == (3, 7) and res.probs.shape == (T, 3, 16, 32)
     assert set(np.unique(res.labels)) <= {0, 3, 7}
@@ -59,13 +59,13 @@ def test_segment_video_ids_sizes_and_late_object(tiny):
     # Frame 2: object 7's given mask is pasted over the prediction.
     pasted = _roundtrip((ann[2] == 7).astype(np.uint8)) == 1
     np.testing.assert_array_equal(res.labels[2] == 7, pasted)
-    bil = segment_video(model, v, frames, ann, size=(16, 32), upsample="bilinear")
+    bil = segment_video(model, v, frames, ann, STMOptions(size=(16, 32), upsample="bilinear"))
     assert bil.labels.shape == (T, H, W)
     np.testing.assert_allclose(np.asarray(bil.probs), np.asarray(res.probs), atol=1e-6)
     with pytest.raises(ValueError, match="uint8"):
-        segment_video(model, v, frames.astype(np.float32), ann, size=(16, 32))
+        segment_video(model, v, frames.astype(np.float32), ann, STMOptions(size=(16, 32)))
     with pytest.raises(ValueError, match="upsample"):
-        segment_video(model, v, frames, ann, size=(16, 32), upsample="cubic")
+        segment_video(model, v, frames, ann, STMOptions(size=(16, 32), upsample="cubic"))
 
 
 def test_stm_family_memorizes_the_whole_letterboxed_canvas(tiny):
@@ -88,7 +88,7 @@ def test_stm_family_memorizes_the_whole_letterboxed_canvas(tiny):
     masks = resize_pad_labels(np.stack([ann[0] == 3, ann[2] == 7]).astype(np.uint8),
                               (16, 32))[0].astype(np.float32)
     kw = dict(start_frames=np.array([0, 2]))
-    res = segment_video(model, v, frames, ann, size=(16, 32))
+    res = segment_video(model, v, frames, ann, STMOptions(size=(16, 32)))
     whole = propagate(model, v, x, masks, **kw).probs
     boxed = propagate(model, v, x, masks, content=content_mask(info, (16, 32)), **kw).probs
     np.testing.assert_array_equal(res.probs, whole)
@@ -112,8 +112,8 @@ def test_erf_cli_writes_overlays(tmp_path):
     frames_dir, mask = _write_video(tmp_path)
     out = tmp_path / "erf"
     rc = erf_cli.main(["--frames", str(frames_dir), "--mask", str(mask), "--out", str(out),
-                       "--random-weights", "--arch", "resnet18", "--size", "16x32",
-                       "--n-iter", "2", "--ref-frames", "1,2"])
+                       "--random_weights", "--arch", "resnet18", "--size", "16x32",
+                       "--n_iter", "2", "--ref_frames", "1,2"])
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == ["erf.npz", "erf_00001_obj2.png",
                                                      "erf_00002_obj2.png"]
@@ -125,18 +125,18 @@ def test_erf_cli_writes_overlays(tmp_path):
     # An existing output is not overwritten without --overwrite; nothing half-written appears.
     with pytest.raises(SystemExit, match="not empty"):
         erf_cli.main(["--frames", str(frames_dir), "--mask", str(mask), "--out", str(out),
-                      "--random-weights", "--size", "16x32"])
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".erf-")]
+                      "--random_weights", "--size", "16x32"])
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
 
 
 def test_erf_cli_bad_inputs(tmp_path):
     frames_dir, mask = _write_video(tmp_path)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         erf_cli.main(["--frames", str(tmp_path / "nowhere"), "--mask", str(mask),
-                      "--out", str(tmp_path / "o"), "--random-weights"])
-    with pytest.raises(SystemExit, match="ref-frames"):
+                      "--out", str(tmp_path / "o"), "--random_weights"])
+    with pytest.raises(SystemExit, match="ref_frames"):
         erf_cli.main(["--frames", str(frames_dir), "--mask", str(mask),
-                      "--out", str(tmp_path / "o"), "--random-weights", "--ref-frames", "9"])
+                      "--out", str(tmp_path / "o"), "--random_weights", "--ref_frames", "9"])
     (frames_dir / "00003.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match="00003.jpg"):
         erf_cli.read_frames(str(frames_dir))

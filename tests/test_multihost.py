@@ -15,7 +15,8 @@ import sys
 import jax
 import numpy as np
 
-from vosjax.checkpoint import load_model, load_train_state
+from vosjax.checkpoint import load_train_state
+from vosjax.families import load_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 3

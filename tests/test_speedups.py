@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks import make_table, slot_flops, speedups
+from benchmarks.workloads import VosjaxTraining, synthetic_clips
 from vosjax.data.davis import DavisDataset
-from vosjax.evaluation.runner import InferenceOptions, run_videos
-from vosjax.evaluation.synthetic import blob_video, write_davis_layout
+from vosjax.data.synthetic import blob_video, write_davis_layout
+from vosjax.evaluation.runner import run_videos
+from vosjax.inference.options import STMOptions
 from vosjax.models.stm import STM, init_stm, memory_read
 from vosjax.training.optim import make_optimizer
 from vosjax.training.sharding import batch_sharding, make_mesh
 from vosjax.training.state import TrainState
 from vosjax.training.step import jit_train_step, stm_loss_fn
-
-from benchmarks import make_table, slot_flops, speedups
-from benchmarks.workloads import VosjaxTraining, synthetic_clips
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -98,7 +98,7 @@ def _files(folder):
 
 def test_background_writing_gives_the_same_files_and_scores(tiny_videos, tmp_path):
     videos, variables = tiny_videos
-    opts = InferenceOptions(size=(32, 48))
+    opts = STMOptions(size=(32, 48))
     reports = {bg: run_videos(TINY, variables, videos, opts, output_dir=str(tmp_path / str(bg)),
                               overlays=True, background=bg) for bg in (False, True)}
     assert reports[True].scores.global_row() == reports[False].scores.global_row()
@@ -123,7 +123,7 @@ def test_background_write_failure_is_raised_and_leaves_no_partial_folder(tiny_vi
 
     monkeypatch.setattr(masks, "write_palette_png", failing)
     with pytest.raises(OSError, match="disk full"):
-        run_videos(TINY, variables, videos, InferenceOptions(size=(32, 48)),
+        run_videos(TINY, variables, videos, STMOptions(size=(32, 48)),
                    output_dir=str(tmp_path), background=True)
     # v1 is not half-written; the others (written by other threads) are whole or absent.
     written = sorted(os.listdir(tmp_path))
@@ -159,7 +159,8 @@ def test_training_driver_vosjax_side_runs_without_torch(golden_dir):
 
 
 def test_profile_step_names_the_costliest_ops(tmp_path):
-    """benchmarks.profile_step on a tiny video: op kinds sum to the traced op time, ops named by layer."""
+    """benchmarks.profile_step on a tiny video: op kinds sum to the traced op time, ops named
+    by layer."""
     import subprocess
 
     out = tmp_path / "profile.json"

@@ -14,15 +14,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_config_gives_the_official_protocol():
     from configs import stm_original
-    from vosjax.training.run import inference_options
-    from vosjax.training.tasks import get_task
+    from vosjax.families import get as get_family
+    from vosjax.families import inference_options
 
     c = stm_original.get_config()
     opts = inference_options(c)
     assert opts.size == (480, 864) == pad_to_multiple(480, 854)
     assert (opts.pad, opts.num_slots, opts.mem_every, opts.reference) == ("black", 10, 5, "mem")
     assert opts.correction is None
-    assert get_task(c.model).name == "stm_original"
+    assert get_family(c.model.name).name == "stm_original"
     with c.unlocked():
         c.eval.correction = True
     assert inference_options(c).correction.n_iter == 10

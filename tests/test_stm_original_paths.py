@@ -82,13 +82,13 @@ def test_cycle_loss_through_the_training_task(orig, video):
     objects" stem."""
     import ml_collections
 
-    from vosjax.training.tasks import get_task
+    from vosjax.families import get as get_family
 
     model_cfg = ml_collections.ConfigDict(dict(
         name="stm_original", arch="resnet10", keydim=16, valdim=32, mdim=32,
         compute="float32-highest"))
     cfg = ml_collections.ConfigDict(dict(model=model_cfg, train=dict(cycle=True, bootstrap=0.4)))
-    task = get_task(model_cfg)
+    task = get_family(model_cfg.name)
     model = task.build_model(model_cfg)
     assert type(model) is STMOriginal
     _, v = orig

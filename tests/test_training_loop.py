@@ -5,30 +5,31 @@ import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
-from vosjax.checkpoint import load_model
+from configs import base
 from vosjax.data.sampler import HostBatch
+from vosjax.families import FAMILIES, build_model, load_model
+from vosjax.families import get as get_family
 from vosjax.training import sharding as shd
-from vosjax.training.loop import NonFiniteLossError, build_model, build_optimizer, train
+from vosjax.training.loop import NonFiniteLossError, build_optimizer, train
 from vosjax.training.step import jit_init_state, jit_train_step
-from vosjax.training.tasks import TASKS, get_task
+
+STM = FAMILIES["stm"]
 
 H, W, SLOTS, T = 32, 48, 2, 3
 
 
 def tiny_config(clip_len=T, **train_overrides):
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.model = dict(name="stm", arch="resnet10", keydim=16, valdim=32, compute="float32-highest")
-    c.data = dict(size=(H, W), num_slots=SLOTS, clip_len=clip_len)
-    c.train = dict(batch_size=8, num_train_steps=3, checkpoint_every=1, keep_checkpoints=10,
-                   log_every=1, learning_rate=1e-3, schedule="constant", warmup_steps=0,
-                   milestones=(), gamma=0.1, optimizer="adam", b1=0.9, b2=0.999,
-                   weight_decay=5e-4, grad_clip=0.0, accumulate_steps=1, cycle=True,
-                   bootstrap=0.4, fsdp=1, init_from="")
+    """The schema (configs/base.py) with a tiny STM and a fast loop."""
+    c = base.get_config("stm")
+    c.model.update(dict(arch="resnet10", keydim=16, valdim=32, compute="float32-highest"))
+    c.data.update(dict(size=(H, W), num_slots=SLOTS, clip_len=clip_len, num_workers=0))
+    c.data.augment = None       # the raw batches as given: no photometric noise
+    c.train.update(dict(batch_size=8, num_train_steps=3, checkpoint_every=1, keep_checkpoints=10,
+                        log_every=1, learning_rate=1e-3, weight_decay=5e-4, cycle=True,
+                        bootstrap=0.4, slot_policy="pad"))
     c.train.update(train_overrides)
     return c
 
@@ -59,7 +60,7 @@ class RandomClips:
         return HostBatch(step, arrays, SLOTS, {"step": int(step) + 1})
 
 
-_STM_PREPARE = TASKS["stm"].prepare
+_STM_PREPARE = STM.prepare
 
 
 def poisoned_prepare(config):
@@ -77,7 +78,7 @@ def poisoned_prepare(config):
 def run_steps(config, devices, n, fsdp=1):
     mesh = shd.make_mesh(fsdp, devices)
     model, tx = build_model(config.model), build_optimizer(config.train)
-    task = get_task(config.model)
+    task = get_family(config.model.name)
     init_fn, st_sh, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
     step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract,
                                 prepare=task.prepare(config))
@@ -124,7 +125,7 @@ def test_fsdp_shards_params_and_matches():
     cfg = tiny_config(clip_len=2, cycle=False, learning_rate=1e-5)
     mesh = shd.make_mesh(4)
     model, tx = build_model(cfg.model), build_optimizer(cfg.train)
-    init = get_task(cfg.model).init_variables(model, cfg)
+    init = get_family(cfg.model.name).init_variables(model, cfg)
     _, st_sh, abstract = jit_init_state(init, tx, mesh)
     assert "fsdp" in tuple(st_sh.params["Decoder"]["convFM"]["kernel"].spec)
     mu = st_sh.opt_state[1].mu["Decoder"]["convFM"]["kernel"].spec   # Adam first moment
@@ -149,10 +150,10 @@ def clips(**kw):
 
 
 def test_resume_is_bit_exact(tmp_path):
-    straight = train(loop_config(num_train_steps=6), str(tmp_path / "a"), sampler=clips(),
+    straight = train(loop_config(num_train_steps=6), str(tmp_path / "a"), STM, sampler=clips(),
                      progress=False)
-    train(loop_config(num_train_steps=3), str(tmp_path / "b"), sampler=clips(), progress=False)
-    resumed = train(loop_config(num_train_steps=6), str(tmp_path / "b"), sampler=clips(),
+    train(loop_config(num_train_steps=3), str(tmp_path / "b"), STM, sampler=clips(), progress=False)
+    resumed = train(loop_config(num_train_steps=6), str(tmp_path / "b"), STM, sampler=clips(),
                     progress=False)
     for a, b in zip(jax.tree_util.tree_leaves(straight["variables"]),
                     jax.tree_util.tree_leaves(resumed["variables"])):
@@ -170,27 +171,27 @@ def test_resume_is_bit_exact(tmp_path):
 
 def test_interrupted_checkpoint_write_leaves_previous_loadable(tmp_path):
     wd = tmp_path / "w"
-    train(loop_config(num_train_steps=2), str(wd), sampler=clips(), progress=False)
+    train(loop_config(num_train_steps=2), str(wd), STM, sampler=clips(), progress=False)
     # What a kill during the write of step 3 leaves: orbax's temporary directory, half full.
     partial = wd / "checkpoints" / "3.orbax-checkpoint-tmp-1234"
     (partial / "state").mkdir(parents=True)
     (partial / "state" / "junk").write_bytes(b"\0" * 100)
     model, variables = load_model(wd)
     assert model.arch == "resnet10"
-    out = train(loop_config(num_train_steps=3), str(wd), sampler=clips(), progress=False)
+    out = train(loop_config(num_train_steps=3), str(wd), STM, sampler=clips(), progress=False)
     assert out["step"] == 3
 
 
-def test_nan_guard_stops_with_step_and_last_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setitem(TASKS, "stm", dataclasses.replace(TASKS["stm"], prepare=poisoned_prepare))
+def test_nan_guard_stops_with_step_and_last_checkpoint(tmp_path):
+    poisoned = dataclasses.replace(STM, prepare=poisoned_prepare)
     with pytest.raises(NonFiniteLossError, match=r"step 3 .*last good checkpoint: step 2"):
-        train(loop_config(num_train_steps=5), str(tmp_path / "n"),
+        train(loop_config(num_train_steps=5), str(tmp_path / "n"), poisoned,
               sampler=clips(poison_step=2), progress=False)
 
 
 def test_bad_config_values_are_named(tmp_path):
     with pytest.raises(ValueError, match="config.train.batch_size=6"):
-        train(loop_config(batch_size=6), str(tmp_path), sampler=clips(), progress=False)
+        train(loop_config(batch_size=6), str(tmp_path), STM, sampler=clips(), progress=False)
     cfg = tiny_config()
     cfg.model.compute = "float8"
     with pytest.raises(ValueError, match="config.model.compute='float8'"):
@@ -225,7 +226,7 @@ def test_trimmed_loss_matches_padded_loss():
     """The same raw batch prepared with 1 slot (trimmed) and 2 (padded): the same loss."""
     config = tiny_config()
     model = build_model(config.model)
-    task = get_task(config.model)
+    task = get_family(config.model.name)
     variables = jax.jit(task.init_variables(model, config))(jax.random.PRNGKey(0))
     loss_fn = jax.jit(task.loss(model, config))
     prepare = jax.jit(task.prepare(config), static_argnums=2)
@@ -245,11 +246,11 @@ def test_trimmed_loss_matches_padded_loss():
 def bucket_config(clip_len=2, cycle=False, max_objects=3, num_workers=0, **train):
     """The tiny model on the real sampler: synthetic clips of 1..max_objects objects."""
     c = tiny_config(clip_len=clip_len, cycle=cycle, slot_policy="bucket", **train)
-    c.data = dict(sources=(("synthetic", 1),), size=(H, W), clip_len=clip_len,
-                  max_objects=max_objects, num_slots=max_objects, gap_start=2,
-                  gap_increment=0, gap_every_epochs=1, augment=None, num_workers=num_workers,
-                  synthetic=dict(num_videos=16, seed=0, height=H, width=W, num_frames=6,
-                                 distractors=True))
+    c.data.update(dict(sources=(("synthetic", 1),), size=(H, W), clip_len=clip_len,
+                       max_objects=max_objects, num_slots=max_objects, gap_start=2,
+                       gap_increment=0, gap_every_epochs=1,
+                       num_workers=num_workers))
+    c.data.synthetic.update(dict(num_videos=16, seed=0, height=H, width=W, num_frames=6))
     return c
 
 
@@ -260,7 +261,7 @@ def test_bucketed_clip_losses_equal_the_padded_objective():
     from vosjax.training.step import clip_batch_loss
 
     config = bucket_config(clip_len=3, cycle=True, batch_size=2)
-    task = get_task(config.model)
+    task = get_family(config.model.name)
     sampler = task.batches(config)
     assert isinstance(sampler, BucketSampler)
     model = build_model(config.model)
@@ -298,13 +299,13 @@ def test_bucketed_training_runs_and_resumes_exactly_on_8_devices(tmp_path):
     assert jax.device_count() == 8
     cfg = lambda steps, workers=0: bucket_config(  # noqa: E731
         max_objects=2, num_train_steps=steps, num_workers=workers)
-    sampler = get_task(cfg(3).model).batches(cfg(3))
+    sampler = get_family(cfg(3).model.name).batches(cfg(3))
     assert {sampler.plan(s)[0] for s in range(3)} == {1, 2}     # both object counts run
-    straight = train(cfg(3), str(tmp_path / "a"), progress=False)
-    train(cfg(2, workers=2), str(tmp_path / "b"), progress=False)
+    straight = train(cfg(3), str(tmp_path / "a"), STM, progress=False)
+    train(cfg(2, workers=2), str(tmp_path / "b"), STM, progress=False)
     meta = json.load(open(tmp_path / "b" / "checkpoints" / "2" / "meta" / "metadata"))
     assert meta["sampler"] == sampler.state(2) and "pending" in meta["sampler"]["bucket"]
-    resumed = train(cfg(3, workers=2), str(tmp_path / "b"), progress=False)
+    resumed = train(cfg(3, workers=2), str(tmp_path / "b"), STM, progress=False)
     assert np.isfinite(float(resumed["metrics"]["loss"]))
     for a, b in zip(jax.tree_util.tree_leaves(straight["variables"]),
                     jax.tree_util.tree_leaves(resumed["variables"])):
@@ -314,11 +315,12 @@ def test_bucketed_training_runs_and_resumes_exactly_on_8_devices(tmp_path):
 def test_slot_policy_is_validated(tmp_path):
     from vosjax.training.input_pipeline import slot_policy
 
-    with pytest.raises(ValueError, match="replaced by config.train.slot_policy"):
-        slot_policy(tiny_config(trim_slots=True).train)
+    with pytest.raises(KeyError, match="trim_slots"):   # the old field: not in the schema
+        tiny_config(trim_slots=True)
     assert slot_policy(tiny_config().train) == "pad"
     with pytest.raises(ValueError, match="slot_policy='packed'"):
-        train(loop_config(slot_policy="packed"), str(tmp_path), sampler=clips(), progress=False)
+        train(loop_config(slot_policy="packed"), str(tmp_path), STM, sampler=clips(),
+              progress=False)
 
 def truncate_files(step_dir):
     """What a full disk or a copy cut short leaves: every file of a step cut to half."""
@@ -329,14 +331,14 @@ def truncate_files(step_dir):
 
 
 def test_truncated_newest_checkpoint_is_set_aside_and_resume_falls_back(tmp_path, capsys):
-    straight = train(loop_config(num_train_steps=3), str(tmp_path / "a"), sampler=clips(),
+    straight = train(loop_config(num_train_steps=3), str(tmp_path / "a"), STM, sampler=clips(),
                      progress=False)
     wd = tmp_path / "b"
-    train(loop_config(num_train_steps=3), str(wd), sampler=clips(), progress=False)
+    train(loop_config(num_train_steps=3), str(wd), STM, sampler=clips(), progress=False)
     truncate_files(wd / "checkpoints" / "3")
     capsys.readouterr()
     with pytest.warns(RuntimeWarning, match=r"checkpoints/3 cannot be read .*moved it to") as w:
-        resumed = train(loop_config(num_train_steps=3), str(wd), sampler=clips(),
+        resumed = train(loop_config(num_train_steps=3), str(wd), STM, sampler=clips(),
                         progress=False)
     out = capsys.readouterr().out
     assert f"resuming from step 2: {wd / 'checkpoints' / '2'}" in out
@@ -357,13 +359,13 @@ def test_no_readable_checkpoint_stops_naming_the_folder(tmp_path):
     from vosjax.training.checkpointing import UnreadableCheckpointError
 
     wd = tmp_path / "w"
-    train(loop_config(num_train_steps=2, keep_checkpoints=2), str(wd), sampler=clips(),
+    train(loop_config(num_train_steps=2, keep_checkpoints=2), str(wd), STM, sampler=clips(),
           progress=False)
     for step in ("1", "2"):
         truncate_files(wd / "checkpoints" / step)
     with pytest.raises(UnreadableCheckpointError,
                        match=rf"{wd / 'checkpoints'}: no checkpoint can be read .*step 2 .*step 1"):
-        train(loop_config(num_train_steps=3), str(wd), sampler=clips(), progress=False)
+        train(loop_config(num_train_steps=3), str(wd), STM, sampler=clips(), progress=False)
     assert sorted(os.listdir(wd / "checkpoints")) == ["1", "2"]       # nothing moved
     assert not (wd / "checkpoints-unreadable").exists()
 
@@ -372,12 +374,12 @@ def test_half_written_metrics_line_is_repaired(tmp_path):
     from vosjax.training.metrics import repair_jsonl
 
     wd = tmp_path / "m"
-    train(loop_config(num_train_steps=2), str(wd), sampler=clips(), progress=False)
+    train(loop_config(num_train_steps=2), str(wd), STM, sampler=clips(), progress=False)
     path = wd / "metrics.jsonl"
     # A kill after logging step 3 (never checkpointed) and in the middle of writing step 4.
     with open(path, "a") as f:
         f.write('{"step": 3, "loss": 1.0}\n{"step": 4, "lo')
-    train(loop_config(num_train_steps=4), str(wd), sampler=clips(), progress=False)
+    train(loop_config(num_train_steps=4), str(wd), STM, sampler=clips(), progress=False)
     rows = [json.loads(line) for line in open(path)]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert rows[2]["loss"] != 1.0                  # step 3 logged again by the resumed run

@@ -9,11 +9,12 @@ import optax
 import pytest
 
 from data_layouts import make_davis2017, make_youtube_vos
-from test_training_loop import RandomClips, flat, loop_config
+from test_training_loop import STM, RandomClips, flat, loop_config
+from vosjax.families import build_model
+from vosjax.families import get as get_family
 from vosjax.training import sharding as shd
-from vosjax.training.loop import build_model, build_optimizer, train
+from vosjax.training.loop import build_optimizer, train
 from vosjax.training.step import jit_init_state, jit_train_step
-from vosjax.training.tasks import get_task
 
 
 def _steps(config, batches):
@@ -21,7 +22,7 @@ def _steps(config, batches):
     step."""
     mesh = shd.make_mesh(1, jax.devices()[:1])
     model, tx = build_model(config.model), build_optimizer(config.train)
-    task = get_task(config.model)
+    task = get_family(config.model.name)
     init_fn, _, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
     step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract,
                                 prepare=task.prepare(config))
@@ -87,19 +88,19 @@ def test_init_from_starts_from_the_given_model(tmp_path):
     so one step later the params are exactly the source's; a different model is refused.
     (All runs use the same warm-up: one compiled step.)"""
     kw = dict(warmup_steps=3)
-    src = train(loop_config(num_train_steps=2, **kw), str(tmp_path / "src"),
+    src = train(loop_config(num_train_steps=2, **kw), str(tmp_path / "src"), STM,
                 sampler=RandomClips(8, clip_len=2), progress=False)
     assert not np.array_equal(flat(src["variables"]["params"]),
                               flat(_init_params(loop_config(**kw))))
     out = train(loop_config(num_train_steps=1, init_from=str(tmp_path / "src"), **kw),
-                str(tmp_path / "ft"), sampler=RandomClips(8, clip_len=2), progress=False)
+                str(tmp_path / "ft"), STM, sampler=RandomClips(8, clip_len=2), progress=False)
     for a, b in zip(jax.tree_util.tree_leaves(src["variables"]),
                     jax.tree_util.tree_leaves(out["variables"])):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     bad = loop_config(num_train_steps=1, init_from=str(tmp_path / "src"), **kw)
     bad.model.keydim = 8
     with pytest.raises(ValueError, match=r"config.train.init_from=.*src.*do not match"):
-        train(bad, str(tmp_path / "bad"), sampler=RandomClips(8, clip_len=2), progress=False)
+        train(bad, str(tmp_path / "bad"), STM, sampler=RandomClips(8, clip_len=2), progress=False)
 
 
 def _init_params(config):
@@ -107,14 +108,14 @@ def _init_params(config):
     from vosjax.training.step import initial_variables
 
     model = build_model(config.model)
-    init = get_task(config.model).init_variables(model, config)
+    init = get_family(config.model.name).init_variables(model, config)
     return initial_variables(init, jax.random.PRNGKey(config.seed))["params"]
 
 
 def _source_config(sources, num_workers=0, **data):
     cfg = loop_config(num_train_steps=1)
     cfg.data.update(dict(sources=sources, max_objects=2, gap_start=1, gap_increment=0,
-                         gap_every_epochs=1, augment=None, num_workers=num_workers, **data))
+                         gap_every_epochs=1, num_workers=num_workers, **data))
     return cfg
 
 
@@ -149,5 +150,5 @@ def test_training_from_davis_youtubevos_and_tfds_layouts(tmp_path):
                                    ("yt", (("youtubevos", 1),), 0),
                                    ("tfds", ((tfds_davis, 1), (tfds_yt, 1)), 1)):
         out = train(_source_config(sources, num_workers=workers, **roots),
-                    str(tmp_path / f"w-{name}"), progress=False)
+                    str(tmp_path / f"w-{name}"), STM, progress=False)
         assert out["step"] == 1 and np.isfinite(float(out["metrics"]["loss"])), name

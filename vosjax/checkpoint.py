@@ -5,7 +5,8 @@ Layout of a model directory (written by ``python -m vosjax.convert``)::
     DIR/model.json      {"model": "stm", "fields": {"arch": "resnet50", "keydim": 128, ...}}
 
 ``"model"`` names the family (``"stm"`` STM-Training / STM-Cycle, ``"stm_original"`` the
-original STM, ``"gcseg"``), so loading rebuilds the right module.
+original STM, ``"gcseg"``): :mod:`vosjax.families` turns it back into the module
+(``families.load_model``); this module only reads and writes the files.
     DIR/variables/      orbax StandardCheckpointer tree {"params": ..., "batch_stats": ...}
 
 A ``train.py`` workdir loads too: its ``model.json`` plus the latest step under
@@ -18,102 +19,39 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from typing import Any
+
+from vosjax import atomic
 
 FORMAT_VERSION = 1
 
 
-def _registry():
-    from vosjax.models.stm import STM  # noqa: PLC0415
-    from vosjax.models.stm_original import STMOriginal  # noqa: PLC0415
-    models = {"stm": STM, "stm_original": STMOriginal}
-    try:
-        from vosjax.models.gcseg import GCSeg  # noqa: PLC0415
-        models["gcseg"] = GCSeg
-    except ImportError:
-        pass
-    return models
+def spec(family: str, fields: dict) -> dict:
+    """The ``model.json`` content of a model of ``family`` with architecture ``fields``."""
+    return {"model": family, "fields": dict(fields), "format": FORMAT_VERSION}
 
 
-# Module fields that describe the architecture (stored); precision/dtype are runtime choices.
-RUNTIME_FIELDS = ("precision", "dtype", "parent", "name")
-
-
-def model_kind(model) -> str:
-    """The registry name (``"stm"``, ``"stm_original"``, ``"gcseg"``) of a model instance."""
-    for kind, cls in _registry().items():
-        if type(model) is cls:
-            return kind
-    raise TypeError(f"{type(model).__name__} is not a registered vosjax model "
-                    f"(known: {sorted(_registry())})")
-
-
-def write_json(path: str | os.PathLike, obj, **kwargs) -> str:
-    """Write ``obj`` as JSON to ``path`` through a temporary file renamed into place (removed if
-    serialisation fails), so a reader never sees a half-written file. Returns the path."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
-def model_spec(model) -> dict:
-    """``{"model": kind, "fields": {...}}`` for a registered model instance."""
-    import dataclasses  # noqa: PLC0415
-
-    kind = model_kind(model)
-    fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)
-              if f.name not in RUNTIME_FIELDS}
-    return {"model": kind, "fields": fields, "format": FORMAT_VERSION}
-
-
-def model_from_spec(spec: dict, **overrides: Any):
-    """Instantiate the model described by ``spec`` (``overrides``: e.g. ``precision``)."""
-    kind = spec.get("model")
-    registry = _registry()
-    if kind not in registry:
-        raise ValueError(f"model.json: unknown model {kind!r} (known: {sorted(registry)})")
-    return registry[kind](**spec.get("fields", {}), **overrides)
-
-
-def save_model(directory: str | os.PathLike, model, variables) -> None:
-    """Write ``model`` and ``variables`` to ``directory`` (which must not exist or be empty)."""
-    import orbax.checkpoint as ocp  # noqa: PLC0415
+def save_model(directory: str | os.PathLike, model_spec: dict, variables) -> None:
+    """Write ``variables`` and ``model_spec`` (:func:`spec`; ``vosjax.families.save_model``
+    makes it from a model) to ``directory``, which must not exist or be empty."""
+    import orbax.checkpoint as ocp
 
     directory = os.path.abspath(os.fspath(directory))
     if os.path.exists(directory) and os.listdir(directory):
         raise FileExistsError(f"{directory}: exists and is not empty; choose a new --out")
-    spec = model_spec(model)
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(directory) + "-", dir=parent)
-    try:
+    with atomic.replacing_dir(directory) as tmp:
         ckptr = ocp.StandardCheckpointer()
         ckptr.save(os.path.join(tmp, "variables"), variables)
         ckptr.wait_until_finished()
-        write_json(os.path.join(tmp, "model.json"), spec)
-        if os.path.exists(directory):
-            os.rmdir(directory)
-        os.rename(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        atomic.write_json(os.path.join(tmp, "model.json"), model_spec)
 
 
 def load_train_state(ckpt_dir: str | os.PathLike, step: int | None = None) -> dict:
     """``{"params", "batch_stats"}`` of checkpoint ``step`` (default: the latest complete one)
     in a ``train.py`` workdir's ``checkpoints`` folder, on this process's first device,
     whatever the devices and processes that wrote it (e.g. a multi-host run)."""
-    import jax  # noqa: PLC0415
-    import orbax.checkpoint as ocp  # noqa: PLC0415
+    import jax
+    import orbax.checkpoint as ocp
 
     ckpt_dir = os.path.abspath(os.fspath(ckpt_dir))
     handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
@@ -131,9 +69,11 @@ def load_train_state(ckpt_dir: str | os.PathLike, step: int | None = None) -> di
     return {"params": state["params"], "batch_stats": state["batch_stats"]}
 
 
-def load_model(directory: str | os.PathLike, **overrides: Any):
-    """Read a model directory written by :func:`save_model` -> ``(model, variables)``."""
-    import orbax.checkpoint as ocp  # noqa: PLC0415
+def read_model(directory: str | os.PathLike) -> tuple[dict, Any]:
+    """Read a model directory written by :func:`save_model`, or a ``train.py`` workdir (its
+    latest complete step) -> ``(model.json spec, variables)``; the model itself is built by
+    ``vosjax.families.load_model``."""
+    import orbax.checkpoint as ocp
 
     directory = os.path.abspath(os.fspath(directory))
     spec_path = os.path.join(directory, "model.json")
@@ -145,12 +85,13 @@ def load_model(directory: str | os.PathLike, **overrides: Any):
             spec = json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f"{spec_path}: not valid JSON ({e})") from None
-    model = model_from_spec(spec, **overrides)
+    if not isinstance(spec, dict) or not isinstance(spec.get("fields", {}), dict):
+        raise ValueError(f"{spec_path}: expected an object with \"model\" and \"fields\"")
     var_dir = os.path.join(directory, "variables")
     if os.path.isdir(var_dir):
-        return model, ocp.StandardCheckpointer().restore(var_dir)
+        return spec, ocp.StandardCheckpointer().restore(var_dir)
     ckpt_dir = os.path.join(directory, "checkpoints")
     if os.path.isdir(ckpt_dir):  # a train.py workdir: the latest complete step
-        return model, load_train_state(ckpt_dir)
+        return spec, load_train_state(ckpt_dir)
     raise FileNotFoundError(f"{directory}: neither variables/ (converted or exported model) "
                             "nor checkpoints/ (train.py workdir) found")

@@ -25,7 +25,7 @@ def default_dir() -> str:
 def enable(location: str = "") -> str | None:
     """Point JAX's persistent compilation cache at ``location`` (see the module docstring) and
     cache every program, however fast it compiled. Returns the folder, or None when off."""
-    import jax  # noqa: PLC0415
+    import jax
 
     if location == OFF:
         return None

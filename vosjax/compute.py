@@ -60,7 +60,7 @@ def resolve(mode: str = "auto", backend: str | None = None) -> Compute:
 
 def mode_of(model) -> str:
     """The mode a model's ``precision``/``dtype`` fields amount to (for reports)."""
-    from vosjax.models.resnet import resolve_precision  # noqa: PLC0415
+    from vosjax.models.resnet import resolve_precision
 
     if model.dtype is not None and jnp.dtype(model.dtype) == jnp.bfloat16:
         return "bfloat16"

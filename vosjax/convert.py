@@ -7,7 +7,7 @@ Library use::
     model, variables = load_stm_original("STM_weights.pth")       # -> STMOriginal
     keys, values = model.apply(variables, frame, masks, method=model.memorize)
 
-Command line (writes an orbax checkpoint + ``model.json`` that :func:`vosjax.checkpoint.load_model`
+Command line (writes an orbax checkpoint + ``model.json`` that :func:`vosjax.families.load_model`
 and ``evaluate.py --checkpoint`` read; ``model.json`` records the family)::
 
     python -m vosjax.convert --from stm-training stm_cycle_r50.pth --out ckpt/stm_cycle_r50
@@ -19,12 +19,14 @@ tensors and plain containers; needs the ``torch`` extra), ``.npz`` (``allow_pick
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Any, Mapping
 
 import numpy as np
+from absl import flags
+
+from vosjax import cli
 
 # Buffers of the official model that the forward pass never reads (normalisation happens in the
 # data pipeline); accepted and dropped.
@@ -86,7 +88,7 @@ def _to_numpy(v, name, where):
 
 def _read_torch(path):
     try:
-        import torch  # noqa: PLC0415 (optional dependency)
+        import torch  # (optional dependency)
     except ImportError:
         raise CheckpointError(
             f"{path}: reading PyTorch checkpoints needs torch; install the 'torch' extra "
@@ -113,7 +115,7 @@ def _read_npz(path):
 
 
 def _read_safetensors(path):
-    from safetensors.numpy import load_file  # noqa: PLC0415
+    from safetensors.numpy import load_file
     try:
         return load_file(path)
     except Exception as e:
@@ -138,7 +140,8 @@ def torch_to_flax_path(name: str, state_dict_keys=()) -> tuple[str, tuple[str, .
         else:
             mods.append(p)
     prefix = ".".join(parts[:-1])
-    is_bn = f"{prefix}.running_mean" in state_dict_keys if prefix else "running_mean" in state_dict_keys
+    key = f"{prefix}.running_mean" if prefix else "running_mean"
+    is_bn = key in state_dict_keys
     if leaf == "num_batches_tracked":
         return None
     if leaf == "running_mean":
@@ -176,7 +179,7 @@ def state_dict_to_variables(state_dict: Mapping[str, np.ndarray], expected, *, w
 
     Raises :class:`CheckpointError` naming every missing, unexpected or mis-shaped key.
     """
-    import flax  # noqa: PLC0415
+    import flax
 
     want = {("/".join(k)): v for k, v in flax.traverse_util.flatten_dict(expected).items()}
     keys = set(state_dict)
@@ -238,9 +241,10 @@ def infer_stm_config(state_dict: Mapping[str, np.ndarray], where: str = "state d
         valdim = int(state_dict["KV_M_r4.Value.weight"].shape[0])
         mdim = int(state_dict["Decoder.convFM.weight"].shape[0])
     except KeyError as e:
-        raise CheckpointError(f"{where}: not an STM-Training state dict (missing key {e})") from None
-    table = {(False, 1): "resnet10", (False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50",
-             (True, 23): "resnet101"}
+        raise CheckpointError(f"{where}: not an STM-Training state dict "
+                              f"(missing key {e})") from None
+    table = {(False, 1): "resnet10", (False, 2): "resnet18", (False, 6): "resnet34",
+             (True, 6): "resnet50", (True, 23): "resnet101"}
     arch = table.get((bottleneck, n4))
     if arch is None:
         raise CheckpointError(f"{where}: cannot infer the ResNet from {n4} blocks in "
@@ -253,10 +257,10 @@ FAMILY_KEYS = {"stm-training": "Encoder_M.conv1_bg.weight", "stm": "Encoder_M.co
 
 
 def _load_stm(source, family: str, arch: str | None, precision: Any):
-    import jax  # noqa: PLC0415
+    import jax
 
-    from vosjax.models.stm import STM, init_stm  # noqa: PLC0415
-    from vosjax.models.stm_original import STMOriginal  # noqa: PLC0415
+    from vosjax.models.stm import STM, init_stm
+    from vosjax.models.stm_original import STMOriginal
 
     where = source if isinstance(source, (str, os.PathLike)) else "the given mapping"
     where = os.fspath(where) if not isinstance(where, str) else where
@@ -304,20 +308,33 @@ def load_stm_original(source, arch: str | None = None, *, precision: Any = "high
 LOADERS = {"stm-training": load_stm_training, "stm": load_stm_original}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vosjax.convert", description=__doc__.split("\n")[0])
-    p.add_argument("--from", dest="src_format", choices=sorted(LOADERS), required=True,
-                   help="format of the source checkpoint: stm-training (lyxok1/STM-Training, "
-                        "STM-Cycle) or stm (seoungwugoh/STM, the original STM_weights.pth)")
-    p.add_argument("source", help=".pth/.pt/.npz/.safetensors file")
-    p.add_argument("--out", required=True, help="output directory (must not exist, or be empty)")
-    p.add_argument("--arch", default=None, help="expected backbone (default: inferred)")
-    args = p.parse_args(argv)
+PROG = "python -m vosjax.convert"
 
-    from vosjax.checkpoint import save_model  # noqa: PLC0415
+
+def define_flags() -> flags.FlagValues:
+    """The command line's flags, on a fresh ``FlagValues`` (nothing global); the source file is
+    the one positional argument."""
+    fv = flags.FlagValues()
+    flags.DEFINE_enum("from", None, sorted(LOADERS), "format of the source checkpoint: "
+                      "stm-training (lyxok1/STM-Training, STM-Cycle) or stm (seoungwugoh/STM, "
+                      "the original STM_weights.pth)", required=True, flag_values=fv)
+    flags.DEFINE_string("out", None, "output directory (must not exist, or be empty)",
+                        required=True, flag_values=fv)
+    flags.DEFINE_string("arch", None, "expected backbone (default: inferred)", flag_values=fv)
+    return fv
+
+
+def main(argv=None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``): 0 on success, 2 on bad input."""
+    args = define_flags()
+    (source,) = cli.parse(args, argv, prog=PROG, description=__doc__.split("\n")[0],
+                          positional=["SOURCE"])
+    src_format = args["from"].value
+
+    from vosjax.families import save_model
 
     try:
-        model, variables = LOADERS[args.src_format](args.source, args.arch)
+        model, variables = LOADERS[src_format](source, args.arch)
         save_model(args.out, model, variables)
     except (CheckpointError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)

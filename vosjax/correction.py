@@ -64,7 +64,8 @@ def default_unroll(n_iter: int, backend: str | None = None) -> int:
     """Unroll factor of the correction loop: on CPU up to 10 steps unrolled, rolled elsewhere.
 
     Measured on CPU (``python -m benchmarks.correction_speed --unroll-only --arch resnet18
-    --size 96x160``, 2 shared cores, results in ``benchmarks/results/correction_unroll_cpu.json``): one
+    --size 96x160``, 2 shared cores, results in
+    ``benchmarks/results/correction_unroll_cpu.json``): one
     10-step correction took 11.8 s rolled and 4.3 s fully unrolled (median of 3); XLA:CPU does
     not optimise across the ``while`` boundary. Longer loops (cycle-ERF's 50 steps) are
     unrolled by 10 to bound the compile time. On accelerators the rolled loop is the usual

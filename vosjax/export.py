@@ -3,8 +3,8 @@ programs (StableHLO, weights included, fixed shapes) that run without vosjax.
 
 Command::
 
-    python -m vosjax.export --checkpoint DIR --size H W --objects O [--correction] \
-        --out stm.vjx [--memory-slots S] [--mem-every 5] [--platforms cpu cuda]
+    python -m vosjax.export --checkpoint DIR --size HxW --objects O [--correction] \
+        --out stm.vjx [--memory_slots S] [--mem_every 5] [--platforms cpu,cuda]
 
 ``--out`` is a zip archive holding two programs, plus ``FILE.json`` next to it (the same JSON is
 in the archive as ``export.json``) describing their inputs and outputs:
@@ -35,13 +35,15 @@ Running it needs only jax and numpy (see README, "Exported step")::
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import zipfile
 
 import numpy as np
+from absl import flags
+
+from vosjax import atomic, cli
 
 FORMAT = "vosjax-export"
 FORMAT_VERSION = 1
@@ -57,11 +59,15 @@ def build_programs(model, variables, *, size, objects: int, num_slots: int | Non
     the :class:`~vosjax.inference.propagation.PropagationState` arrays (names in
     ``state_names``).
     """
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
 
-    from vosjax.inference.propagation import (  # noqa: PLC0415
-        StepConfig, correction_step, init_state, propagation_step)
+    from vosjax.inference.propagation import (
+        StepConfig,
+        correction_step,
+        init_state,
+        propagation_step,
+    )
 
     h, w = (int(s) for s in size)
     if min(h, w) <= 0 or not isinstance(objects, int) or objects < 1:
@@ -117,7 +123,7 @@ def _leaf_name(path) -> str:
 
 
 def _compute_mode(model) -> str:
-    from vosjax import compute  # noqa: PLC0415
+    from vosjax import compute
 
     return compute.mode_of(model)
 
@@ -133,11 +139,11 @@ def export_model(model, variables, out: str | os.PathLike, *, size, objects: int
                  num_slots: int | None = None, mem_every: int = 5, memory_slots: int = 16,
                  correction=None, platforms=None, model_spec: dict | None = None) -> dict:
     """Export and write ``out`` (zip) and ``out + ".json"``; returns the JSON description."""
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
-    from jax import export as jax_export  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
+    from jax import export as jax_export
 
-    from vosjax.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: PLC0415
+    from vosjax.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
     init_fn, step_fn, cfg, names = build_programs(
         model, variables, size=size, objects=objects, num_slots=num_slots, mem_every=mem_every,
@@ -158,7 +164,8 @@ def export_model(model, variables, out: str | os.PathLike, *, size, objects: int
                   "background, channel o object o; labels = argmax over axis 0")
     desc = {
         "format": FORMAT, "version": FORMAT_VERSION,
-        "model": model_spec, "compute": _compute_mode(model), "size": [h, w], "objects": objects, "num_slots": cfg.num_slots,
+        "model": model_spec, "compute": _compute_mode(model), "size": [h, w],
+        "objects": objects, "num_slots": cfg.num_slots,
         "mem_every": cfg.mem_every, "memory_slots": memory_slots,
         "correction": None if correction is None else {
             "n_iter": correction.n_iter, "rate": correction.rate, "every": correction.every},
@@ -180,50 +187,54 @@ def export_model(model, variables, out: str | os.PathLike, *, size, objects: int
     out = os.fspath(out)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     text = json.dumps(desc, indent=2)
-    tmp = f"{out}.tmp-{os.getpid()}"
-    try:
+    with atomic.replacing(out) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
             z.writestr("init.jaxexport", bytes(init_exp.serialize()))
             z.writestr("step.jaxexport", bytes(step_exp.serialize()))
             z.writestr("export.json", text)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    with open(out + ".json", "w") as f:
-        f.write(text)
+    atomic.write_text(out + ".json", text)
     return desc
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vosjax.export",
-                                description=__doc__.split("\n")[0].rstrip(","))
-    p.add_argument("--checkpoint", required=True, help="model directory (vosjax.convert output "
-                   "or a train.py workdir)")
-    p.add_argument("--size", type=int, nargs=2, required=True, metavar=("H", "W"),
-                   help="frame height and width the programs accept")
-    p.add_argument("--objects", type=int, required=True, help="number of objects O")
-    p.add_argument("--num-slots", type=int, default=None,
-                   help="output channels minus one (default O; the original STM uses 10)")
-    p.add_argument("--correction", action="store_true",
-                   help="include gradient correction (eq. 5) on every --correction-every-th frame")
-    p.add_argument("--correction-iters", type=int, default=10)
-    p.add_argument("--correction-rate", type=float, default=180.0)
-    p.add_argument("--correction-every", type=int, default=5)
-    p.add_argument("--mem-every", type=int, default=5, help="memory write period (5)")
-    p.add_argument("--memory-slots", type=int, default=16,
-                   help="permanent memory frames (first + most recent); fixed capacity")
-    p.add_argument("--compute", default="float32-highest",
-                   help="numerics mode (vosjax.compute: float32-highest | float32 | bfloat16 | "
-                        "auto); the default matches propagate's parity mode")
-    p.add_argument("--platforms", nargs="+", default=None,
-                   help="jax platforms to lower for (default: this machine's backend)")
-    p.add_argument("--out", required=True, help="output file (a zip); FILE.json is written too")
-    args = p.parse_args(argv)
+PROG = "python -m vosjax.export"
 
-    from vosjax import compute  # noqa: PLC0415
-    from vosjax.checkpoint import load_model, model_spec  # noqa: PLC0415
-    from vosjax.correction import GradientCorrection  # noqa: PLC0415
+
+def define_flags() -> flags.FlagValues:
+    """The command line's flags, on a fresh ``FlagValues`` (nothing global)."""
+    fv = flags.FlagValues()
+    flags.DEFINE_string("checkpoint", None, "model directory (vosjax.convert output or a "
+                        "train.py workdir)", required=True, flag_values=fv)
+    cli.define_size("size", None, "frame height and width the programs accept, HxW",
+                    required=True, flag_values=fv)
+    flags.DEFINE_integer("objects", None, "number of objects O", required=True, flag_values=fv)
+    flags.DEFINE_integer("num_slots", None, "output channels minus one (default O; the original "
+                         "STM uses 10)", flag_values=fv)
+    flags.DEFINE_boolean("correction", False, "include gradient correction (eq. 5) on every "
+                         "--correction_every-th frame", flag_values=fv)
+    flags.DEFINE_integer("correction_iters", 10, "correction iterations", flag_values=fv)
+    flags.DEFINE_float("correction_rate", 180.0, "correction rate", flag_values=fv)
+    flags.DEFINE_integer("correction_every", 5, "correction period in frames", flag_values=fv)
+    flags.DEFINE_integer("mem_every", 5, "memory write period (5)", flag_values=fv)
+    flags.DEFINE_integer("memory_slots", 16, "permanent memory frames (first + most recent); "
+                         "fixed capacity", flag_values=fv)
+    flags.DEFINE_string("compute", "float32-highest", "numerics mode (vosjax.compute: "
+                        "float32-highest | float32 | bfloat16 | auto); the default matches "
+                        "propagate's parity mode", flag_values=fv)
+    flags.DEFINE_list("platforms", None, "comma-separated jax platforms to lower for, e.g. "
+                      "cpu,cuda (default: this machine's backend)", flag_values=fv)
+    flags.DEFINE_string("out", None, "output file (a zip); FILE.json is written too",
+                        required=True, flag_values=fv)
+    return fv
+
+
+def main(argv=None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``): 0 on success, 2 on bad input."""
+    args = define_flags()
+    cli.parse(args, argv, prog=PROG, description=__doc__.split("\n")[0].rstrip(","))
+
+    from vosjax import compute
+    from vosjax.correction import GradientCorrection
+    from vosjax.families import load_model, model_spec
 
     try:
         numerics = compute.resolve(args.compute).model_kwargs()

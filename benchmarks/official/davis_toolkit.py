@@ -127,5 +127,5 @@ def ours_cli(davis_root: str, results: str, year: int = 2017) -> list[str]:
     """The vosjax command line that scores ``results``."""
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return [sys.executable, os.path.join(repo, "evaluate.py"), "--score",
-            f"--davis-root={davis_root}", f"--year={year}", "--split=val",
+            f"--davis_root={davis_root}", f"--year={year}", "--split=val",
             f"--results={results}"]

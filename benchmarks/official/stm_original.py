@@ -25,7 +25,7 @@ def import_original(checkout: str):
     downloading ImageNet weights (``resnet50(pretrained=True)`` builds a random ResNet-50)."""
     if not os.path.isfile(os.path.join(checkout, "model.py")):
         raise FileNotFoundError(f"{checkout}: not a seoungwugoh/STM checkout (no model.py)")
-    from benchmarks.official import torchvision_standin  # noqa: PLC0415 (imports torch)
+    from benchmarks.official import torchvision_standin  # (imports torch)
 
     placeholders(("cv2", "matplotlib", "tqdm"))
     tv = torchvision_standin.install()
@@ -44,7 +44,7 @@ def import_original(checkout: str):
 
 
 def build(model_mod, state_dict):
-    import torch  # noqa: PLC0415
+    import torch
 
     net = model_mod.STM()
     net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()},
@@ -54,7 +54,7 @@ def build(model_mod, state_dict):
 
 def onehot_k(masks):
     """``[O, H, W]`` object masks -> ``[1, K, H, W]`` (channel 0 ``clip(1 - sum)``)."""
-    import torch  # noqa: PLC0415
+    import torch
 
     o = masks.shape[0]
     full = np.zeros((1, K) + masks.shape[1:], np.float32)
@@ -66,8 +66,8 @@ def onehot_k(masks):
 def run_video(net, fs, ms, num_objects, mem_every=5):
     """``Run_video`` of ``eval_DAVIS.py`` (``Mem_every``), returning ``Es`` ``[T, K, H, W]``.
     ``fs`` ``[1, 3, T, H, W]`` in [0, 1]; ``ms`` ``[1, K, T, H, W]`` (frame 0 used)."""
-    import torch  # noqa: PLC0415
-    import torch.nn.functional as F  # noqa: PLC0415, N812
+    import torch
+    import torch.nn.functional as F  # , N812
 
     num_frames = fs.shape[2]
     to_memorize = [int(i) for i in np.arange(0, num_frames, step=mem_every)]

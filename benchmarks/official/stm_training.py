@@ -39,7 +39,7 @@ def import_official(checkout: str):
     if not os.path.isfile(os.path.join(checkout, "libs", "models", "models.py")):
         raise FileNotFoundError(f"{checkout}: not an STM-Training checkout "
                                 "(libs/models/models.py is missing)")
-    from benchmarks.official import torchvision_standin  # noqa: PLC0415 (imports torch)
+    from benchmarks.official import torchvision_standin  # (imports torch)
 
     torchvision_standin.install()
     placeholders(UNUSED_PACKAGES)
@@ -81,7 +81,7 @@ def offline_resnets(tv_models) -> types.ModuleType:
 def build_model(models, arch: str, state_dict: dict | None = None, device: str = "cpu"):
     """The official ``STAN`` in eval mode (frozen BN, as both official scripts), optionally with
     a ``{torch name: numpy array}`` state dict loaded."""
-    import torch  # noqa: PLC0415
+    import torch
 
     opt = types.SimpleNamespace(keydim=128, valdim=512, arch=arch)
     net = models.STAN(opt)
@@ -94,7 +94,7 @@ def build_model(models, arch: str, state_dict: dict | None = None, device: str =
 def random_state_dict(models, arch: str, seed: int = 0, calib_hw=(64, 96)) -> dict:
     """A random STAN state dict whose frozen-BN statistics are calibrated on random input (so
     activations stay O(1) through the trunks, like trained weights): ``{name: float32 array}``."""
-    import torch  # noqa: PLC0415
+    import torch
 
     torch.manual_seed(seed)
     net = build_model(models, arch)
@@ -125,7 +125,7 @@ def propagate(net, frames, masks0, num_objects: int, *, mem_every: int = 5,
 
     Returns ``pred`` ``[T, K, H, W]`` (uncorrected outputs, as the official loop records).
     """
-    import torch  # noqa: PLC0415
+    import torch
 
     def criterion(pred, target, obj):
         return _loss.cross_entropy_loss(pred, target, obj) + _loss.mask_iou_loss(pred, target, obj)
@@ -178,7 +178,7 @@ class _nullcontext:
 def clip_loss(net, frame, mask, num_objects: int, max_obj: int, loss_mod, convert_one_hot):
     """One clip's ``total_loss`` contribution of the official ``train`` (``mode=recurrent``):
     forward over t = 1..T-1 and the cycle terms (before the ``/ (N * (T-1))`` division)."""
-    import torch  # noqa: PLC0415
+    import torch
 
     def criterion(pred, target, obj, ref):
         return (loss_mod.cross_entropy_loss(pred, target, obj, ref=ref)
@@ -207,7 +207,8 @@ def clip_loss(net, frame, mask, num_objects: int, max_obj: int, loss_mod, conver
             logits, _ = net(frame=frame[0:1], keys=keys[t], values=vals[t],
                             num_objects=num_objects, max_obj=max_obj)
             first = torch.softmax(logits, dim=1)
-            cycle = cycle + criterion(first, mask[0:1], num_objects, mask[t:t + 1, :num_objects + 1])
+            ref = mask[t:t + 1, :num_objects + 1]
+            cycle = cycle + criterion(first, mask[0:1], num_objects, ref)
     return total + cycle
 
 
@@ -217,7 +218,7 @@ def train_update(net, optimizer, frames, masks, objs, *, iter_size: int, loss_mo
     ``iter_size`` clips (``frames[i]`` ``[T, 3, H, W]``, ``masks[i]`` ``[T, K, H, W]``) is its
     own batch (forward, loss / (T-1) / iter_size, backward, gradients accumulate), then
     ``optimizer.step()`` and ``zero_grad``. Returns the mean clip loss."""
-    import torch  # noqa: PLC0415
+    import torch
 
     max_obj = masks.shape[2] - 1
     losses = []
@@ -242,7 +243,7 @@ class OfficialInference:
 
     def __init__(self, models, state_dict, arch, dtype, correction, mem_every, device,
                  n_iter: int = 10):
-        import torch  # noqa: PLC0415
+        import torch
 
         self.torch = torch
         self.device = "cuda" if device == "gpu" else "cpu"
@@ -270,7 +271,7 @@ class OfficialTraining:
     batch, ``update`` once (blocks until done; returns the mean clip loss)."""
 
     def __init__(self, models, loss_mod, state_dict, arch, dtype, device):
-        import torch  # noqa: PLC0415
+        import torch
 
         self.torch, self.loss_mod = torch, loss_mod
         self.device = "cuda" if device == "gpu" else "cpu"

@@ -126,7 +126,7 @@ resnet18, resnet34, resnet50, resnet101 = (_factory(a) for a in _LAYOUTS)
 def install() -> types.ModuleType:
     """Register this stand-in as ``torchvision.models`` unless a real torchvision imports."""
     try:
-        import torchvision.models as real  # noqa: PLC0415
+        import torchvision.models as real
         return real
     except ImportError:
         pass

@@ -57,7 +57,7 @@ def get_config(arg: str = "both"):
     if stage == "recurrent":
         # Continue a trained ":both" model (--config.train.init_from) on consecutive 5-frame
         # clips, M_{t-1} = the soft prediction of t-1 (zeroed with p = 0.5), frame 0 the
-        # reference (vosjax.gcseg.objective.make_recurrent_loss_fn).
+        # reference (vosjax.training.gcseg_objective.make_recurrent_loss_fn).
         c.train.objective = "recurrent"
         c.train.num_train_steps = RECURRENT_STEPS
         c.train.batch_size = 4

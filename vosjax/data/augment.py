@@ -114,7 +114,7 @@ def warp_frame(frame, m: np.ndarray, out_hw) -> np.ndarray:
 
     Strong downscales first box-reduce the frame by an integer factor (anti-aliasing).
     """
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     h, w = out_hw
     im = (frame if isinstance(frame, Image.Image)
@@ -133,7 +133,7 @@ def warp_frame(frame, m: np.ndarray, out_hw) -> np.ndarray:
 def warp_labels(labels: np.ndarray, m: np.ndarray, out_hw, fill: int = 0) -> np.ndarray:
     """NEAREST warp of ``uint8 [H, W]`` ids by canvas->input matrix ``m`` (``fill`` outside
     the source, e.g. :data:`VOID`)."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     h, w = out_hw
     im = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8), mode="L")

@@ -16,19 +16,33 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from vosjax.data.folder import (check_consecutive, first_frame_objects, index_annotations,
-                                list_frames)
+from vosjax.data.folder import (
+    check_consecutive,
+    first_frame_objects,
+    index_annotations,
+    list_frames,
+)
 from vosjax.data.images import image_size
 from vosjax.data.video import Video
 
 RESOLUTIONS = ("480p", "Full-Resolution")
 
 
+def davis_splits(root: str | os.PathLike, year: str = "2017") -> list[str]:
+    """Sorted split names of ``ImageSets/<year>/*.txt`` (FileNotFoundError naming the folder)."""
+    sets = os.path.join(os.fspath(root), "ImageSets", str(year))
+    if not os.path.isdir(sets):
+        raise FileNotFoundError(f"{sets}: DAVIS split folder not found")
+    return sorted(f[:-4] for f in os.listdir(sets) if f.endswith(".txt"))
+
+
 def davis_sequences(root: str | os.PathLike, year: str = "2017", split: str = "val") -> list[str]:
-    """Sequence names of ``ImageSets/<year>/<split>.txt`` (FileNotFoundError naming it)."""
+    """Sequence names of ``ImageSets/<year>/<split>.txt`` (blank lines skipped); a missing or
+    empty file raises naming it."""
     path = os.path.join(os.fspath(root), "ImageSets", str(year), f"{split}.txt")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: DAVIS split file not found")
+        raise FileNotFoundError(f"{path}: DAVIS split file not found (the DAVIS root is the "
+                                "folder holding ImageSets/ and Annotations/)")
     with open(path) as f:
         names = [line.strip() for line in f if line.strip()]
     if not names:
@@ -36,16 +50,24 @@ def davis_sequences(root: str | os.PathLike, year: str = "2017", split: str = "v
     return names
 
 
+def davis_frames(root: str | os.PathLike, name: str,
+                 resolution: str = "480p") -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Frame stems and paths of ``JPEGImages/<resolution>/<name>`` (sorted, no numbering gap);
+    a missing folder or frame raises naming it."""
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
+    stems, paths = list_frames(os.path.join(os.fspath(root), "JPEGImages", resolution, name))
+    check_consecutive(stems, paths)
+    return stems, paths
+
+
 def load_davis_video(root: str | os.PathLike, name: str, resolution: str = "480p",
                      year: str = "2017", max_objects: int | None = None,
                      validate: bool = True) -> Video:
     """One DAVIS sequence as a :class:`Video` (frames and annotations decoded lazily)."""
-    if resolution not in RESOLUTIONS:
-        raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {resolution!r}")
     root = os.fspath(root)
-    frames_dir = os.path.join(root, "JPEGImages", resolution, name)
-    stems, paths = list_frames(frames_dir)
-    check_consecutive(stems, paths)
+    stems, paths = davis_frames(root, name, resolution)
+    frames_dir = os.path.dirname(paths[0])
     ann_dir = os.path.join(root, "Annotations", resolution, name)
     labels = index_annotations(ann_dir, stems, frames_dir)
     if 0 not in labels:

@@ -11,7 +11,7 @@ import numpy as np
 
 
 def _open(source, name: str):
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     if isinstance(source, (bytes, bytearray, memoryview)):
         return Image.open(io.BytesIO(bytes(source)))
@@ -31,7 +31,7 @@ def decode_rgb(source, name: str | None = None) -> np.ndarray:
 
 def open_rgb(source, name: str | None = None):
     """:func:`decode_rgb` as a decoded RGB ``PIL.Image`` (no copy into numpy)."""
-    from PIL import UnidentifiedImageError  # noqa: PLC0415
+    from PIL import UnidentifiedImageError
 
     name = name or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<bytes>")
     try:
@@ -46,7 +46,7 @@ def open_rgb(source, name: str | None = None):
 
 def image_size(source, name: str | None = None) -> tuple[int, int]:
     """``(H, W)`` of an image file/bytes from its header only (no decoding)."""
-    from PIL import UnidentifiedImageError  # noqa: PLC0415
+    from PIL import UnidentifiedImageError
 
     name = name or (os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<bytes>")
     try:
@@ -61,7 +61,7 @@ def image_size(source, name: str | None = None) -> tuple[int, int]:
 
 def encode_image(frame: np.ndarray, fmt: str = "jpeg", quality: int = 95) -> bytes:
     """uint8 ``[H, W, 3]`` -> encoded ``"jpeg"`` or ``"png"`` bytes."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     frame = np.asarray(frame)
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:

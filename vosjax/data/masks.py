@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from vosjax import atomic
+
 
 def davis_palette() -> np.ndarray:
     """The 256-colour DAVIS palette ``uint8 [256, 3]`` (PASCAL VOC's bit-interleaved colours:
@@ -45,9 +47,9 @@ def read_label_png(path: str | os.PathLike, *, binary: bool | None = None) -> np
 
 def decode_label_png(source, *, binary: bool | None = None, name: str = "<bytes>") -> np.ndarray:
     """Like :func:`read_label_png` for a file path or encoded bytes (``name`` goes into errors)."""
-    import io  # noqa: PLC0415
+    import io
 
-    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+    from PIL import Image, UnidentifiedImageError
 
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(bytes(source))
@@ -73,17 +75,18 @@ def decode_label_png(source, *, binary: bool | None = None, name: str = "<bytes>
     return arr.astype(np.uint8)
 
 
-def encode_palette_png(labels: np.ndarray) -> bytes:
-    """Object ids ``[H, W]`` -> PNG bytes with the DAVIS palette."""
-    import io  # noqa: PLC0415
+def encode_palette_png(labels: np.ndarray, name: str = "<labels>") -> bytes:
+    """Object ids ``[H, W]`` (0..255) -> PNG bytes with the DAVIS palette; bad labels raise
+    ValueError naming ``name``."""
+    import io
 
     buf = io.BytesIO()
-    _palette_image(labels, "<labels>").save(buf, format="PNG")
+    _palette_image(labels, name).save(buf, format="PNG")
     return buf.getvalue()
 
 
 def _palette_image(labels: np.ndarray, name: str):
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     labels = np.asarray(labels)
     if labels.ndim != 2:
@@ -101,14 +104,8 @@ def write_palette_png(path: str | os.PathLike, labels: np.ndarray) -> None:
     The file is written to a temporary name and renamed, so a crash never leaves a partial PNG.
     """
     im = _palette_image(labels, os.fspath(path))
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    with atomic.replacing(path) as tmp:
         im.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def apply_lut(lut: np.ndarray, labels: np.ndarray) -> np.ndarray:

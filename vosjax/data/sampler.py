@@ -205,7 +205,7 @@ class ClipSampler(_Stream):
         if not len(self._items):
             raise ValueError("ClipSampler: no videos to sample from")
         if process_index is None or process_count is None:
-            import jax  # noqa: PLC0415
+            import jax
             process_index, process_count = jax.process_index(), jax.process_count()
         if global_batch_size % process_count:
             raise ValueError(f"global_batch_size {global_batch_size} is not divisible by "

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from vosjax.data import images, masks
-from vosjax.data.davis import DavisDataset
+from vosjax.data.davis import DavisDataset, davis_splits
 from vosjax.data.synthetic import SyntheticVideos
 from vosjax.data.video import Video, video_from_arrays
 from vosjax.data.youtube_vos import YouTubeVOSDataset
@@ -105,7 +105,7 @@ def host_split(split: str, process_index: int | None = None,
     see the whole split. (The :class:`~vosjax.data.sampler.ClipSampler` instead shards clip
     indices and can read the full split on every host.)"""
     if process_index is None or process_count is None:
-        import jax  # noqa: PLC0415
+        import jax
         process_index, process_count = jax.process_index(), jax.process_count()
     return tfds.even_splits(split, n=process_count)[process_index]
 
@@ -197,10 +197,7 @@ class DavisFolder(_VideoBuilder):
             raise ValueError("DavisFolder needs root= to prepare the dataset")
         if self._split_names:
             return list(self._split_names)
-        sets = os.path.join(self._root, "ImageSets", self.builder_config.year)
-        if not os.path.isdir(sets):
-            raise FileNotFoundError(f"{sets}: DAVIS split folder not found")
-        return sorted(f[:-4] for f in os.listdir(sets) if f.endswith(".txt"))
+        return davis_splits(self._root, self.builder_config.year)
 
     def _videos(self, split):
         c = self.builder_config

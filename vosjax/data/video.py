@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from vosjax import atomic
 from vosjax.data import images, masks
 
 
@@ -105,7 +105,7 @@ class Video:
         """Decode frames -> RGB ``PIL.Image`` s (what :meth:`load_frames` holds as arrays),
         without the copies into numpy: for consumers that continue in PIL (the training
         clips' warps)."""
-        from PIL import Image  # noqa: PLC0415
+        from PIL import Image
 
         out = []
         for t in indices:
@@ -248,21 +248,8 @@ def write_predictions(out_dir: str | os.PathLike, video: Video, labels: np.ndarr
         raise ValueError(f"{video.name}: expected [{len(frames)}, H, W] labels, got "
                          f"{labels.shape}")
     final = os.path.join(os.fspath(out_dir), video.name)
-    os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
-    tmp = f"{final}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
+    with atomic.replacing_dir(final, overwrite=True) as tmp:
         orig = video.to_original_ids(labels)
         for t, lab in zip(frames, orig):
             masks.write_palette_png(os.path.join(tmp, f"{video.frame_names[t]}.png"), lab)
-        if os.path.exists(final):
-            old = f"{final}.old-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from vosjax.evaluation.metrics import (BOUND_TH, boundary_tolerance, disk_half_widths,
-                                       f_from_counts, jaccard_from_counts)
+from vosjax.evaluation.metrics import (
+    BOUND_TH,
+    boundary_tolerance,
+    disk_half_widths,
+    f_from_counts,
+    jaccard_from_counts,
+)
+
 
 def pack_masks(mask: np.ndarray) -> np.ndarray:
     """``bool [T, H, W]`` -> ``uint64 [T, H, W // 64 + 1]``: pixel x of a row is bit

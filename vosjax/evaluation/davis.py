@@ -20,24 +20,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from vosjax.data.davis import davis_sequences
 from vosjax.evaluation.labelio import read_labels
 from vosjax.evaluation.metrics import BOUND_TH
 from vosjax.evaluation.protocol import DavisScores, SequenceScores, score_sequence
 
 YEARS = (2016, 2017)
-
-
-def read_sequence_list(davis_root: str | os.PathLike, year: int, split: str) -> list[str]:
-    """Sequence names of ``ROOT/ImageSets/<year>/<split>.txt`` (blank lines skipped)."""
-    path = os.path.join(os.fspath(davis_root), "ImageSets", str(year), f"{split}.txt")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: sequence list not found (--davis-root should be the "
-                                "DAVIS folder holding ImageSets/ and Annotations/)")
-    with open(path) as f:
-        names = [line.strip() for line in f if line.strip()]
-    if not names:
-        raise ValueError(f"{path}: no sequences listed")
-    return names
 
 
 def annotation_frames(davis_root: str | os.PathLike, sequence: str) -> list[str]:
@@ -114,7 +102,7 @@ def score_davis(davis_root: str | os.PathLike, results_dir: str | os.PathLike, *
     """
     if year not in YEARS:
         raise ValueError(f"year={year}: must be one of {YEARS}")
-    names = list(sequences) if sequences is not None else read_sequence_list(
+    names = list(sequences) if sequences is not None else davis_sequences(
         davis_root, year, split)
     if not names:
         raise ValueError("no sequences to score")

@@ -18,6 +18,8 @@ import shutil
 import time
 from typing import Sequence
 
+from vosjax import atomic
+
 STATE_DIR = ".vosjax-eval"
 
 
@@ -36,13 +38,6 @@ def share_videos(num_frames: Sequence[int], count: int) -> list[list[int]]:
     return [sorted(s) for s in shares]
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 class ProcessGroup:
     """This process's place among ``count`` evaluation processes sharing ``output_dir``.
 
@@ -55,14 +50,14 @@ class ProcessGroup:
         self.rank, self.count = rank, count
         self.dir = os.path.join(os.fspath(output_dir), STATE_DIR)
         if barrier is None:
-            from jax.experimental import multihost_utils  # noqa: PLC0415
+            from jax.experimental import multihost_utils
             barrier = multihost_utils.sync_global_devices
         self._barrier = barrier
 
     @classmethod
     def current(cls, output_dir: str) -> ProcessGroup | None:
         """The group of this ``jax.distributed`` run, or None with a single process."""
-        import jax  # noqa: PLC0415
+        import jax
 
         if jax.process_count() == 1:
             return None
@@ -82,8 +77,8 @@ class ProcessGroup:
         return os.path.join(self.dir, f"{what}-{rank}")
 
     def write_progress(self, **fields) -> None:
-        _write_atomic(self._path("progress", self.rank) + ".json",
-                      json.dumps(fields).encode())
+        atomic.write_bytes(self._path("progress", self.rank) + ".json",
+                           json.dumps(fields).encode())
 
     def read_progress(self) -> list[dict | None]:
         out = []
@@ -96,7 +91,7 @@ class ProcessGroup:
         return out
 
     def put_results(self, results) -> None:
-        _write_atomic(self._path("results", self.rank) + ".pkl", pickle.dumps(results))
+        atomic.write_bytes(self._path("results", self.rank) + ".pkl", pickle.dumps(results))
 
     def wait_results(self, poll: float = 0.5, on_poll=None) -> list:
         """Process 0: every process's results (in rank order), once all are written. Raises

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vosjax import atomic
 from vosjax.evaluation.bitplanes import sequence_scores
 from vosjax.evaluation.metrics import BOUND_TH
 
@@ -168,18 +169,13 @@ def csv_paths(directory: str | os.PathLike, split: str) -> tuple[str, str]:
 def write_csvs(scores: DavisScores, directory: str | os.PathLike, split: str) -> tuple[str, str]:
     """Write both CSVs into ``directory`` (temporary files renamed into place once both are
     complete); returns their paths."""
-    paths = csv_paths(directory, split)
-    tmps = [f"{p}.tmp-{os.getpid()}" for p in paths]
-    try:
-        for tmp, text in zip(tmps, csv_texts(scores)):
+    glob_path, per_path = paths = csv_paths(directory, split)
+    glob_text, per_text = csv_texts(scores)
+    # Both files are written before either is renamed (the global CSV first).
+    with atomic.replacing(per_path) as per_tmp, atomic.replacing(glob_path) as glob_tmp:
+        for tmp, text in ((glob_tmp, glob_text), (per_tmp, per_text)):
             with open(tmp, "w") as f:
                 f.write(text)
-        for tmp, path in zip(tmps, paths):
-            os.replace(tmp, path)
-    finally:
-        for tmp in tmps:
-            if os.path.exists(tmp):
-                os.remove(tmp)
     return paths
 
 

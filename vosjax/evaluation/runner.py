@@ -36,29 +36,8 @@ from typing import Sequence
 import numpy as np
 
 from vosjax.evaluation.protocol import DavisScores, score_sequence
-
-
-@dataclasses.dataclass(frozen=True)
-class InferenceOptions:
-    """Explicit inference settings (built from ``config.eval`` by the callers)."""
-    size: tuple[int, int] = (240, 427)
-    # Frame padding to ``size``: "mean" colour or "black" (the official letterbox); see
-    # vosjax.data.transforms.resize_pad_frames.
-    pad: str = "mean"
-    # Output channels minus one (None: the video's object count; the original STM uses 10).
-    num_slots: int | None = None
-    mem_every: int = 5
-    reference: str = "mem"
-    upsample: str = "nearest"
-    memory_slots: int | None = None
-    correction: object | None = None   # a vosjax.correction.GradientCorrection
-    # GCSeg (vosjax.gcseg.inference.segment_video): references, adaptive search, draw seed.
-    num_fragments: int = 3
-    adaptive_search: bool = True
-    seed: int = 0
-    # STM: videos segmented together on each device (one compiled step; more use a large
-    # device better and need that many times the memory).
-    videos_per_device: int = 1
+from vosjax.inference.options import GCSegOptions, STMOptions
+from vosjax.inference.video import check_options
 
 
 @dataclasses.dataclass
@@ -82,12 +61,12 @@ class RunReport:
 
 def _finish(video, labels, output_dir, overlays):
     """Write (PNGs, overlays) and score one segmented video; the score or None."""
-    from vosjax.data.video import write_predictions  # noqa: PLC0415
+    from vosjax.data.video import write_predictions
 
     if output_dir is not None:
         write_predictions(output_dir, video, labels)
         if overlays:
-            from vosjax.evaluation.visualize import write_overlays  # noqa: PLC0415
+            from vosjax.evaluation.visualize import write_overlays
             d = os.path.join(output_dir, "overlays", video.name)
             write_overlays(d, video.load_frames(range(video.num_frames)),
                            video.to_original_ids(labels), list(video.frame_names),
@@ -110,7 +89,7 @@ def complete_output(video, output_dir: str, overlays: bool = False) -> bool:
 
 def _read_back(video, output_dir):
     """The labels (ids 0..N) of a complete output folder, for scoring it again."""
-    from vosjax.data.masks import read_label_png  # noqa: PLC0415
+    from vosjax.data.masks import read_label_png
 
     d = os.path.join(output_dir, video.name)
     return np.stack([video.from_original_ids(read_label_png(os.path.join(d, f"{n}.png"),
@@ -171,7 +150,7 @@ class _Progress:
         self.group, self._last = group, 0.0
         self.bar = None
         if show:
-            from tqdm.auto import tqdm  # noqa: PLC0415
+            from tqdm.auto import tqdm
             self.bar = tqdm(total=frames, unit="frame", desc="segmenting", smoothing=0.05,
                             dynamic_ncols=True)
         self.sync(force=True)
@@ -207,45 +186,33 @@ class _Progress:
             self.bar.close()
 
 
-def _stm_outputs(model, variables, videos, todo, options, mesh, content, on_frames):
+def _stm_outputs(model, variables, videos, todo, options, mesh, on_frames):
     """(index, labels, batch seconds, batch names, peak bytes) per video, via the batched
     engine."""
-    from vosjax.inference.batch import VideoSource, segment_videos  # noqa: PLC0415
+    from vosjax.inference.batch import VideoSource, segment_videos
 
     sources = [VideoSource(videos[i].name, videos[i].num_frames, videos[i].hw,
                            tuple(videos[i].object_first),
                            lambda t, v=videos[i]: v.load_frames([t])[0],
                            lambda v=videos[i]: v.first_masks) for i in todo]
-    for out in segment_videos(
-            model, variables, sources, mesh=mesh, videos_per_device=options.videos_per_device,
-            size=options.size, pad=options.pad, upsample=options.upsample,
-            num_slots=options.num_slots, mem_every=options.mem_every,
-            reference=options.reference, correction=options.correction,
-            memory_slots=options.memory_slots, content=content, on_frames=on_frames):
+    for out in segment_videos(model, variables, sources, options, mesh=mesh,
+                              on_frames=on_frames):
         yield todo[out.index], out.labels, out.seconds, out.batch, out.peak_bytes
 
 
 def _one_by_one(model, variables, videos, todo, options, on_frames):
     """The same, one video after another on the default device (GCSeg)."""
-    import jax  # noqa: PLC0415
+    import jax
 
-    from vosjax.inference.batch import (DeviceMemoryError, is_out_of_memory,  # noqa: PLC0415
-                                        peak_bytes)
-    from vosjax.inference.video import segment_video  # noqa: PLC0415
+    from vosjax.inference.batch import DeviceMemoryError, is_out_of_memory, peak_bytes
+    from vosjax.inference.video import segment_video
 
     for i in todo:
         video = videos[i]
         frames = video.load_frames(range(video.num_frames))
         start = time.perf_counter()
         try:
-            result = segment_video(model, variables, frames, video.first_masks,
-                                   size=options.size, pad=options.pad,
-                                   num_slots=options.num_slots, upsample=options.upsample,
-                                   mem_every=options.mem_every, correction=options.correction,
-                                   reference=options.reference,
-                                   memory_slots=options.memory_slots,
-                                   num_fragments=options.num_fragments,
-                                   adaptive_search=options.adaptive_search, seed=options.seed)
+            result = segment_video(model, variables, frames, video.first_masks, options)
             labels = np.asarray(result.labels)   # host uint8 ids at the original size
         except jax.errors.JaxRuntimeError as e:
             if is_out_of_memory(e):
@@ -261,7 +228,7 @@ def _one_by_one(model, variables, videos, todo, options, on_frames):
         yield i, labels, seconds, (video.name,), peak_bytes(jax.devices()[0])
 
 
-def run_videos(model, variables, videos: Sequence, options: InferenceOptions = InferenceOptions(),
+def run_videos(model, variables, videos: Sequence, options: STMOptions | GCSegOptions | None = None,
                *, output_dir: str | None = None, overlays: bool = False,
                progress: bool = False, background: bool = True,
                skip_complete: bool = False, processes: bool = False, mesh=None,
@@ -282,13 +249,14 @@ def run_videos(model, variables, videos: Sequence, options: InferenceOptions = I
     report of all videos, the others the report of their share. ``mesh``: the devices of
     the STM engine (default: all local devices, :func:`vosjax.inference.batch.local_mesh`).
     """
-    from vosjax.checkpoint import model_kind  # noqa: PLC0415
-    from vosjax.evaluation.multihost import ProcessGroup, share_videos  # noqa: PLC0415
+    from vosjax.evaluation.multihost import ProcessGroup, share_videos
 
+    options = STMOptions() if options is None else options
+    check_options(model, options)
     videos = list(videos)    # a dataset opens (and checks) a video on every access
     group = None
     if processes:
-        import jax  # noqa: PLC0415
+        import jax
         if jax.process_count() > 1:
             if output_dir is None:
                 raise ValueError("evaluation over several processes needs an output folder "
@@ -308,12 +276,10 @@ def run_videos(model, variables, videos: Sequence, options: InferenceOptions = I
     try:
         for i in sorted(reuse):
             writer.submit(i, _score_read_back, videos[i], output_dir)
-        kind = model_kind(model)
-        if kind == "gcseg":
+        if isinstance(options, GCSegOptions):
             outputs = _one_by_one(model, variables, videos, todo, options, bar.add)
         else:
-            outputs = _stm_outputs(model, variables, videos, todo, options, mesh,
-                                   kind == "stm_original", bar.add)
+            outputs = _stm_outputs(model, variables, videos, todo, options, mesh, bar.add)
         for i, labels, seconds, batch, peak in outputs:
             video = videos[i]
             fps[video.name] = video.num_frames / seconds

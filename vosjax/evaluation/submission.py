@@ -11,7 +11,6 @@ temporary file to the final name: an interrupted or incomplete submission leaves
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import zipfile
@@ -19,7 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from vosjax.data.masks import davis_palette
+from vosjax import atomic
+from vosjax.data.davis import davis_frames, davis_sequences
+from vosjax.data.masks import encode_palette_png
 
 LAYOUTS = ("youtubevos", "davis")
 
@@ -48,33 +49,10 @@ def youtubevos_expected_frames(meta: str | os.PathLike | Mapping) -> dict[str, l
 
 def davis_expected_frames(davis_root: str | os.PathLike, split: str = "test-dev",
                           year: int = 2017) -> dict[str, list[str]]:
-    """``{sequence: frame names}`` of a DAVIS split: every ``JPEGImages/480p/<seq>/*.jpg``."""
-    root = os.fspath(davis_root)
-    from vosjax.evaluation.davis import read_sequence_list  # noqa: PLC0415
-
-    out = {}
-    for seq in read_sequence_list(root, year, split):
-        folder = os.path.join(root, "JPEGImages", "480p", seq)
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(f"{folder}: frames of sequence {seq!r} not found")
-        out[seq] = sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".jpg"))
-    return out
-
-
-def encode_palette_png(labels: np.ndarray) -> bytes:
-    """PNG bytes of object ids ``[H, W]`` (0..255) with the DAVIS palette."""
-    from PIL import Image  # noqa: PLC0415
-
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"labels must be [H, W], got shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() > 255):
-        raise ValueError("object ids must be in 0..255")
-    im = Image.fromarray(labels.astype(np.uint8), mode="P")
-    im.putpalette(davis_palette().reshape(-1).tolist())
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
+    """``{sequence: frame names}`` of a DAVIS split: every frame of ``JPEGImages/480p/<seq>``,
+    as :func:`vosjax.data.davis.load_davis_video` reads them."""
+    return {seq: list(davis_frames(davis_root, seq)[0])
+            for seq in davis_sequences(davis_root, year, split)}
 
 
 class SubmissionZip:
@@ -102,8 +80,8 @@ class SubmissionZip:
         self.expected = {k: list(v) for k, v in expected.items()} if expected else None
         self.written: dict[str, list[str]] = {}
         self._failed: Exception | None = None
-        self._tmp = f"{self.path}.tmp-{os.getpid()}"
-        self._zip = zipfile.ZipFile(self._tmp, "w", zipfile.ZIP_STORED)
+        self._out = atomic.replacing(self.path)
+        self._zip = zipfile.ZipFile(self._out.tmp, "w", zipfile.ZIP_STORED)
 
     def add_sequence(self, name: str,
                      frames: Mapping[str, np.ndarray] | Iterable[tuple[str, np.ndarray]]) -> None:
@@ -130,10 +108,7 @@ class SubmissionZip:
         for frame, labels in items:
             if wanted is not None and frame not in wanted:
                 continue
-            try:
-                data = encode_palette_png(labels)
-            except ValueError as e:
-                raise ValueError(f"{name}/{frame}: {e}") from None
+            data = encode_palette_png(labels, name=f"{name}/{frame}")
             self._zip.writestr(f"{prefix}/{frame}.png", data)
             done.append(frame)
         if self.expected is not None:
@@ -155,14 +130,12 @@ class SubmissionZip:
             raise ValueError(f"{self.path}: {len(missing)} sequence(s) missing from the "
                              f"submission: {', '.join(missing[:10])}"
                              f"{' ...' if len(missing) > 10 else ''}")
-        os.replace(self._tmp, self.path)
-        return self.path
+        return self._out.commit()
 
     def discard(self) -> None:
         """Drop the temporary zip (nothing is written at ``path``)."""
         self._zip.close()
-        if os.path.exists(self._tmp):
-            os.remove(self._tmp)
+        self._out.discard()
 
     def __enter__(self) -> SubmissionZip:
         return self

@@ -11,18 +11,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from vosjax import atomic
 from vosjax.data.masks import davis_palette
-
-
-def _atomic_save(image, path: str | os.PathLike, **kwargs) -> None:
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        image.save(tmp, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5,
@@ -73,14 +63,15 @@ def write_overlays(directory: str | os.PathLike, frames: Iterable[np.ndarray],
     Returns:
       The PNG paths written.
     """
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     os.makedirs(directory, exist_ok=True)
     paths, gif_frames = [], []
     for image, lab, name in zip(frames, labels, names, strict=True):
         pic = Image.fromarray(overlay(image, lab, alpha))
         path = os.path.join(os.fspath(directory), f"{name}.png")
-        _atomic_save(pic, path, format="PNG")
+        with atomic.replacing(path) as tmp:
+            pic.save(tmp, format="PNG")
         paths.append(path)
         if gif_path is not None:
             scale = min(1.0, gif_max_side / max(pic.size))
@@ -95,7 +86,7 @@ def write_overlays(directory: str | os.PathLike, frames: Iterable[np.ndarray],
 
 def write_gif(path: str | os.PathLike, pictures: Sequence, fps: float = 10.0) -> None:
     """Animated GIF (looping) of PIL images or ``uint8 [H, W, 3]`` arrays."""
-    from PIL import Image  # noqa: PLC0415
+    from PIL import Image
 
     pics = [p if isinstance(p, Image.Image) else Image.fromarray(np.asarray(p, np.uint8))
             for p in pictures]
@@ -103,8 +94,9 @@ def write_gif(path: str | os.PathLike, pictures: Sequence, fps: float = 10.0) ->
         raise ValueError(f"{os.fspath(path)}: no frames to animate")
     pics = [p.convert("RGB").quantize(colors=255, method=Image.Quantize.MEDIANCUT)
             for p in pics]
-    _atomic_save(pics[0], path, format="GIF", save_all=True, append_images=pics[1:],
-                 duration=max(1, round(1000 / fps)), loop=0, optimize=False)
+    with atomic.replacing(path) as tmp:
+        pics[0].save(tmp, format="GIF", save_all=True, append_images=pics[1:],
+                     duration=max(1, round(1000 / fps)), loop=0, optimize=False)
 
 
 def jf_bar_chart(rows: Sequence[tuple[str, float, float]], path: str | os.PathLike, *,
@@ -115,7 +107,7 @@ def jf_bar_chart(rows: Sequence[tuple[str, float, float]], path: str | os.PathLi
       rows: ``(name, J-Mean, F-Mean)`` per object (``DavisScores.per_object_rows()``).
       path: PNG to write.
     """
-    from PIL import Image, ImageDraw  # noqa: PLC0415
+    from PIL import Image, ImageDraw
 
     if not rows:
         raise ValueError(f"{os.fspath(path)}: no rows to plot")
@@ -149,4 +141,5 @@ def jf_bar_chart(rows: Sequence[tuple[str, float, float]], path: str | os.PathLi
         lx = img.width - right - 150 + 50 * k
         draw.rectangle([lx, 12, lx + 10, 22], fill=colour)
         draw.text((lx + 14, 10), label, fill="black")
-    _atomic_save(img, path, format="PNG")
+    with atomic.replacing(path) as tmp:
+        img.save(tmp, format="PNG")

@@ -41,10 +41,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from vosjax.correction import GradientCorrection
-from vosjax.data.transforms import PADS, WORK_SIZE, content_mask, fit_info, resize_pad_labels
-from vosjax.inference.propagation import (StepConfig, correction_step, init_state,
-                                          propagation_step, video_bank_slots)
+from vosjax.data.transforms import content_mask, fit_info, resize_pad_labels
+from vosjax.inference.options import STMOptions
+from vosjax.inference.propagation import (
+    StepConfig,
+    correction_step,
+    init_state,
+    propagation_step,
+    video_bank_slots,
+)
 from vosjax.inference.resize import fit_frames, labels_at_original_size
 
 AXIS = "videos"
@@ -100,27 +105,21 @@ class VideoOutput(NamedTuple):
     batch: tuple[str, ...]
 
 
-def batch_spec(video: VideoSource, *, size=WORK_SIZE, pad: str = "mean",
-               upsample: str = "nearest", num_slots: int | None = None, mem_every: int = 5,
-               reference: str = "mem", correction: GradientCorrection | None = None,
-               memory_slots: int | None = None, content: bool = False) -> BatchSpec:
-    """The :class:`BatchSpec` of ``video`` with these settings (as
-    :func:`~vosjax.inference.video.segment_video` would compile them)."""
-    if pad not in PADS:
-        raise ValueError(f"pad must be one of {PADS}, got {pad!r}")
-    if upsample not in ("nearest", "bilinear"):
-        raise ValueError(f"upsample must be 'nearest' or 'bilinear', got {upsample!r}")
+def batch_spec(video: VideoSource, options: STMOptions, content: bool = False) -> BatchSpec:
+    """The :class:`BatchSpec` of ``video`` with these options (as
+    :func:`~vosjax.inference.video.segment_video` would compile them); ``content``: memorized
+    masks zeroed outside the image (the original STM)."""
     o = len(video.start_frames)
     if o < 1:
         raise ValueError(f"{video.name}: no object to segment")
-    k = o if num_slots is None else num_slots
+    k = o if options.num_slots is None else options.num_slots
     if k < o:
         raise ValueError(f"{video.name}: {o} objects do not fit in num_slots={k}")
-    cfg = StepConfig(num_slots=k, mem_every=mem_every, reference=reference,
-                     correction=correction)
-    slots = video_bank_slots(video.num_frames, cfg, video.start_frames, memory_slots)
-    return BatchSpec(orig_hw=tuple(int(v) for v in video.hw),
-                     size=(int(size[0]), int(size[1])), pad=pad, upsample=upsample,
+    cfg = StepConfig(num_slots=k, mem_every=options.mem_every, reference=options.reference,
+                     correction=options.correction)
+    slots = video_bank_slots(video.num_frames, cfg, video.start_frames, options.memory_slots)
+    return BatchSpec(orig_hw=tuple(int(v) for v in video.hw), size=options.size,
+                     pad=options.pad, upsample=options.upsample,
                      num_objects=o, bank_slots=slots, content=content, cfg=cfg)
 
 
@@ -203,7 +202,7 @@ class _Header(NamedTuple):
 
 
 def _header(videos, idx, spec: BatchSpec, batch: int) -> _Header:
-    from vosjax.inference.video import objects_from_annotations  # noqa: PLC0415
+    from vosjax.inference.video import objects_from_annotations
 
     o, k = spec.num_objects, spec.cfg.num_slots + 1
     masks = np.zeros((batch, o) + spec.size, np.float32)
@@ -266,29 +265,28 @@ def peak_bytes(device) -> int | None:
     return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
 
 
-def segment_videos(model, variables, videos: Sequence[VideoSource], *, mesh: Mesh | None = None,
-                   videos_per_device: int = 1, size=WORK_SIZE, pad: str = "mean",
-                   upsample: str = "nearest", num_slots: int | None = None,
-                   mem_every: int = 5, reference: str = "mem",
-                   correction: GradientCorrection | None = None,
-                   memory_slots: int | None = None, content: bool = False,
+def segment_videos(model, variables, videos: Sequence[VideoSource],
+                   options: STMOptions | None = None, *, mesh: Mesh | None = None,
                    prefetch: int = 8, in_flight: int = 4, decode_threads: int | None = None,
                    on_frames: Callable[[int], None] | None = None) -> Iterator[VideoOutput]:
     """Segment ``videos`` with an STM model, a batch at a time (module docstring).
 
-    Settings as :func:`~vosjax.inference.video.segment_video`; ``content``: zero memorized
-    masks outside the image (the original STM, ``stm_original``). ``mesh``: a one-axis mesh
-    (default :func:`local_mesh`); ``videos_per_device``: videos per device in one program.
-    ``on_frames(n)`` is called as ``n`` more frames have their labels on the host. Yields a
-    :class:`VideoOutput` per video as its batch ends (batch order, not input order).
+    ``options``: as :func:`~vosjax.inference.video.segment_video` (default
+    :class:`~vosjax.inference.options.STMOptions`), ``options.videos_per_device`` videos per
+    device in one program; memorized masks are zeroed outside the image for the original STM
+    (``model.memorizes_content_only``). ``mesh``: a one-axis mesh (default
+    :func:`local_mesh`). ``on_frames(n)`` is called as ``n`` more frames have their labels on
+    the host. Yields a :class:`VideoOutput` per video as its batch ends (batch order, not
+    input order).
     """
+    from vosjax.inference.video import check_options, memorizes_content_only
+
+    options = STMOptions() if options is None else options
+    check_options(model, options)
     mesh = local_mesh() if mesh is None else mesh
-    if not isinstance(videos_per_device, int) or videos_per_device < 1:
-        raise ValueError(f"videos_per_device must be a positive int, got {videos_per_device!r}")
-    batch = mesh.size * videos_per_device
-    specs = [batch_spec(v, size=size, pad=pad, upsample=upsample, num_slots=num_slots,
-                        mem_every=mem_every, reference=reference, correction=correction,
-                        memory_slots=memory_slots, content=content) for v in videos]
+    batch = mesh.size * options.videos_per_device
+    content = memorizes_content_only(model)
+    specs = [batch_spec(v, options, content) for v in videos]
     plan = plan_batches(specs, [v.num_frames for v in videos], batch)
     if not plan:
         return
@@ -316,7 +314,7 @@ def segment_videos(model, variables, videos: Sequence[VideoSource], *, mesh: Mes
     try:
         for spec, idx in plan:
             yield from _run_batch(model, variables, videos, spec, idx, batch, mesh,
-                                  videos_per_device, pull, in_flight, on_frames)
+                                  options.videos_per_device, pull, in_flight, on_frames)
     finally:
         for _, fut in ahead:
             fut.cancel()

@@ -26,7 +26,6 @@ import numpy as np
 
 from vosjax.data.transforms import IMAGENET_MEAN, IMAGENET_STD, PADS, PadInfo, _axis_weights
 
-
 # XLA rewrites a division by a constant or a broadcast into a multiplication by the reciprocal
 # (not the same float32 rounding as numpy's division). uint8 / 255 and the normalisation of
 # unresized frames are exact tables; the normalisation of resized frames divides by a full-size

@@ -8,14 +8,14 @@ compiled program each per original and working size (:mod:`vosjax.inference.resi
 numpy transform's numbers; the many-video path of :mod:`vosjax.inference.batch` runs the same
 functions inside its step).
 
-The model family picks the loop (:data:`PROPAGATORS`, keyed by the checkpoint registry name):
-STM (both families) -> :func:`vosjax.inference.propagation.propagate`, GCSeg ->
-:func:`vosjax.gcseg.inference.segment_video` (objects given in frame 0 only).
+The options pick the loop: :class:`~vosjax.inference.options.STMOptions` (both STM families)
+-> :func:`vosjax.inference.propagation.propagate`, :class:`~vosjax.inference.options.GCSegOptions`
+-> :func:`vosjax.inference.gcseg.segment_video` (objects given in frame 0 only).
 
-The original STM's family (``stm_original``) memorizes each mask zeroed outside the image
-content, as its official loop does (it crops every prediction and ``memorize`` pads it with
-zeros): the propagation gets the content box of the padded canvas. STM-Training's loop
-memorizes the prediction over the whole letterboxed canvas; the ``stm`` family keeps that.
+The original STM (``STMOriginal.memorizes_content_only``) memorizes each mask zeroed outside
+the image content, as its official loop does (it crops every prediction and ``memorize`` pads
+it with zeros): the propagation gets the content box of the padded canvas. STM-Training's loop
+memorizes the prediction over the whole letterboxed canvas; ``STM`` keeps that.
 """
 from __future__ import annotations
 
@@ -24,9 +24,8 @@ from typing import Mapping, NamedTuple
 import jax
 import numpy as np
 
-from vosjax.correction import GradientCorrection
-from vosjax.data.transforms import (PADS, WORK_SIZE, PadInfo, content_mask, fit_info,
-                                    resize_pad_labels)
+from vosjax.data.transforms import PadInfo, content_mask, fit_info, resize_pad_labels
+from vosjax.inference.options import GCSegOptions, STMOptions
 from vosjax.inference.resize import fit_frames, labels_at_original_size
 
 IGNORE_LABEL = 255
@@ -68,62 +67,58 @@ def objects_from_annotations(annotations: Mapping[int, np.ndarray], num_frames: 
     return ids, np.array([starts[i] for i in ids], np.int64), masks
 
 
-def _stm_probs(model, variables, frames, masks, starts, *, num_slots, mem_every,
-               correction, reference, memory_slots, memory_masks, content, **unused):
-    """:func:`~vosjax.inference.propagation.propagate` -> probs ``[T, K, h, w]``."""
-    from vosjax.inference.propagation import propagate  # noqa: PLC0415
+def _stm_probs(model, variables, frames, masks, starts, options: STMOptions, memory_masks,
+               content):
+    """:func:`~vosjax.inference.propagation.propagate` -> probs ``[T, K, h, w]``. The original
+    STM's loop (``model.memorizes_content_only``) zeroes memorized masks outside ``content``;
+    STM-Training's loop memorizes the whole (letterboxed) canvas."""
+    from vosjax.inference.propagation import propagate
 
-    return propagate(model, variables, frames, masks, num_slots=num_slots, mem_every=mem_every,
-                     correction=correction, reference=reference, memory_slots=memory_slots,
-                     start_frames=starts, memory_masks=memory_masks, content=content).probs
-
-
-def _propagate_stm(model, variables, frames, masks, starts, *, content=None, **kwargs):
-    """STM-Training's loop: the whole (letterboxed) canvas is memorized; ``content`` is
-    ignored."""
-    return _stm_probs(model, variables, frames, masks, starts, content=None, **kwargs)
-
-
-def _propagate_stm_original(model, variables, frames, masks, starts, *, content, **kwargs):
-    """The original STM: as :func:`_propagate_stm`, memorized masks zeroed outside the content
-    box (always given, all ones on an unpadded canvas: one compiled step per working size)."""
-    return _stm_probs(model, variables, frames, masks, starts, content=content, **kwargs)
+    return propagate(model, variables, frames, masks,
+                     num_slots=len(starts) if options.num_slots is None else options.num_slots,
+                     mem_every=options.mem_every, correction=options.correction,
+                     reference=options.reference, memory_slots=options.memory_slots,
+                     start_frames=starts, memory_masks=memory_masks,
+                     content=content if memorizes_content_only(model) else None).probs
 
 
-def _propagate_gcseg(model, variables, frames, masks, starts, *, correction, num_fragments,
-                     adaptive_search, seed, memory_masks, **unused):
-    """GCSeg: :func:`vosjax.gcseg.inference.segment_video` -> probs ``[T, O + 1, h, w]``."""
-    from vosjax.gcseg.inference import segment_video as gcseg_segment  # noqa: PLC0415
+def _gcseg_probs(model, variables, frames, masks, starts, options: GCSegOptions, memory_masks):
+    """GCSeg: :func:`vosjax.inference.gcseg.segment_video` -> probs ``[T, O + 1, h, w]``."""
+    from vosjax.inference.gcseg import segment_video as gcseg_segment
 
-    if correction is not None:
-        raise ValueError("gradient correction is an STM-cycle feature; set "
-                         "config.eval.correction=False for GCSeg")
     if memory_masks is not None:
         raise ValueError("memory_labels (replaced memory masks) is an STM feature")
     if np.any(starts != 0):
         raise ValueError(f"GCSeg segments the objects given in frame 0; objects starting at "
                          f"frames {sorted(set(starts.tolist()) - {0})} are not supported")
     frames = np.stack(jax.device_get(list(frames)))
-    return gcseg_segment(model, variables, frames, masks, num_fragments=num_fragments,
-                         seed=seed, adaptive_search=adaptive_search)
+    return gcseg_segment(model, variables, frames, masks, num_fragments=options.num_fragments,
+                         seed=options.seed, adaptive_search=options.adaptive_search)
+
+
+def memorizes_content_only(model) -> bool:
+    """Whether the model's official loop zeroes memorized masks outside the image content
+    (the original STM: its ``memorizes_content_only`` class attribute)."""
+    return bool(getattr(type(model), "memorizes_content_only", False))
+
+
+def check_options(model, options) -> None:
+    """``options`` must be the model family's: :class:`GCSegOptions` for a GCSeg model,
+    :class:`STMOptions` for the STM families."""
+    from vosjax.models.gcseg import GCSeg
+
+    want = GCSegOptions if isinstance(model, GCSeg) else STMOptions
+    if not isinstance(options, want):
+        raise TypeError(f"a {type(model).__name__} model segments with {want.__name__}, got "
+                        f"{type(options).__name__}")
 
 
 _fit_frame = jax.jit(fit_frames, static_argnames=("info", "size", "pad"))
 _frame_labels = jax.jit(labels_at_original_size, static_argnames=("info", "mode"))
 
 
-#: Registry name of the model (:func:`vosjax.checkpoint.model_kind`) -> propagation loop.
-PROPAGATORS = {"stm": _propagate_stm, "stm_original": _propagate_stm_original,
-               "gcseg": _propagate_gcseg}
-
-
-def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray], *,
-                  size: tuple[int, int] = WORK_SIZE, pad: str = "mean",
-                  upsample: str = "nearest",
-                  num_slots: int | None = None, mem_every: int = 5,
-                  correction: GradientCorrection | None = None, reference: str = "mem",
-                  memory_slots: int | None = None, num_fragments: int = 3,
-                  adaptive_search: bool = True, seed: int = 0,
+def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray],
+                  options: STMOptions | GCSegOptions | None = None, *,
                   memory_labels=None) -> VideoResult:
     """Segment a raw video with an STM or a GCSeg model.
 
@@ -131,31 +126,22 @@ def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray
       frames: uint8 ``[T, H, W, 3]`` RGB at the original size.
       annotations: ``{frame index: label map [H, W]}``; frame 0 normally, plus later frames
         where new objects appear (YouTube-VOS, STM only). Ids need not be contiguous.
-      size: working size (h, w); pad: ``"mean"`` or ``"black"`` letterbox colour
-        (:func:`~vosjax.data.transforms.resize_pad_frames`); upsample: ``"nearest"`` (argmax, then nearest) or
-        ``"bilinear"`` (bilinear probabilities, then argmax).
-      num_slots, mem_every, correction, reference, memory_slots: STM, as
-        :func:`~vosjax.inference.propagation.propagate`.
-      num_fragments, adaptive_search, seed: GCSeg, as
-        :func:`vosjax.gcseg.inference.segment_video`.
+      options: the model family's :class:`~vosjax.inference.options.STMOptions` (default) or
+        :class:`~vosjax.inference.options.GCSegOptions`: working size, padding, upsampling
+        and the family's propagation settings.
       memory_labels: optional ``[T, H, W]`` label maps (the caller's ids, original size)
         memorized on memory frames instead of the predictions (STM; Table 5's low-quality
         references, ``memory_masks`` of :func:`~vosjax.inference.propagation.propagate`).
     """
-    from vosjax.checkpoint import model_kind  # noqa: PLC0415
-
-    run = PROPAGATORS[model_kind(model)]
+    options = STMOptions() if options is None else options
+    check_options(model, options)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
-    if upsample not in ("nearest", "bilinear"):
-        raise ValueError(f"upsample must be 'nearest' or 'bilinear', got {upsample!r}")
     ids, starts, masks = objects_from_annotations(annotations, frames.shape[0])
     if masks.shape[1:] != frames.shape[1:3]:
         raise ValueError(f"annotations are {masks.shape[1:]} but frames {frames.shape[1:3]}")
-    if pad not in PADS:
-        raise ValueError(f"pad must be one of {PADS}, got {pad!r}")
-    size = (int(size[0]), int(size[1]))
+    size, pad = options.size, options.pad
     info = fit_info(frames.shape[1:3], size)
     x = [_fit_frame(f, info=info, size=size, pad=pad) for f in frames]   # device arrays
     small, _ = resize_pad_labels(masks.astype(np.uint8), size)
@@ -167,13 +153,14 @@ def segment_video(model, variables, frames, annotations: Mapping[int, np.ndarray
                              f"shape {memory_labels.shape}")
         per_object = np.stack([memory_labels == i for i in ids], axis=1).astype(np.uint8)
         memory_masks = resize_pad_labels(per_object, size)[0].astype(np.float32)
-    probs = run(model, variables, x, small.astype(np.float32), starts,
-                num_slots=len(ids) if num_slots is None else num_slots, mem_every=mem_every,
-                correction=correction, reference=reference, memory_slots=memory_slots,
-                num_fragments=num_fragments, adaptive_search=adaptive_search, seed=seed,
-                memory_masks=memory_masks, content=content_mask(info, size))
+    if isinstance(options, GCSegOptions):
+        probs = _gcseg_probs(model, variables, x, small.astype(np.float32), starts, options,
+                             memory_masks)
+    else:
+        probs = _stm_probs(model, variables, x, small.astype(np.float32), starts, options,
+                           memory_masks, content_mask(info, size))
     probs = np.asarray(probs)
-    channels = np.stack(jax.device_get([_frame_labels(p, info=info, mode=upsample)
+    channels = np.stack(jax.device_get([_frame_labels(p, info=info, mode=options.upsample)
                                         for p in probs]))
     k = probs.shape[1]
     lut = np.array((0,) + ids + (0,) * (k - 1 - len(ids)),

@@ -1,1 +1,1 @@
-"""Flax linen models: ResNet trunks, STM (and GCSeg)."""
+"""Flax linen models: ResNet trunks, STM (STM-Training and the original STM) and GCSeg."""

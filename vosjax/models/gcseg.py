@@ -27,12 +27,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vosjax.models.resnet import ResNet, conv, resolve_precision, stage_channels
+from vosjax.models.layers import ResBlock, conv, resize_bilinear
+from vosjax.models.resnet import ResNet, resolve_precision, stage_channels
 from vosjax.models.roi import area_downsample, box_pool, mask_box, pyramid_roi_pool
-from vosjax.models.stm import resize_bilinear
 
 MODES = ("both", "reference", "coseg", "baseline")
 STRIDES = {2: 4, 3: 8, 4: 16, 5: 32}  # ResNet level (res2..res5) -> stride
+# Parameter names of the decoder's residual block (the names of checkpoints written so far).
+RESIDUAL_CONV_NAMES = ("Conv_0", "Conv_1")
 
 
 # ----------------------------------------------------------------------------- equations
@@ -349,19 +351,6 @@ class GlobalConvBlock(nn.Module):
         return left + right
 
 
-class ResidualBlockNoBN(nn.Module):
-    """Residual block without batch normalisation: ``x + conv3(relu(conv3(relu(x))))``."""
-    precision: Any = None
-    dtype: Any = None
-
-    @nn.compact
-    def __call__(self, x):
-        c = x.shape[-1]
-        kw = dict(bias=True, precision=self.precision, dtype=self.dtype)
-        y = conv(c, 3, **kw)(nn.relu(x))
-        return x + conv(c, 3, **kw)(nn.relu(y))
-
-
 class ASPP(nn.Module):
     """Atrous spatial pyramid pooling (DeepLab v3, without BN): a 1x1 branch, one 3x3 branch
     per dilation rate, an image-pooling branch; concatenated, 1x1 conv, ReLU."""
@@ -401,7 +390,7 @@ class Decoder(nn.Module):
     def __call__(self, x, out_hw):
         kw = dict(precision=self.precision, dtype=self.dtype)
         x = GlobalConvBlock(self.channels, self.gcn_kernel, name="gcn", **kw)(x)
-        x = ResidualBlockNoBN(name="residual", **kw)(x)
+        x = ResBlock(conv_names=RESIDUAL_CONV_NAMES, name="residual", **kw)(x)
         x = ASPP(self.channels, tuple(self.aspp_rates), name="aspp", **kw)(x)
         logits = nn.Conv(2, (1, 1), name="classifier", **kw)(x)
         return resize_bilinear(logits, out_hw, self.precision).astype(jnp.float32)
@@ -620,7 +609,7 @@ def init_gcseg(model: GCSeg, rng, height: int = 64, width: int = 64, batch: int 
 
 
 __all__ = ["GCSeg", "GCSegOutput", "FeatureExtractor", "CoSegmentation", "MaskEncoder",
-           "ReferenceModule", "Decoder", "GlobalConvBlock", "ResidualBlockNoBN", "ASPP",
+           "ReferenceModule", "Decoder", "GlobalConvBlock", "ASPP",
            "LevelFusion", "ConvBlock", "coseg_product", "similarity_map", "spatial_softmax",
            "attend", "reference_upper_output", "cosine_similarity", "judgement_similarity",
            "judge_mask", "JUDGEMENTS",

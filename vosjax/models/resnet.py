@@ -16,6 +16,8 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 
+from vosjax.models.layers import conv
+
 # arch -> (block kind, blocks per stage)
 # ``resnet10`` (one basic block per stage) is not a torchvision model: a small trunk for CPU
 # tests and demos.
@@ -42,14 +44,6 @@ def _arch(arch: str):
     if arch not in ARCHS:
         raise ValueError(f"arch={arch!r}: expected one of {sorted(ARCHS)}")
     return ARCHS[arch]
-
-
-def conv(features: int, kernel: int, stride: int = 1, padding: int | None = None, *,
-         bias: bool, precision: Any, dtype: Any) -> nn.Conv:
-    """A PyTorch-style ``Conv2d`` (explicit symmetric zero padding, default ``kernel // 2``)."""
-    p = kernel // 2 if padding is None else padding
-    return nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding=((p, p), (p, p)),
-                   use_bias=bias, precision=precision, dtype=dtype)
 
 
 def frozen_bn(dtype: Any) -> nn.BatchNorm:
@@ -182,7 +176,8 @@ def resolve_precision(precision: Any):
         try:
             return jax.lax.Precision[precision.upper()]
         except KeyError:
-            raise ValueError(f"precision={precision!r}: expected default, high or highest") from None
+            raise ValueError(f"precision={precision!r}: expected default, high or "
+                             "highest") from None
     raise ValueError(f"precision={precision!r}: expected a jax.lax.Precision or its name")
 
 
@@ -192,4 +187,4 @@ def init_shapes(module: nn.Module, *args: Sequence[Any], method=None):
 
 
 __all__ = ["ARCHS", "ResNet", "BasicBlock", "Bottleneck", "stage_channels", "resolve_precision",
-           "init_shapes", "conv", "frozen_bn"]
+           "init_shapes", "frozen_bn"]

@@ -24,7 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vosjax.models.resnet import ResNet, conv, resolve_precision
+from vosjax.models.layers import ResBlock, conv, resize_bilinear
+from vosjax.models.resnet import ResNet, resolve_precision
 
 # Soft aggregation clamp of the official code (float32).
 PROB_EPS = 1e-7
@@ -60,16 +61,6 @@ def _clamp01_jvp(primals, tangents):
     return clamp01(x), jnp.where(inside, dx, jnp.zeros_like(dx))
 
 
-def resize_bilinear(x, size: tuple[int, int], precision: Any = None):
-    """Bilinear resize of ``[N, h, w, C]`` to ``size`` with half-pixel centres, edges clamped.
-
-    Equals PyTorch ``F.interpolate(mode='bilinear', align_corners=False)`` for upsampling.
-    """
-    n, _, _, c = x.shape
-    return jax.image.resize(x, (n, size[0], size[1], c), method="linear", antialias=False,
-                            precision=precision)
-
-
 def soft_aggregate(probs, num_slots: int):
     """Soft aggregation of per-object probabilities into ``num_slots + 1`` channel logits.
 
@@ -86,21 +77,6 @@ def soft_aggregate(probs, num_slots: int):
     return jnp.log(em / (1.0 - em))
 
 
-class ResBlock(nn.Module):
-    """``x + conv2(relu(conv1(relu(x))))`` with 3x3 convs with bias and no BN."""
-    planes: int
-    precision: Any = None
-    dtype: Any = None
-
-    def setup(self):
-        kw = dict(bias=True, precision=self.precision, dtype=self.dtype)
-        self.conv1 = conv(self.planes, 3, **kw)
-        self.conv2 = conv(self.planes, 3, **kw)
-
-    def __call__(self, x):
-        return x + self.conv2(nn.relu(self.conv1(nn.relu(x))))
-
-
 class Refine(nn.Module):
     """``ResMM(ResFS(convFS(f)) + up(pm))``; :meth:`skip` is the mask-independent half."""
     planes: int
@@ -110,8 +86,8 @@ class Refine(nn.Module):
     def setup(self):
         kw = dict(precision=self.precision, dtype=self.dtype)
         self.convFS = conv(self.planes, 3, bias=True, **kw)
-        self.ResFS = ResBlock(self.planes, **kw)
-        self.ResMM = ResBlock(self.planes, **kw)
+        self.ResFS = ResBlock(**kw)
+        self.ResMM = ResBlock(**kw)
 
     def skip(self, f):
         return self.ResFS(self.convFS(f))
@@ -130,7 +106,7 @@ class Decoder(nn.Module):
     def setup(self):
         kw = dict(precision=self.precision, dtype=self.dtype)
         self.convFM = conv(self.mdim, 3, bias=True, **kw)
-        self.ResMM = ResBlock(self.mdim, **kw)
+        self.ResMM = ResBlock(**kw)
         self.RF3 = Refine(self.mdim, **kw)
         self.RF2 = Refine(self.mdim, **kw)
         self.pred2 = conv(2, 3, bias=True, **kw)
@@ -272,6 +248,9 @@ class STM(nn.Module):
     dtype: Any = None
     # The memory encoder's class (a hook for variants: vosjax.models.stm_original).
     memory_encoder_cls = MemoryEncoder
+    # STM-Training's loop memorizes masks over the whole (letterboxed) canvas; the original
+    # STM's zeroes them outside the image content (vosjax.inference.video).
+    memorizes_content_only = False
 
     def setup(self):
         prec = resolve_precision(self.precision)

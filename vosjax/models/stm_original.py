@@ -24,7 +24,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from vosjax.models.resnet import ResNet, conv
+from vosjax.models.layers import conv
+from vosjax.models.resnet import ResNet
 from vosjax.models.stm import STM, MemoryEncoder, clamp01
 
 #: Object slots of the official code (``K = 11`` channels: background + 10 objects).
@@ -67,6 +68,9 @@ class STMOriginal(STM):
     "other objects" memory encoder. Same attributes and public methods as ``STM``; the
     official model is ``STMOriginal("resnet50")`` (keydim 128, valdim 512, mdim 256)."""
     memory_encoder_cls = OtherObjectsMemoryEncoder
+    # Its official loop crops each prediction and pads it with zeros before memorizing it
+    # (vosjax.inference.video): memorized masks are zero outside the image content.
+    memorizes_content_only = True
 
 
 def pad_to_multiple(height: int, width: int, multiple: int = PAD_MULTIPLE) -> tuple[int, int]:

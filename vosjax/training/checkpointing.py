@@ -28,7 +28,7 @@ class Checkpointer:
     """Thin wrapper: ``save(step, state, meta)``, ``restore_latest(abstract_state, shardings)``."""
 
     def __init__(self, workdir: str, *, keep: int = 3, save_every: int = 1):
-        import orbax.checkpoint as ocp  # noqa: PLC0415
+        import orbax.checkpoint as ocp
 
         self._ocp = ocp
         self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")

@@ -2,14 +2,11 @@
 and the input pipeline that runs them on grain worker processes.
 
 ``config.data.sources`` is a tuple of ``(dataset, repeat)`` pairs mixed by frequency, e.g. the
-paper's hybrid ``(("davis2017", 5), ("youtubevos", 1))``. Dataset names:
-
-* ``davis2017`` / ``davis2016``: a DAVIS folder at ``config.data.davis_root`` (train split);
-* ``youtubevos``: a YouTube-VOS folder at ``config.data.youtubevos_root`` (train split);
-* ``synthetic``: built-in synthetic videos (``config.data.synthetic``), no files needed;
-* ``tfds:DIR``: videos written by :mod:`vosjax.data.tfds_builders` (array_record);
-* ``static:NAME``: clips simulated from frame 0 of each video of ``NAME`` (GCSeg's Way-1 /
-  Way-2 pre-training, :class:`vosjax.data.synthetic.StaticClips`; ``config.data.static``).
+paper's hybrid ``(("davis2017", 5), ("youtubevos", 1))``. Each dataset is a spec of
+:mod:`vosjax.data.datasets` (the same specs as ``evaluate.py --dataset``): ``davis2017``
+(``config.data.davis_root``, split ``config.data.davis_split``), ``youtubevos``
+(``config.data.youtubevos_root``), ``synthetic`` (``config.data.synthetic``), ``tfds:DIR``,
+``static:SPEC`` (GCSeg's static-image clips, ``config.data.static``), ...
 
 Object slots (``config.train.slot_policy``, :data:`SLOT_POLICIES`): the STM step computes every
 object channel of ``masks``, so how clips with different object counts share a batch decides
@@ -46,54 +43,24 @@ import weakref
 
 import numpy as np
 
+from vosjax.data import datasets
 from vosjax.data.augment import AugmentConfig
-from vosjax.data.sampler import (BucketSampler, ClipSampler, HostBatch, SamplerConfig,
-                                 StagedSampler)
+from vosjax.data.sampler import BucketSampler, ClipSampler, HostBatch, SamplerConfig, StagedSampler
 
 SLOT_POLICIES = ("bucket", "trim", "pad")
 
 
 def build_videos(name: str, data_cfg):
-    """A ``Sequence[Video]`` for one entry of ``config.data.sources``."""
-    if name in ("davis2017", "davis2016"):
-        root = data_cfg.get("davis_root")
-        if not root:
-            raise ValueError(f"config.data.davis_root is required for source {name!r}")
-        from vosjax.data.davis import DavisDataset  # noqa: PLC0415
-        return DavisDataset(root, year=name[-4:], split=data_cfg.get("davis_split", "train"))
-    if name == "youtubevos":
-        root = data_cfg.get("youtubevos_root")
-        if not root:
-            raise ValueError("config.data.youtubevos_root is required for source 'youtubevos'")
-        from vosjax.data.youtube_vos import YouTubeVOSDataset  # noqa: PLC0415
-        return YouTubeVOSDataset(root, split="train")
-    if name == "synthetic":
-        return _synthetic(data_cfg.synthetic)
-    if name.startswith("tfds:"):
-        from vosjax.data.tfds_builders import load_videos  # noqa: PLC0415
-        return load_videos(name[len("tfds:"):], "train")
-    if name.startswith("static:"):
-        from vosjax.data.synthetic import StaticClips  # noqa: PLC0415
-        base_name, st = name[len("static:"):], data_cfg.get("static")
-        if st is None:
-            raise ValueError(f"config.data.static (num_frames, seed, way2_prob) is required "
-                             f"for source {name!r}")
-        # Only frame 0 of each base video is used: synthetic bases render just that frame.
-        base = (_synthetic(data_cfg.synthetic, num_frames=1) if base_name == "synthetic"
-                else build_videos(base_name, data_cfg))
-        return StaticClips(base, num_frames=st.num_frames, seed=st.seed,
-                           way2_prob=st.way2_prob)
-    raise ValueError(f"config.data.sources: unknown dataset {name!r} (davis2017, davis2016, "
-                     "youtubevos, synthetic, tfds:DIR, static:NAME)")
-
-
-def _synthetic(s, **overrides):
-    from vosjax.data.synthetic import SyntheticVideos  # noqa: PLC0415
-
-    kw = dict(seed=s.seed, height=s.height, width=s.width, num_frames=s.num_frames,
-              distractors=s.distractors)
-    kw.update(overrides)
-    return SyntheticVideos(s.num_videos, **kw)
+    """A ``Sequence[Video]`` for one entry of ``config.data.sources`` (a dataset spec of
+    :mod:`vosjax.data.datasets`; DAVIS reads ``config.data.davis_split``, the others their
+    ``"train"`` split)."""
+    spec = datasets.parse(name, where="config.data.sources")
+    base = datasets.parse(spec.arg, "config.data.sources") if spec.kind == "static" else spec
+    split = data_cfg.davis_split if base.year else "train"
+    return datasets.open_videos(spec, split, davis_root=data_cfg.davis_root,
+                                youtubevos_root=data_cfg.youtubevos_root,
+                                synthetic=data_cfg.synthetic, static=data_cfg.static,
+                                where="config.data.sources")
 
 
 def build_sampler(data_cfg, *, seed: int, global_batch_size: int, sources=None, pick=None,
@@ -117,16 +84,13 @@ def build_sampler(data_cfg, *, seed: int, global_batch_size: int, sources=None, 
 
 def augment_config(data_cfg) -> AugmentConfig | None:
     """``config.data.augment`` (None or empty: no augmentation)."""
-    aug = data_cfg.get("augment")
+    aug = data_cfg.augment
     return AugmentConfig(**dict(aug)) if aug else None
 
 
 def slot_policy(train_cfg) -> str:
-    """``config.train.slot_policy`` (default ``"pad"`` when absent), validated."""
-    if "trim_slots" in train_cfg:
-        raise ValueError("config.train.trim_slots was replaced by config.train.slot_policy "
-                         f"(one of {SLOT_POLICIES}; trim_slots=True is 'trim')")
-    policy = train_cfg.get("slot_policy", "pad")
+    """``config.train.slot_policy``, validated."""
+    policy = train_cfg.slot_policy
     if policy not in SLOT_POLICIES:
         raise ValueError(f"config.train.slot_policy={policy!r}: expected one of {SLOT_POLICIES}")
     return policy
@@ -146,7 +110,7 @@ def build_batches(config, **overrides):
         return BucketSampler(s) if bucket and s.config.max_objects > 1 else s
 
     main = make()
-    steps = int(d.get("pretrain_steps", 0) or 0)
+    steps = int(d.pretrain_steps)
     if steps <= 0:
         return main
     return StagedSampler([(make(sources=d.pretrain_sources), steps), (main, None)])
@@ -179,7 +143,7 @@ def host_batches(stream, start_step: int, stop_step: int, *, num_workers: int = 
     a table in a temporary folder (:class:`~vosjax.data.sampler.CountMemo`). Close the
     iterator (``.close()``) to stop the workers. Needs ``grain``.
     """
-    import grain  # noqa: PLC0415
+    import grain
 
     if stop_step <= start_step:
         raise ValueError(f"host_batches: no step in [{start_step}, {stop_step})")
@@ -189,7 +153,7 @@ def host_batches(stream, start_step: int, stop_step: int, *, num_workers: int = 
     _absl_flags_parsed()
     memo_dir = None
     if num_workers > 1 and hasattr(stream, "share_counts"):
-        import cloudpickle  # noqa: PLC0415  (grain's own dependency)
+        import cloudpickle  # (grain's own dependency)
 
         memo_dir = tempfile.mkdtemp(prefix="vosjax-counts-")
         # The workers' copy (the caller's stream is left alone), its tables made here.
@@ -255,7 +219,7 @@ def _exit_with_parent(worker_index: int, worker_count: int) -> None:
 def _absl_flags_parsed() -> None:
     """grain reads absl flags (its defaults unless a program parsed the command line, as
     ``train.py`` does); outside an absl program (tests, notebooks) take the defaults."""
-    from absl import flags  # noqa: PLC0415
+    from absl import flags
 
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()

@@ -18,16 +18,10 @@ from vosjax.training.input_pipeline import host_batches, slot_policy, trim_slots
 from vosjax.training.metrics import MetricWriter
 from vosjax.training.optim import learning_rate_schedule, make_optimizer
 from vosjax.training.step import jit_init_state, jit_train_step
-from vosjax.training.tasks import get_task
 
 
 class NonFiniteLossError(FloatingPointError):
     """Raised by the NaN guard; names the step and the last good checkpoint."""
-
-
-def build_model(model_cfg):
-    """The Flax model named by ``config.model`` (its task's builder; explicit fields)."""
-    return get_task(model_cfg).build_model(model_cfg)
 
 
 def build_optimizer(train_cfg):
@@ -49,7 +43,7 @@ def _check_config(config) -> None:
     if t.batch_size % n:
         raise ValueError(f"config.train.batch_size={t.batch_size} must be divisible by the "
                          f"number of devices ({n})")
-    if config.data.get("clip_len", 2) < 2:
+    if config.data.clip_len < 2:
         raise ValueError(f"config.data.clip_len={config.data.clip_len}: must be >= 2")
     slot_policy(t)
 
@@ -58,9 +52,9 @@ def _load_init(state, init_from: str):
     """Replace params/batch_stats by a converted or exported model directory's variables
     (any model whose variable tree has the same structure and shapes, e.g. a GCSeg
     pre-training workdir for fine-tuning with ``freeze_backbone=True``)."""
-    from vosjax.checkpoint import load_model  # noqa: PLC0415
+    from vosjax.checkpoint import read_model
 
-    _, variables = load_model(init_from)
+    _, variables = read_model(init_from)
     for col in ("params", "batch_stats"):
         new, old = variables.get(col, {}), getattr(state, col)
         new_paths = {jax.tree_util.keystr(p): np.shape(x)
@@ -78,18 +72,20 @@ def _load_init(state, init_from: str):
                                            state.batch_stats))
 
 
-def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[str, Any]:
+def train(config, workdir: str, family, *, sampler=None,
+          progress: bool = True) -> dict[str, Any]:
     """Train per ``config`` in ``workdir`` (resuming from its latest checkpoint).
 
-    The model family is ``config.model.name`` (:mod:`vosjax.training.tasks`).
-    ``sampler``: the stream, an object with ``batch(step) ->``
-    :class:`~vosjax.data.sampler.HostBatch` (raw uint8 clips, the task's ``prepare`` makes the
-    loss's batch on the device) and picklable for the input workers (default: the task's
+    ``family``: the model family (a :class:`vosjax.families.Family`: its hooks build the
+    model, the initial variables, the loss, the device-side batch and the stream from
+    ``config``). ``sampler``: the stream, an object with ``batch(step) ->``
+    :class:`~vosjax.data.sampler.HostBatch` (raw uint8 clips, the family's ``prepare`` makes the
+    loss's batch on the device) and picklable for the input workers (default: the family's
     stream built from ``config``); a ``restore(state)`` method, if it has one, gets the
     checkpointed state on resume (e.g. :class:`~vosjax.data.sampler.BucketSampler`).
     The batches come from :func:`~vosjax.training.input_pipeline.host_batches` with
     ``config.data.num_workers`` worker processes and ``config.data.prefetch`` batches ahead.
-    ``config.train.slot_policy``: ``"bucket"`` is the task's sampler, ``"trim"`` is applied
+    ``config.train.slot_policy``: ``"bucket"`` is the family's sampler, ``"trim"`` is applied
     here (one process only), ``"pad"`` does nothing.
     Returns a summary dict (final step, last metrics, steps/s).
     """
@@ -98,15 +94,14 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
     mesh = shd.make_mesh(config.train.fsdp)
-    task = get_task(config.model)
-    model = task.build_model(config.model)
+    model = family.build_model(config.model)
     tx = build_optimizer(config.train)
-    init_fn, st_sh, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
-    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract,
-                                prepare=task.prepare(config))
+    init_fn, st_sh, abstract = jit_init_state(family.init_variables(model, config), tx, mesh)
+    step_fn, _ = jit_train_step(family.loss(model, config), tx, mesh, abstract,
+                                prepare=family.prepare(config))
     ckpt = Checkpointer(workdir, keep=config.train.keep_checkpoints,
                         save_every=config.train.checkpoint_every)
-    _write_model_spec(workdir, model)
+    _write_model_spec(workdir, family.model_spec(model))
 
     # -- state ----------------------------------------------------------------------------------
     # An unreadable newest step is set aside with a warning; one line says where we resume.
@@ -124,11 +119,11 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
 
     # -- data -----------------------------------------------------------------------------------
     if sampler is None:
-        sampler = task.batches(config)
+        sampler = family.batches(config)
     if hasattr(sampler, "restore") and (meta or {}).get("sampler") is not None:
         sampler.restore(meta["sampler"])   # e.g. the bucket state: no replay of the stream
     batch_sh = shd.batch_sharding(mesh)
-    # "bucket" lives in the task's sampler; per-host trimming would give hosts different
+    # "bucket" lives in the family's sampler; per-host trimming would give hosts different
     # shapes: single-process runs only.
     trim = slot_policy(config.train) == "trim" and jax.process_count() == 1
 
@@ -141,8 +136,8 @@ def train(config, workdir: str, *, sampler=None, progress: bool = True) -> dict[
     try:
         if start < total:   # a finished run starts no workers
             batches = host_batches(sampler, start, total,
-                                   num_workers=config.data.get("num_workers", 0),
-                                   prefetch=config.data.get("prefetch", 2))
+                                   num_workers=config.data.num_workers,
+                                   prefetch=config.data.prefetch)
         for step in range(start, total):
             hb = next(batches)
             if hb.step != step:
@@ -196,13 +191,14 @@ def _guard(step, metrics, ckpt, last_good):
 def _progress(start, total, enabled):
     if not enabled or jax.process_index() != 0:
         return None
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.auto import tqdm
     return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
 
 
-def _write_model_spec(workdir, model):
-    """``WORKDIR/model.json`` so the workdir itself loads with ``load_model`` (latest step)."""
-    from vosjax.checkpoint import model_spec, write_json  # noqa: PLC0415
+def _write_model_spec(workdir, spec):
+    """``WORKDIR/model.json`` so the workdir itself loads as a model directory (latest
+    step)."""
+    from vosjax.atomic import write_json
 
     if jax.process_index() == 0:
-        write_json(os.path.join(workdir, "model.json"), model_spec(model))
+        write_json(os.path.join(workdir, "model.json"), spec)

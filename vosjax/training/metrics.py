@@ -52,7 +52,7 @@ class MetricWriter:
         self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", buffering=1)
         if tensorboard:
             try:
-                from tensorboardX import SummaryWriter  # noqa: PLC0415
+                from tensorboardX import SummaryWriter
                 self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
             except ImportError:
                 self._tb = None

@@ -62,7 +62,6 @@ def cycle_loss(model, variables, frames, masks, num_objects, *, cycle: bool = Tr
     Returns :class:`ClipLosses`; ``total`` is the sum of all used terms / (T - 1).
     """
     t_len = frames.shape[0]
-    slots = masks.shape[1] - 1
 
     def memorize(frame, soft_mask):
         return model.apply(variables, frame, soft_mask[1:], method=model.memorize)

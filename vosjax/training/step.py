@@ -1,7 +1,8 @@
 """Pure, jitted training step over a batch (sharded over a Mesh), for any training task.
 
 The step only needs a *loss function* ``loss_fn(params, batch_stats, batch, rng) -> (loss,
-metrics)`` (see :mod:`vosjax.training.tasks`); the model family lives entirely in it.
+metrics)`` (a family's ``loss`` hook, :mod:`vosjax.families`); the model family lives
+entirely in it.
 """
 from __future__ import annotations
 
@@ -96,7 +97,8 @@ def init_state(init_variables, tx, rng) -> TrainState:
 
 
 def state_shardings(abstract_state: TrainState, mesh):
-    """Shardings for every leaf of the state: FSDP rule for params/opt state, the rest replicated."""
+    """Shardings for every leaf of the state: FSDP rule for params/opt state, the rest
+    replicated."""
     rep = shd.replicated(mesh)
     return TrainState(step=rep, params=shd.tree_shardings(abstract_state.params, mesh),
                       batch_stats=jax.tree_util.tree_map(lambda _: rep, abstract_state.batch_stats),

@@ -78,7 +78,7 @@ def sample_pairs(num_frames: Sequence[int], seed: int, gaps: GapRanges = GapRang
 
 
 def gather_pair_batch(frames, masks, pairs, object_ids=None):
-    """Build the training batch of :func:`vosjax.gcseg.objective.make_loss_fn`.
+    """Build the training batch of :func:`vosjax.training.gcseg_objective.make_loss_fn`.
 
     Args:
       frames: ``[B, T, H, W, 3]`` normalised clips; masks: ``[B, T, H, W]`` binary GT, or
@@ -144,10 +144,11 @@ def gcseg_batch_fn(objective: str = "pairs", augment=None):
     Frames get the clip augmentation's photometric part and the normalisation
     (:func:`vosjax.data.device.clip_frames`); the binary masks are ``labels == 1``.
     ``objective="pairs"`` (3-frame clips from :func:`pair_picker`: reference, t - 1, t): the
-    pair batch of :func:`vosjax.gcseg.objective.make_loss_fn`; ``"recurrent"``: ``frames`` and
-    ``masks [B, T, H, W]`` for :func:`~vosjax.gcseg.objective.make_recurrent_loss_fn`.
+    pair batch of :func:`vosjax.training.gcseg_objective.make_loss_fn`; ``"recurrent"``:
+    ``frames`` and
+    ``masks [B, T, H, W]`` for :func:`~vosjax.training.gcseg_objective.make_recurrent_loss_fn`.
     """
-    from vosjax.data import device  # noqa: PLC0415
+    from vosjax.data import device
 
     if objective not in ("pairs", "recurrent"):
         raise ValueError(f"objective={objective!r}: expected 'pairs' or 'recurrent'")

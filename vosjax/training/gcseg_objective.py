@@ -2,7 +2,7 @@
 sharding over the batch axis).
 
 Pair batch (:func:`make_loss_fn`; build it with
-:func:`vosjax.gcseg.sampling.gather_pair_batch`), every array with a leading clip axis ``B``:
+:func:`vosjax.data.pairs.gather_pair_batch`), every array with a leading clip axis ``B``:
 
 =================  ==================  ==================================================
 key                shape               meaning
@@ -23,8 +23,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from vosjax.gcseg.loss import gcseg_loss
-from vosjax.gcseg.sampling import zero_previous_mask
+from vosjax.data.pairs import zero_previous_mask
+from vosjax.losses import gcseg_loss
 
 PAIR_KEYS = ("target_frame", "target_mask", "prev_mask", "ref_frame", "ref_mask")
 
@@ -81,7 +81,7 @@ def make_loss_fn(model, batch_stats=None, *, zero_prev_prob: float = 0.5,
                  reduction: str = "sum"):
     """``gcseg_loss_fn(params, batch, rng) -> (loss, metrics)`` for pair batches.
 
-    ``loss`` is eq. (3) per clip (:func:`vosjax.gcseg.loss.gcseg_loss`), averaged over the
+    ``loss`` is eq. (3) per clip (:func:`vosjax.losses.gcseg_loss`), averaged over the
     clips with ``batch['weight']``; ``M_{t-1}`` is zeroed per clip with ``zero_prev_prob``.
     ``batch_stats`` (the frozen-BN statistics, not trained) is closed over. ``metrics``: the
     loss, each eq. (3) term, the target IoU and the fraction of zeroed previous masks.
