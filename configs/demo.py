@@ -8,15 +8,19 @@ Trains on synthetic videos with moving, deforming, occluding textured objects an
 distractors (no files needed), then segments held-out synthetic videos with the trained and the
 untrained model and scores both with the DAVIS protocol (``WORKDIR/eval.json``).
 
-Expected result (measured 2026-11-22 on an idle 2-core "Intel(R) Xeon(R) Processor", default
-settings: 1500 steps of 4 clips, ~2.2 steps/s, 12m21s wall including the evaluation)::
+Expected result (measured 2026-11-29 on the 2-core "Intel(R) Xeon(R) Processor", default
+settings: 1500 steps of 4 clips, the grain input pipeline with one worker; 0.86 steps/s and
+29m36s wall including the evaluation, with other jobs on the same cores, load about 5)::
 
     held-out evaluation on 8 videos (DAVIS protocol), step 1500:
       untrained  J&F 0.031  J 0.023  F 0.038
-      trained    J&F 0.271  J 0.275  F 0.267
+      trained    J&F 0.295  J 0.297  F 0.294
 
-With ``--config.train.num_train_steps=600``: trained J&F 0.165 in 5m40s (the same 0.165 was
-obtained again under heavy load: the run is deterministic). The model learns from scratch (no
+The figures before the grain pipeline (2026-11-22, idle machine, 12m21s, ~2.2 steps/s) were
+0.031 / 0.271: the augmentation now runs on uint8 frames in the workers and its photometric
+part on the device, so the stream of batches differs. With the old pipeline and
+``--config.train.num_train_steps=600``: trained J&F 0.165 in 5m40s (the same 0.165 was obtained
+again under heavy load: the run is deterministic). The model learns from scratch (no
 ImageNet weights can be downloaded here) with the official frozen BatchNorm, so the absolute
 score is low.
 """
