@@ -7,31 +7,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-
 from data_layouts import make_davis2017, make_youtube_vos
-from test_training_loop import RandomClips, flat, loop_config
-from vosjax.training import sharding as shd
+from loop_helpers import RandomClips, flat, loop_config, train_steps
+
 from vosjax.training.loop import build_model, build_optimizer, train
-from vosjax.training.step import jit_init_state, jit_train_step
 from vosjax.training.tasks import get_task
 
 
 def _steps(config, batches):
     """Train steps over raw ``batches`` on one device: the params before and after each
     step."""
-    mesh = shd.make_mesh(1, jax.devices()[:1])
-    model, tx = build_model(config.model), build_optimizer(config.train)
-    task = get_task(config.model)
-    init_fn, _, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
-    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract,
-                                prepare=task.prepare(config))
-    state = init_fn(jax.random.PRNGKey(0))
-    out = [flat(jax.device_get(state.params))]
-    for b in batches:
-        state, m = step_fn(state, shd.global_batch(b, shd.batch_sharding(mesh)), 2)
-        assert bool(m["finite"])
-        out.append(flat(jax.device_get(state.params)))
-    return out
+    run = train_steps(config, jax.devices()[:1], batches)
+    assert all(bool(m["finite"]) for m in run.metrics)
+    return run.params
 
 
 def test_accumulating_k_batches_equals_one_k_times_larger_batch():
