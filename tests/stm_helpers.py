@@ -4,6 +4,7 @@
   random variables built without compiling the model: shapes from ``jax.eval_shape`` of the
   initialiser, values drawn with numpy like Flax's defaults (LeCun-normal kernels, zero
   biases, identity BatchNorm).
+* :func:`numpy_variables`: the same numpy draw for any model's initialiser.
 * :func:`random_video`: random frames and two box-shaped objects.
 * :func:`official_loop`: the official mask-gradient loop (eq. 5) written step by step.
 The fixtures ``tiny`` (:func:`tiny_stm`) and ``clip`` (3 frames, 2 objects, 16x32 device
@@ -21,7 +22,14 @@ from vosjax.models.stm import STM, init_stm, soft_aggregate
 def tiny_stm(seed: int = 0, model_cls=STM):
     """``model_cls``: :class:`STM` or a variant with the same fields (``STMOriginal``)."""
     model = model_cls("resnet10", keydim=16, valdim=32, mdim=32)
-    shapes = jax.eval_shape(lambda: init_stm(model, jax.random.PRNGKey(0), 32, 32))
+    return model, numpy_variables(lambda: init_stm(model, jax.random.PRNGKey(0), 32, 32), seed)
+
+
+def numpy_variables(init, seed: int = 0):
+    """Random variables of the shapes ``init()`` returns (traced with ``jax.eval_shape``, never
+    compiled), drawn with numpy like Flax's defaults: LeCun-normal kernels, zero biases,
+    identity BatchNorm."""
+    shapes = jax.eval_shape(init)
     rng = np.random.default_rng(seed)
 
     def fill(path, leaf):
@@ -33,7 +41,7 @@ def tiny_stm(seed: int = 0, model_cls=STM):
             return np.ones(leaf.shape, np.float32)
         return np.zeros(leaf.shape, np.float32)
 
-    return model, jax.tree_util.tree_map_with_path(fill, shapes)
+    return jax.tree_util.tree_map_with_path(fill, shapes)
 
 
 def random_video(t: int, h: int = 16, w: int = 32, seed: int = 0):

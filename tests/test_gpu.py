@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
+from loop_helpers import flat, run_steps, tiny_config
 from stm_helpers import random_video, tiny_stm
-from test_training_loop import flat, run_steps, tiny_config
 
 pytestmark = pytest.mark.gpu
 

@@ -1,65 +1,26 @@
-"""Training loop: sharded == unsharded, bit-exact resume, NaN guard, checkpoint safety."""
+"""Training loop: sharded == unsharded, bit-exact resume, NaN guard, checkpoint safety.
+
+The checkpoint tests start from copies of two shared runs of the same command (module
+fixtures): one uninterrupted, one stopped after step 2."""
 import dataclasses
 import json
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import base
-from vosjax.data.sampler import HostBatch
+from loop_helpers import H, RandomClips, T, W, loop_config, tiny_config, train_steps
+from stm_helpers import numpy_variables
 from vosjax.families import FAMILIES, build_model, load_model
 from vosjax.families import get as get_family
 from vosjax.training import sharding as shd
 from vosjax.training.loop import NonFiniteLossError, build_optimizer, train
-from vosjax.training.step import jit_init_state, jit_train_step
+from vosjax.training.step import jit_init_state
 
 STM = FAMILIES["stm"]
-
-H, W, SLOTS, T = 32, 48, 2, 3
-
-
-def tiny_config(clip_len=T, **train_overrides):
-    """The schema (configs/base.py) with a tiny STM and a fast loop."""
-    c = base.get_config("stm")
-    c.model.update(dict(arch="resnet10", keydim=16, valdim=32, compute="float32-highest"))
-    c.data.update(dict(size=(H, W), num_slots=SLOTS, clip_len=clip_len, num_workers=0))
-    c.data.augment = None       # the raw batches as given: no photometric noise
-    c.train.update(dict(batch_size=8, num_train_steps=3, checkpoint_every=1, keep_checkpoints=10,
-                        log_every=1, learning_rate=1e-3, weight_decay=5e-4, cycle=True,
-                        bootstrap=0.4, slot_policy="pad"))
-    c.train.update(train_overrides)
-    return c
-
-
-class RandomClips:
-    """Deterministic per-step raw batches of blob clips (a stand-in stream): uint8 frames and
-    label maps with objects 1 and 2, a border of void pixels on odd steps. ``poison_step``
-    adds a ``poison`` flag, set on that step, for :func:`poisoned_prepare`."""
-
-    def __init__(self, batch_size, poison_step=None, clip_len=T):
-        self.batch_size, self.poison_step, self.clip_len = batch_size, poison_step, clip_len
-
-    def batch(self, step):
-        rng = np.random.default_rng([7, step])
-        frames = rng.integers(0, 256, (self.batch_size, self.clip_len, H, W, 3), np.uint8)
-        labels = np.zeros((self.batch_size, self.clip_len, H, W), np.uint8)
-        for b in range(self.batch_size):
-            for t in range(self.clip_len):
-                y, x = rng.integers(0, H - 12), rng.integers(0, W - 12)
-                labels[b, t, y:y + 12, x:x + 12] = 1
-                labels[b, t, :6, :6] = 2
-        if step % 2:
-            labels[:, :, :, -3:] = 255                     # VOID: outside the warped frame
-        arrays = {"frames": frames, "labels": labels,
-                  "num_objects": np.full((self.batch_size,), SLOTS, np.int32)}
-        if self.poison_step is not None:
-            arrays["poison"] = np.full((self.batch_size,), step == self.poison_step)
-        return HostBatch(step, arrays, SLOTS, {"step": int(step) + 1})
-
-
 _STM_PREPARE = STM.prepare
 
 
@@ -75,54 +36,54 @@ def poisoned_prepare(config):
     return prepare
 
 
-def run_steps(config, devices, n, fsdp=1):
-    mesh = shd.make_mesh(fsdp, devices)
-    model, tx = build_model(config.model), build_optimizer(config.train)
-    task = get_family(config.model.name)
-    init_fn, st_sh, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
-    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract,
-                                prepare=task.prepare(config))
-    state = init_fn(jax.random.PRNGKey(0))
-    src = RandomClips(config.train.batch_size, clip_len=config.data.clip_len)
-    for s in range(n):
-        hb = src.batch(s)
-        state, m = step_fn(state, shd.global_batch(hb.arrays, shd.batch_sharding(mesh)),
-                           hb.num_slots)
-    return jax.device_get(state.params), m
+# -- sharding -------------------------------------------------------------------------------------
+
+def sharding_config():
+    """The paper's Adam (lr 1e-5), 2-frame clips with the cycle term, the photometric
+    augmentation drawn on the devices."""
+    cfg = tiny_config(clip_len=2, learning_rate=1e-5)
+    cfg.data.augment = dict(contrast=(0.8, 1.2), noise_std=0.03)
+    return cfg
 
 
-def flat(tree):
-    return np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(tree)])
+def sharding_batches(n):
+    return [RandomClips(8, clip_len=2).batch(s) for s in range(n)]
 
 
-def test_sharded_equals_unsharded():
-    """3 steps of the paper's Adam (lr 1e-5) on 8 devices = on 1 device, within 1e-5 relative
-    (L2 over all parameters), the photometric augmentation drawn on the devices included.
+@pytest.fixture(scope="module")
+def one_device():
+    """3 steps of :func:`sharding_config` on one device: the reference of the sharded runs."""
+    return train_steps(sharding_config(), jax.devices()[:1], sharding_batches(3))
+
+
+def test_sharded_equals_unsharded(one_device):
+    """3 steps on 8 devices = on 1 device, within 1e-5 relative (L2 over all parameters), the
+    photometric augmentation drawn on the devices included.
     About 14% of this random net's gradients are exactly zero up to float noise (e.g.
     KV_M_r4/Key/bias: the memory softmax ignores a per-query constant); Adam normalises that
     noise into +-lr steps, so the comparison is over the whole vector."""
     assert jax.device_count() == 8, "conftest must fake 8 CPU devices"
-    cfg = tiny_config(learning_rate=1e-5)
-    cfg.data.augment = dict(contrast=(0.8, 1.2), noise_std=0.03)
-    p8, m8 = run_steps(cfg, jax.devices(), 3)
-    p1, m1 = run_steps(cfg, jax.devices()[:1], 3)
-    np.testing.assert_allclose(m8["loss"], m1["loss"], rtol=1e-5)
-    a, b = flat(p8), flat(p1)
+    eight = train_steps(sharding_config(), jax.devices(), sharding_batches(3))
+    np.testing.assert_array_equal(eight.params[0], one_device.params[0])     # the same init
+    np.testing.assert_allclose(eight.metrics[-1]["loss"], one_device.metrics[-1]["loss"],
+                               rtol=1e-5)
+    a, b = eight.params[-1], one_device.params[-1]
     assert np.linalg.norm(a - b) <= 1e-5 * np.linalg.norm(b)
     assert np.abs(a - b).max() <= 1e-4 * np.abs(b).max()
 
 
 def test_bf16_compute_keeps_float32_master_weights():
-    cfg = tiny_config(clip_len=2, cycle=False)
+    cfg = loop_config()
     cfg.model.compute = "bfloat16"
-    params, m = run_steps(cfg, jax.devices()[:1], 1)
-    assert np.isfinite(float(m["loss"]))
-    assert {np.asarray(x).dtype for x in jax.tree_util.tree_leaves(params)} == {np.dtype("float32")}
+    run = train_steps(cfg, jax.devices()[:1], [RandomClips(8, clip_len=2).batch(0)])
+    assert np.isfinite(float(run.metrics[0]["loss"]))
+    assert {np.asarray(x).dtype for x in jax.tree_util.tree_leaves(run.last)} == {
+        np.dtype("float32")}
 
 
-def test_fsdp_shards_params_and_matches():
+def test_fsdp_shards_params_and_matches(one_device):
     """A (data=2, fsdp=4) mesh splits parameters and optimizer state; 2 steps equal 1 device."""
-    cfg = tiny_config(clip_len=2, cycle=False, learning_rate=1e-5)
+    cfg = sharding_config()
     mesh = shd.make_mesh(4)
     model, tx = build_model(cfg.model), build_optimizer(cfg.train)
     init = get_family(cfg.model.name).init_variables(model, cfg)
@@ -130,48 +91,72 @@ def test_fsdp_shards_params_and_matches():
     assert "fsdp" in tuple(st_sh.params["Decoder"]["convFM"]["kernel"].spec)
     mu = st_sh.opt_state[1].mu["Decoder"]["convFM"]["kernel"].spec   # Adam first moment
     assert "fsdp" in tuple(mu), mu
-    pf, mf = run_steps(cfg, jax.devices(), 2, fsdp=4)
-    p1, m1 = run_steps(cfg, jax.devices()[:1], 2)
-    np.testing.assert_allclose(mf["loss"], m1["loss"], rtol=1e-5)
-    a, b = flat(pf), flat(p1)
+    fsdp = train_steps(cfg, jax.devices(), sharding_batches(2), fsdp=4)
+    np.testing.assert_allclose(fsdp.metrics[-1]["loss"], one_device.metrics[1]["loss"],
+                               rtol=1e-5)
+    a, b = fsdp.params[-1], one_device.params[2]
     assert np.linalg.norm(a - b) <= 1e-5 * np.linalg.norm(b)
     with pytest.raises(ValueError, match="fsdp=3"):
         shd.make_mesh(3)
 
 
-# The loop tests below use 2-frame clips without the cycle term: a smaller program to compile,
-# the same loop.
-def loop_config(**kw):
-    return tiny_config(clip_len=2, cycle=False, **kw)
-
+# -- the loop: resume and checkpoint safety -------------------------------------------------------
+# The loop tests use 2-frame clips without the cycle term (loop_config): a smaller program to
+# compile, the same loop.
 
 def clips(**kw):
     return RandomClips(8, clip_len=2, **kw)
 
 
-def test_resume_is_bit_exact(tmp_path):
-    straight = train(loop_config(num_train_steps=6), str(tmp_path / "a"), STM, sampler=clips(),
+STRAIGHT, STOPPED = 4, 2
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """``(workdir, result)`` of an uninterrupted run of ``STRAIGHT`` steps (copy the workdir
+    before changing it)."""
+    wd = tmp_path_factory.mktemp("straight") / "w"
+    return wd, train(loop_config(num_train_steps=STRAIGHT), str(wd), STM, sampler=clips(),
                      progress=False)
-    train(loop_config(num_train_steps=3), str(tmp_path / "b"), STM, sampler=clips(), progress=False)
-    resumed = train(loop_config(num_train_steps=6), str(tmp_path / "b"), STM, sampler=clips(),
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory):
+    """The workdir of the same command run for ``STOPPED`` steps (copy it before use)."""
+    wd = tmp_path_factory.mktemp("stopped") / "w"
+    train(loop_config(num_train_steps=STOPPED), str(wd), STM, sampler=clips(), progress=False)
+    return wd
+
+
+def copy_workdir(src, tmp_path):
+    wd = tmp_path / "w"
+    shutil.copytree(src, wd)
+    return wd
+
+
+def assert_same_variables(a, b):
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_resume_is_bit_exact(tmp_path, straight, stopped):
+    wd = copy_workdir(stopped, tmp_path)
+    resumed = train(loop_config(num_train_steps=STRAIGHT), str(wd), STM, sampler=clips(),
                     progress=False)
-    for a, b in zip(jax.tree_util.tree_leaves(straight["variables"]),
-                    jax.tree_util.tree_leaves(resumed["variables"])):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    rows = [json.loads(line) for line in open(tmp_path / "b" / "metrics.jsonl")]
-    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert_same_variables(straight[1]["variables"], resumed["variables"])
+    rows = [json.loads(line) for line in open(wd / "metrics.jsonl")]
+    assert [r["step"] for r in rows] == list(range(1, STRAIGHT + 1))
     assert all("loss" in r for r in rows)
     # The workdir loads as a model (latest step) for evaluation.
-    model, variables = load_model(tmp_path / "b")
+    model, variables = load_model(wd)
     assert model.arch == "resnet10" and model.keydim == 16
-    for a, b in zip(jax.tree_util.tree_leaves(variables),
-                    jax.tree_util.tree_leaves(resumed["variables"])):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert_same_variables(variables, resumed["variables"])
 
 
-def test_interrupted_checkpoint_write_leaves_previous_loadable(tmp_path):
-    wd = tmp_path / "w"
-    train(loop_config(num_train_steps=2), str(wd), STM, sampler=clips(), progress=False)
+def test_interrupted_checkpoint_write_leaves_previous_loadable(tmp_path, stopped):
+    wd = copy_workdir(stopped, tmp_path)
     # What a kill during the write of step 3 leaves: orbax's temporary directory, half full.
     partial = wd / "checkpoints" / "3.orbax-checkpoint-tmp-1234"
     (partial / "state").mkdir(parents=True)
@@ -222,12 +207,17 @@ def test_trim_slots_cuts_the_slots_to_the_largest_count():
     assert trim_slots(none).num_slots == 1           # at least one slot
 
 
+def random_variables(task, model, config):
+    """Random variables of the task's model (numpy-drawn: no initialiser to compile)."""
+    return numpy_variables(lambda: task.init_variables(model, config)(jax.random.PRNGKey(0)))
+
+
 def test_trimmed_loss_matches_padded_loss():
     """The same raw batch prepared with 1 slot (trimmed) and 2 (padded): the same loss."""
     config = tiny_config()
     model = build_model(config.model)
     task = get_family(config.model.name)
-    variables = jax.jit(task.init_variables(model, config))(jax.random.PRNGKey(0))
+    variables = random_variables(task, model, config)
     loss_fn = jax.jit(task.loss(model, config))
     prepare = jax.jit(task.prepare(config), static_argnums=2)
     b = OneObjectClips(2).batch(1)
@@ -265,11 +255,12 @@ def test_bucketed_clip_losses_equal_the_padded_objective():
     sampler = task.batches(config)
     assert isinstance(sampler, BucketSampler)
     model = build_model(config.model)
-    variables = jax.jit(task.init_variables(model, config))(jax.random.PRNGKey(0))
+    variables = random_variables(task, model, config)
     prepare = jax.jit(task.prepare(config), static_argnums=2)
-    per_clip = jax.jit(lambda b: clip_batch_loss(model, variables["params"],
-                                                 variables["batch_stats"], b, cycle=True,
-                                                 bootstrap=0.4))
+    per_clip_fn = jax.jit(lambda v, b: clip_batch_loss(model, v["params"], v["batch_stats"], b,
+                                                       cycle=True, bootstrap=0.4))
+    def per_clip(b):
+        return per_clip_fn(variables, b)
     seen = set()
     for step in range(12):
         n, _ = sampler.plan(step)
@@ -322,6 +313,7 @@ def test_slot_policy_is_validated(tmp_path):
         train(loop_config(slot_policy="packed"), str(tmp_path), STM, sampler=clips(),
               progress=False)
 
+
 def truncate_files(step_dir):
     """What a full disk or a copy cut short leaves: every file of a step cut to half."""
     for root, _, files in os.walk(step_dir):
@@ -330,37 +322,34 @@ def truncate_files(step_dir):
             os.truncate(path, os.path.getsize(path) // 2)
 
 
-def test_truncated_newest_checkpoint_is_set_aside_and_resume_falls_back(tmp_path, capsys):
-    straight = train(loop_config(num_train_steps=3), str(tmp_path / "a"), STM, sampler=clips(),
-                     progress=False)
-    wd = tmp_path / "b"
-    train(loop_config(num_train_steps=3), str(wd), STM, sampler=clips(), progress=False)
-    truncate_files(wd / "checkpoints" / "3")
+def test_truncated_newest_checkpoint_is_set_aside_and_resume_falls_back(tmp_path, capsys,
+                                                                          straight):
+    wd = copy_workdir(straight[0], tmp_path)
+    newest = str(STRAIGHT)
+    truncate_files(wd / "checkpoints" / newest)
     capsys.readouterr()
-    with pytest.warns(RuntimeWarning, match=r"checkpoints/3 cannot be read .*moved it to") as w:
-        resumed = train(loop_config(num_train_steps=3), str(wd), STM, sampler=clips(),
+    with pytest.warns(RuntimeWarning, match=rf"checkpoints/{newest} cannot be read .*moved it to"
+                      ) as w:
+        resumed = train(loop_config(num_train_steps=STRAIGHT), str(wd), STM, sampler=clips(),
                         progress=False)
     out = capsys.readouterr().out
-    assert f"resuming from step 2: {wd / 'checkpoints' / '2'}" in out
+    assert f"resuming from step {STRAIGHT - 1}: {wd / 'checkpoints' / str(STRAIGHT - 1)}" in out
     # Set aside, not deleted: the truncated files are all still there.
     aside = list((wd / "checkpoints-unreadable").iterdir())
-    assert [p.name.split("-")[0] for p in aside] == ["3"]
+    assert [p.name.split("-")[0] for p in aside] == [newest]
     assert str(aside[0]) in str(w[0].message)
     assert (aside[0] / "state").is_dir()
-    assert sorted(os.listdir(wd / "checkpoints")) == ["1", "2", "3"]   # step 3 written again
-    for a, b in zip(jax.tree_util.tree_leaves(straight["variables"]),
-                    jax.tree_util.tree_leaves(resumed["variables"])):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # The newest step written again.
+    assert sorted(os.listdir(wd / "checkpoints")) == [str(s) for s in range(1, STRAIGHT + 1)]
+    assert_same_variables(straight[1]["variables"], resumed["variables"])
     rows = [json.loads(line) for line in open(wd / "metrics.jsonl")]
-    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert [r["step"] for r in rows] == list(range(1, STRAIGHT + 1))
 
 
-def test_no_readable_checkpoint_stops_naming_the_folder(tmp_path):
+def test_no_readable_checkpoint_stops_naming_the_folder(tmp_path, stopped):
     from vosjax.training.checkpointing import UnreadableCheckpointError
 
-    wd = tmp_path / "w"
-    train(loop_config(num_train_steps=2, keep_checkpoints=2), str(wd), STM, sampler=clips(),
-          progress=False)
+    wd = copy_workdir(stopped, tmp_path)            # steps 1 and 2
     for step in ("1", "2"):
         truncate_files(wd / "checkpoints" / step)
     with pytest.raises(UnreadableCheckpointError,
@@ -370,11 +359,10 @@ def test_no_readable_checkpoint_stops_naming_the_folder(tmp_path):
     assert not (wd / "checkpoints-unreadable").exists()
 
 
-def test_half_written_metrics_line_is_repaired(tmp_path):
+def test_half_written_metrics_line_is_repaired(tmp_path, stopped):
     from vosjax.training.metrics import repair_jsonl
 
-    wd = tmp_path / "m"
-    train(loop_config(num_train_steps=2), str(wd), STM, sampler=clips(), progress=False)
+    wd = copy_workdir(stopped, tmp_path)            # steps 1 and 2
     path = wd / "metrics.jsonl"
     # A kill after logging step 3 (never checkpointed) and in the middle of writing step 4.
     with open(path, "a") as f:

@@ -9,30 +9,21 @@ import optax
 import pytest
 
 from data_layouts import make_davis2017, make_youtube_vos
-from test_training_loop import STM, RandomClips, flat, loop_config
-from vosjax.families import build_model
+from loop_helpers import STM, RandomClips, flat, loop_config, train_steps
+from stm_helpers import numpy_variables
+from vosjax.families import build_model, save_model
 from vosjax.families import get as get_family
 from vosjax.training import sharding as shd
 from vosjax.training.loop import build_optimizer, train
-from vosjax.training.step import jit_init_state, jit_train_step
+from vosjax.training.step import jit_init_state
 
 
 def _steps(config, batches):
     """Train steps over raw ``batches`` on one device: the params before and after each
     step."""
-    mesh = shd.make_mesh(1, jax.devices()[:1])
-    model, tx = build_model(config.model), build_optimizer(config.train)
-    task = get_family(config.model.name)
-    init_fn, _, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
-    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract,
-                                prepare=task.prepare(config))
-    state = init_fn(jax.random.PRNGKey(0))
-    out = [flat(jax.device_get(state.params))]
-    for b in batches:
-        state, m = step_fn(state, shd.global_batch(b, shd.batch_sharding(mesh)), 2)
-        assert bool(m["finite"])
-        out.append(flat(jax.device_get(state.params)))
-    return out
+    run = train_steps(config, jax.devices()[:1], batches)
+    assert all(bool(m["finite"]) for m in run.metrics)
+    return run.params
 
 
 def test_accumulating_k_batches_equals_one_k_times_larger_batch():
@@ -83,37 +74,46 @@ def test_learning_rate_schedules_by_hand():
     np.testing.assert_allclose(lrs, want, rtol=1e-4, atol=1e-8)
 
 
+# The runs of this file share one compiled step: the warm-up below (the first step's learning
+# rate is 0) with a constant rate after it.
+WARMUP = dict(warmup_steps=3)
+
+
 def test_init_from_starts_from_the_given_model(tmp_path):
     """Fine-tuning from a trained workdir: with a warm-up the first step's learning rate is 0,
-    so one step later the params are exactly the source's; a different model is refused.
-    (All runs use the same warm-up: one compiled step.)"""
-    kw = dict(warmup_steps=3)
-    src = train(loop_config(num_train_steps=2, **kw), str(tmp_path / "src"), STM,
+    so one step later the params are exactly the source's; a different model is refused."""
+    src = train(loop_config(num_train_steps=2, **WARMUP), str(tmp_path / "src"), STM,
                 sampler=RandomClips(8, clip_len=2), progress=False)
     assert not np.array_equal(flat(src["variables"]["params"]),
-                              flat(_init_params(loop_config(**kw))))
-    out = train(loop_config(num_train_steps=1, init_from=str(tmp_path / "src"), **kw),
+                              flat(_init_params(loop_config(**WARMUP))))
+    out = train(loop_config(num_train_steps=1, init_from=str(tmp_path / "src"), **WARMUP),
                 str(tmp_path / "ft"), STM, sampler=RandomClips(8, clip_len=2), progress=False)
     for a, b in zip(jax.tree_util.tree_leaves(src["variables"]),
                     jax.tree_util.tree_leaves(out["variables"])):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    bad = loop_config(num_train_steps=1, init_from=str(tmp_path / "src"), **kw)
-    bad.model.keydim = 8
-    with pytest.raises(ValueError, match=r"config.train.init_from=.*src.*do not match"):
+    # A model directory of another model (keydim 8) as the source of the configured one.
+    other = loop_config(**WARMUP)
+    other.model.keydim = 8
+    model = build_model(other.model)
+    save_model(tmp_path / "src-keydim8", model, numpy_variables(
+        lambda: get_family(other.model.name).init_variables(model, other)(jax.random.PRNGKey(0))))
+    bad = loop_config(num_train_steps=1, init_from=str(tmp_path / "src-keydim8"), **WARMUP)
+    with pytest.raises(ValueError, match=r"config.train.init_from=.*src-keydim8.*do not match"):
         train(bad, str(tmp_path / "bad"), STM, sampler=RandomClips(8, clip_len=2), progress=False)
 
 
 def _init_params(config):
-    """The params a fresh run of ``config`` starts from."""
-    from vosjax.training.step import initial_variables
-
+    """The params a fresh run of ``config`` starts from (the loop's own jitted init on the
+    loop's mesh, seeded with ``config.seed``)."""
     model = build_model(config.model)
     init = get_family(config.model.name).init_variables(model, config)
-    return initial_variables(init, jax.random.PRNGKey(config.seed))["params"]
+    init_fn, _, _ = jit_init_state(init, build_optimizer(config.train),
+                                   shd.make_mesh(config.train.fsdp))
+    return jax.device_get(init_fn(jax.random.PRNGKey(config.seed)).params)
 
 
 def _source_config(sources, num_workers=0, **data):
-    cfg = loop_config(num_train_steps=1)
+    cfg = loop_config(num_train_steps=1, **WARMUP)
     cfg.data.update(dict(sources=sources, max_objects=2, gap_start=1, gap_increment=0,
                          gap_every_epochs=1, num_workers=num_workers, **data))
     return cfg
