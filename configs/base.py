@@ -112,3 +112,23 @@ def get_config(family: str = "stm"):
     ))
     c.lock()
     return c
+
+
+def synthetic_demo(c):
+    """The CPU demos' data and held-out evaluation (configs/demo.py, configs/gcseg.py:demo):
+    200 training and 8 held-out synthetic 64x96 videos of 24 frames (disjoint seeds), mild
+    augmentation, one input worker, and the trained-vs-untrained evaluation after training."""
+    c.data.size = (64, 96)
+    c.data.sources = (("synthetic", 1),)
+    c.data.num_workers = 1
+    c.data.augment.update(dict(scale=(0.95, 1.15), rotation_deg=8.0, shear_deg=5.0,
+                               translate=0.05, mirror=0.5, contrast=(0.9, 1.1),
+                               noise_std=0.02))
+    c.data.synthetic.update(dict(num_videos=200, seed=0, height=64, width=96, num_frames=24))
+    c.eval.enabled = True
+    c.eval.dataset = "synthetic"
+    c.eval.num_videos = 8
+    c.eval.compare_untrained = True
+    c.eval.synthetic.update(dict(num_videos=8, seed=10_000, height=64, width=96,
+                                 num_frames=24))
+    return c

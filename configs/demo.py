@@ -24,7 +24,7 @@ again under heavy load: the run is deterministic). The model learns from scratch
 ImageNet weights can be downloaded here) with the official frozen BatchNorm, so the absolute
 score is low.
 """
-from configs import stm_cycle
+from configs import base, stm_cycle
 
 
 def get_config(arg: str = ""):
@@ -34,16 +34,10 @@ def get_config(arg: str = ""):
     c.model.valdim = 128
     c.model.mdim = 64
 
-    c.data.sources = (("synthetic", 1),)
-    c.data.size = (64, 96)
+    base.synthetic_demo(c)      # 64x96 synthetic videos, held-out evaluation after training
     c.data.max_objects = 3
     c.data.num_slots = 3
-    c.data.num_workers = 1
     c.data.gap_start, c.data.gap_increment, c.data.gap_every_epochs = 3, 1, 2
-    c.data.augment.update(dict(scale=(0.95, 1.15), rotation_deg=8.0, shear_deg=5.0,
-                               translate=0.05, mirror=0.5, contrast=(0.9, 1.1),
-                               noise_std=0.02))
-    c.data.synthetic.update(dict(num_videos=200, seed=0, height=64, width=96, num_frames=24))
 
     c.train.num_train_steps = 1500
     c.train.batch_size = 4
@@ -57,11 +51,4 @@ def get_config(arg: str = ""):
     # is ~1.16x faster here (benchmarks/results/slot_trim_cpu.json) with the same loss up to
     # float rounding; "bucket" regroups the clips (other batches) and skips every empty slot.
     c.train.slot_policy = "pad"
-
-    c.eval.enabled = True
-    c.eval.dataset = "synthetic"
-    c.eval.num_videos = 8
-    c.eval.compare_untrained = True
-    c.eval.synthetic.update(dict(num_videos=8, seed=10_000, height=64, width=96,
-                                 num_frames=24))
     return c

@@ -91,13 +91,7 @@ def _demo(c):
     c.model.update(dict(arch="resnet10", levels=(2, 3, 4), ref_level=4, coseg_channels=32,
                         ref_channels=32, decoder_channels=32, gcn_kernel=5,
                         aspp_rates=(1, 2), freeze_backbone=False))
-    c.data.size = (64, 96)
-    c.data.num_workers = 1
-    c.data.augment.update(dict(scale=(0.95, 1.15), rotation_deg=8.0, shear_deg=5.0,
-                               translate=0.05, mirror=0.5, contrast=(0.9, 1.1),
-                               noise_std=0.02))
-    c.data.synthetic.update(dict(num_videos=200, seed=0, height=64, width=96, num_frames=24))
-    c.data.sources = (("synthetic", 1),)
+    base.synthetic_demo(c)
     c.data.pretrain_sources = (("static:synthetic", 1),)
     c.data.pretrain_steps = 200
     c.train.num_train_steps = 600
@@ -108,9 +102,3 @@ def _demo(c):
     c.train.reduction = "mean"
     c.train.checkpoint_every = 100
     c.train.log_every = 10
-    c.eval.enabled = True
-    c.eval.dataset = "synthetic"
-    c.eval.num_videos = 8
-    c.eval.compare_untrained = True
-    c.eval.synthetic.update(dict(num_videos=8, seed=10_000, height=64, width=96,
-                                 num_frames=24))
