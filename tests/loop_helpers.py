@@ -104,3 +104,11 @@ def run_steps(config, devices, n, fsdp=1):
     src = RandomClips(config.train.batch_size, clip_len=config.data.clip_len)
     out = train_steps(config, devices, [src.batch(s) for s in range(n)], fsdp=fsdp)
     return out.last, out.metrics[-1]
+
+
+def assert_same_variables(a, b):
+    """Two variable trees are bit-identical, leaf by leaf."""
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

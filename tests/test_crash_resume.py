@@ -13,9 +13,7 @@ import subprocess
 import sys
 import time
 
-import jax
-import numpy as np
-
+from loop_helpers import assert_same_variables
 from vosjax.families import load_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,11 +71,7 @@ def final_variables(workdir):
     return variables
 
 
-def assert_bit_identical(a, b):
-    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
-    assert len(la) == len(lb)
-    for x, y in zip(la, lb):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+assert_bit_identical = assert_same_variables
 
 
 def losses(workdir):

@@ -12,7 +12,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from loop_helpers import H, RandomClips, T, W, loop_config, tiny_config, train_steps
+from loop_helpers import (
+    H,
+    RandomClips,
+    T,
+    W,
+    assert_same_variables,
+    loop_config,
+    tiny_config,
+    train_steps,
+)
 from stm_helpers import numpy_variables
 from vosjax.families import FAMILIES, build_model, load_model
 from vosjax.families import get as get_family
@@ -132,13 +141,6 @@ def copy_workdir(src, tmp_path):
     wd = tmp_path / "w"
     shutil.copytree(src, wd)
     return wd
-
-
-def assert_same_variables(a, b):
-    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
-    assert len(la) == len(lb)
-    for x, y in zip(la, lb):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_resume_is_bit_exact(tmp_path, straight, stopped):
