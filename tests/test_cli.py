@@ -1,21 +1,13 @@
-"""train.py and evaluate.py (inference mode) end to end, at reduced sizes."""
+"""train.py and evaluate.py (inference mode) end to end, at reduced sizes (the demo at toy
+sizes: tests/launch.py)."""
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run(args, **kw):
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("XLA_FLAGS", None)  # one device, as a user's run
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=900, **kw)
+from launch import TOY_DEMO, run
 
 
 def check_davis_mini_outputs(r, out, overlays=False, davis_root=None):
@@ -73,7 +65,8 @@ def test_train_demo_then_resume_then_evaluate_workdir(tmp_path):
             "--config.train.num_train_steps=2", "--config.train.warmup_steps=1",
             "--config.train.checkpoint_every=1", "--config.train.log_every=1",
             "--config.eval.num_videos=1",
-            "--config.eval.synthetic.num_frames=6", "--config.data.synthetic.num_videos=4"]
+            "--config.eval.synthetic.num_frames=6", "--config.data.synthetic.num_videos=4",
+            *TOY_DEMO]
     r = run(args)
     assert r.returncode == 0, r.stderr[-3000:]
     ev = json.loads((wd / "eval.json").read_text())
@@ -96,10 +89,12 @@ def test_config_is_locked_and_bad_values_are_named(tmp_path):
     r = run(["train.py", "--config", "configs/demo.py", "--workdir", str(tmp_path),
              "--config.train.not_a_field=1"])
     assert r.returncode != 0 and "not_a_field" in r.stderr
-    r = run(["train.py", "--config", "configs/stm_cycle.py", "--workdir", str(tmp_path),
+    wd = tmp_path / "w"
+    r = run(["train.py", "--config", "configs/stm_cycle.py", "--workdir", str(wd),
              "--config.train.num_train_steps=1"])
     assert r.returncode != 0 and "give the DAVIS folder" in r.stderr
     assert "config.data.davis_root" in r.stderr
+    assert not wd.exists()      # the data are checked before anything is written
 
 
 def test_evaluate_inference_mode_on_davis_mini(tmp_path, davis_mini, golden_dir):

@@ -3,14 +3,13 @@
 Each launch runs in a fresh process under a small harness that counts XLA compilations (calls
 of JAX's backend compile, cache hits excluded) and prints the count at exit.
 """
-import os
 import re
 import subprocess
 import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from launch import REPO, TOY_DEMO, env
 
 HARNESS = r"""
 import atexit, runpy, sys
@@ -28,20 +27,18 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 
 def launch(args, env_extra=None):
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("XLA_FLAGS", None)
-    env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    env.update(env_extra or {})
+    e = env(**(env_extra or {}))
+    e.pop("JAX_COMPILATION_CACHE_DIR", None)
     r = subprocess.run([sys.executable, "-c", HARNESS, *args], capture_output=True, text=True,
-                       env=env, cwd=REPO, timeout=900)
+                       env=e, cwd=REPO, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     return int(re.search(r"XLA_COMPILES=(\d+)", r.stderr).group(1))
 
 
 def demo_args(workdir, cache):
-    return ["train.py", "--config", "configs/demo.py", "--workdir", str(workdir),
+    return ["train.py", "--config", "configs/demo.py", *TOY_DEMO, "--workdir", str(workdir),
             f"--config.compile_cache={cache}", "--config.train.num_train_steps=1",
-            "--config.train.warmup_steps=0", "--config.eval.num_videos=1",
+            "--config.eval.num_videos=1",
             "--config.eval.compare_untrained=False", "--config.eval.synthetic.num_frames=4",
             "--config.data.synthetic.num_videos=2"]
 

@@ -13,28 +13,21 @@ import subprocess
 import sys
 import time
 
+from launch import REPO, TOY_DEMO, env
 from loop_helpers import assert_same_variables
 from vosjax.families import load_model
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEPS = 8
-DEMO = ["train.py", "--config", "configs/demo.py",
-        f"--config.train.num_train_steps={STEPS}", "--config.train.warmup_steps=2",
+STEPS = 6
+DEMO = ["train.py", "--config", "configs/demo.py", *TOY_DEMO,
+        f"--config.train.num_train_steps={STEPS}",
         "--config.train.checkpoint_every=1", "--config.train.keep_checkpoints=3",
         "--config.train.log_every=1", "--config.eval.enabled=False",
-        "--config.data.size=(32, 48)", "--config.data.synthetic.height=32",
-        "--config.data.synthetic.width=48", "--config.data.synthetic.num_videos=8"]
-
-
-def _env():
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("XLA_FLAGS", None)  # one device, as a user's run (the demo's batch is 4)
-    return env
+        "--config.data.synthetic.num_videos=8"]
 
 
 def start(workdir):
     return subprocess.Popen([sys.executable, *DEMO, "--workdir", str(workdir)], cwd=REPO,
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(workdir):

@@ -15,20 +15,15 @@ import sys
 import jax
 import numpy as np
 
+from launch import REPO, TOY_DEMO, env
 from vosjax.checkpoint import load_train_state
 from vosjax.families import load_model
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 3
-# The demo config at toy sizes: 2-frame clips without the cycle term, a narrow memory.
-DEMO = ["train.py", "--config", "configs/demo.py", "--config.train.warmup_steps=1",
+DEMO = ["train.py", "--config", "configs/demo.py", *TOY_DEMO,
         "--config.train.checkpoint_every=1", "--config.train.keep_checkpoints=5",
         "--config.train.log_every=1", "--config.eval.enabled=False",
-        "--config.model.keydim=16", "--config.model.valdim=32", "--config.model.mdim=16",
-        "--config.data.clip_len=2", "--config.train.cycle=False",
-        "--config.data.size=(32, 48)", "--config.data.synthetic.height=32",
-        "--config.data.synthetic.width=48", "--config.data.synthetic.num_videos=6",
-        "--config.data.synthetic.num_frames=8"]
+        "--config.data.synthetic.num_videos=6", "--config.data.synthetic.num_frames=8"]
 TIMEOUT = 900
 
 
@@ -39,12 +34,11 @@ def _free_port() -> int:
 
 
 def _env(**extra):
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    e = env(JAX_PLATFORMS="cpu", **extra)
     for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
-        env.pop(k, None)
-    env.update(extra)
-    return env
+        if k not in extra:
+            e.pop(k, None)
+    return e
 
 
 def train(workdir, steps, processes):

@@ -51,9 +51,9 @@ def _train_setup(donate):
                           batch_stats=v["batch_stats"], opt_state=tx.init(v["params"]), rng=rng)
 
     abstract = jax.eval_shape(make_state, jax.random.PRNGKey(0))
-    step, sh = jit_train_step(stm_loss_fn(TINY), tx, mesh, abstract, donate=donate)
+    step, sh = jit_train_step(stm_loss_fn(TINY, cycle=False), tx, mesh, abstract, donate=donate)
     state = jax.jit(make_state, out_shardings=sh)(jax.random.PRNGKey(0))
-    frames, masks, num = synthetic_clips(2, 3, 2, 2, 32, 48)
+    frames, masks, num = synthetic_clips(2, 2, 2, 2, 32, 48)   # 2-frame clips: a small program
     batch = {k: jax.device_put(x, batch_sharding(mesh))
              for k, x in {"frames": frames, "masks": masks, "num_objects": num}.items()}
     return step, state, batch
@@ -153,7 +153,7 @@ def test_training_driver_vosjax_side_runs_without_torch(golden_dir):
     """workloads.VosjaxTraining on the golden R18 weights (guards the driver against API
     drift)."""
     ours = VosjaxTraining(str(golden_dir / "weights_r18.npz"), "resnet18", "float32", "highest")
-    batch = ours.prepare(*synthetic_clips(1, 3, 2, 2, 32, 48))
+    batch = ours.prepare(*synthetic_clips(1, 2, 2, 2, 32, 48))   # a 2-frame cycle
     loss = ours.update(batch)
     assert np.isfinite(loss) and ours.cost(batch)["flops"] > 0
 

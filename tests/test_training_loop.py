@@ -48,9 +48,10 @@ def poisoned_prepare(config):
 # -- sharding -------------------------------------------------------------------------------------
 
 def sharding_config():
-    """The paper's Adam (lr 1e-5), 2-frame clips with the cycle term, the photometric
+    """The paper's Adam (lr 1e-5), 2-frame clips without the cycle term (the objective is
+    the same per-clip program either way: the sharding is of the batch), the photometric
     augmentation drawn on the devices."""
-    cfg = tiny_config(clip_len=2, learning_rate=1e-5)
+    cfg = loop_config(learning_rate=1e-5)
     cfg.data.augment = dict(contrast=(0.8, 1.2), noise_std=0.03)
     return cfg
 

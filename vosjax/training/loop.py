@@ -91,6 +91,8 @@ def train(config, workdir: str, family, *, sampler=None,
     """
     # -- setup ----------------------------------------------------------------------------------
     _check_config(config)
+    if sampler is None:     # first: a bad data source fails before any compile or file write
+        sampler = family.batches(config)
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
     mesh = shd.make_mesh(config.train.fsdp)
@@ -118,8 +120,6 @@ def train(config, workdir: str, family, *, sampler=None,
     total = int(config.train.num_train_steps)
 
     # -- data -----------------------------------------------------------------------------------
-    if sampler is None:
-        sampler = family.batches(config)
     if hasattr(sampler, "restore") and (meta or {}).get("sampler") is not None:
         sampler.restore(meta["sampler"])   # e.g. the bucket state: no replay of the stream
     batch_sh = shd.batch_sharding(mesh)
