@@ -818,7 +818,8 @@ def main(argv=None) -> int:
                     os._exit(3)
             time.sleep(0.5)
 
-    threading.Thread(target=watchdog, daemon=True).start()
+    guard = threading.Thread(target=watchdog, daemon=True)
+    guard.start()
     durations: dict = {}
     for job in jobs(plan, args.smoke):
         base = {"section": job.section, "name": job.name, "device": device, "backend": backend,
@@ -857,6 +858,7 @@ def main(argv=None) -> int:
               flush=True)
         write()
     state["done"] = True
+    guard.join()        # no thread left running while the interpreter shuts down
     write(complete=True)
     print(f"wrote {out_path} ({time.monotonic() - started:.0f} s)", flush=True)
     return 0

@@ -231,7 +231,12 @@ def test_raw_video_gcseg_matches_direct_call_and_keeps_ids():
 
 # -- train.py / evaluate.py ------------------------------------------------------------------------
 
-@pytest.mark.slow  # two subprocesses compiling GCSeg train + inference: ~1-2 min on 2 cores
+# Both launches at one small size: evaluate.py reuses the inference program that train.py's
+# held-out evaluation compiled (the persistent compilation cache).
+SMALL = ["--config.data.size=(24, 40)", "--config.eval.num_fragments=1"]
+
+
+@pytest.mark.slow  # two subprocesses compiling GCSeg train + inference: ~1 min on 2 cores
 def test_train_gcseg_demo_then_evaluate_on_davis_mini(tmp_path, davis_mini):
     from test_cli import check_davis_mini_outputs, run
 
@@ -241,7 +246,7 @@ def test_train_gcseg_demo_then_evaluate_on_davis_mini(tmp_path, davis_mini):
              "--config.train.warmup_steps=1", "--config.train.batch_size=2",
              "--config.train.log_every=1",
              "--config.eval.num_videos=1", "--config.eval.synthetic.num_frames=5",
-             "--config.data.synthetic.num_videos=4"])
+             "--config.data.synthetic.num_videos=4", *SMALL])
     assert r.returncode == 0, r.stderr[-3000:]
     ev = json.loads((wd / "eval.json").read_text())
     assert ev["step"] == 2
@@ -257,7 +262,7 @@ def test_train_gcseg_demo_then_evaluate_on_davis_mini(tmp_path, davis_mini):
     out = tmp_path / "out"
     r = run(["evaluate.py", "--config", "configs/gcseg.py:demo", "--checkpoint", str(wd),
              "--dataset", f"davis2016:{davis_mini}", "--split", "val", "--output", str(out),
-             "--config.data.size=(24, 40)", "--config.eval.num_fragments=1"])
+             *SMALL])
     check_davis_mini_outputs(r, out, davis_root=davis_mini)
 
 
