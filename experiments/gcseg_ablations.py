@@ -162,6 +162,7 @@ def main(argv=None):
         model, variables = load_model(workdir)
         entry = results["runs"].setdefault(key, {"variant": variant, "seed": seed,
                                                  "settings": {}, "command": command})
+        entry.setdefault("machine", common.cpu_name())  # runs are scored on several machines
         entry.setdefault("train", common.train_record(workdir))
         if "centred_calibration" not in entry:
             entry["centred_calibration"] = calibrate(model, variables, train_videos, size)

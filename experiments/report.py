@@ -170,6 +170,17 @@ GCSEG_SETTINGS = (("nosearch", "off"), ("search-paper", "on, paper's rule"),
                   ("search-centred", "on, centred rule"), ("zero-prev", "M_t-1 always zeroed"))
 
 
+def machines(res) -> str:
+    """``Machine: X`` or, for runs scored on several machines, which runs ran on which."""
+    by = {}
+    for key, r in res["runs"].items():
+        by.setdefault(r.get("machine", res["machine"]), []).append(key)
+    if len(by) <= 1:
+        return f"Machine: {next(iter(by), res['machine'])}"
+    return "Machines (training and scoring of each run): " + "; ".join(
+        f"{m} ({', '.join(sorted(keys))})" for m, keys in by.items())
+
+
 def gcseg_paper_tables(res) -> list[str]:
     """Tables V-VI with the paper's ablation protocol (experiments.gcseg_ablations)."""
     runs = res["runs"]
@@ -177,7 +188,7 @@ def gcseg_paper_tables(res) -> list[str]:
            f"pair updates; `+ recurrent stage`: 100 more recurrent updates of the same model). "
            f"Held-out synthetic videos: {res['videos']} x 24 frames at "
            f"{res['size'][0]}x{res['size'][1]}; % (mean ± sd over the seeds run; n per row). "
-           f"Machine: {res['machine']}, {res['nproc']} cores, shared with other jobs. Command: "
+           f"{machines(res)}, {res['nproc']} cores, shared with other jobs. Command: "
            f"`{res['command']}`.", "", train_line(runs), "",
            "**Table V** (modules) with the adaptive search off and on (both judgement rules). "
            "Paper column: the paper's Table V J&F (DAVIS-2016 val, no pre-training), for the "

@@ -147,6 +147,15 @@ def test_gcseg_report_and_runs(tmp_path):
     assert "| reference only | off | 0.0 ± 0.0 | 20.0 ± 10.0 | 10.0 ± 5.0 |  |  |" in lines
 
 
+def test_report_names_the_machine_of_each_run():
+    """Runs scored on different machines are listed by machine; one machine gives one name."""
+    res = {"machine": "B", "runs": {"a-s0": {"machine": "A"}, "a-s1": {}, "b-s0": {"machine": "A"}}}
+    assert report.machines(res) == ("Machines (training and scoring of each run): "
+                                    "A (a-s0, b-s0); B (a-s1)")
+    assert report.machines({"machine": "B", "runs": {"a-s0": {}}}) == "Machine: B"
+    assert report.machines({"machine": "B", "runs": {}}) == "Machine: B"
+
+
 def test_correction_effect_records_the_loss_before_and_after_every_corrected_frame(tiny):
     """experiments/correction_effect.py: 'after' (recomputed on the corrected mask) equals the
     loss an 11-step correction sees before its 11th update, 'before' the loss at the prediction
