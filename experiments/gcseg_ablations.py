@@ -18,6 +18,9 @@ the JSON as owed, with its command.
 
 ``--protocol pretrain --runs DIR --out experiments/results/gcseg_synthetic.json`` scores the
 earlier runs (``MODE-pretrain``: 200 static-image pre-training updates first) the same way.
+``--protocol long --runs runs/experiments/gcseg-long --out experiments/results/gcseg_long.json``
+scores the full model trained 10x longer (``:both-long``, workdirs ``both-s{seed}``, seeds
+``LONG_SEEDS``): do the judgement rules help a model that segments better?
 """
 from __future__ import annotations
 
@@ -29,12 +32,19 @@ from experiments import common
 
 MODES = ("baseline", "reference", "coseg", "both")
 SEEDS = (0, 1, 2)
+LONG_SEEDS = (0, 1)
 CONFIG = "configs/experiments/gcseg_synthetic.py"
 
 
 def expected_runs(protocol: str, runs_dir: str):
     """``{name: (variant, seed, command)}`` of every run the protocol's tables need."""
     out = {}
+    if protocol == "long":
+        for seed in LONG_SEEDS:
+            out[f"both-s{seed}"] = ("both-long", seed, (
+                f"python train.py --config {CONFIG}:both-long --config.seed={seed} "
+                f"--workdir {runs_dir}/both-s{seed}"))
+        return out
     for seed in SEEDS:
         for mode in MODES:
             arg = mode if protocol == "paper" else f"{mode}-pretrain"
@@ -133,7 +143,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--protocol", choices=("paper", "pretrain"), default="paper")
+    p.add_argument("--protocol", choices=("paper", "pretrain", "long"), default="paper")
     p.add_argument("--config", default=f"{CONFIG}:both")
     p.add_argument("--train-videos", type=int, default=16,
                    help="training videos to choose the centred rule's threshold on")
@@ -184,7 +194,7 @@ def main(argv=None):
             common.write_results(args.out, results)
             print(f"{key} {name}: J&F {row['JF']:.4f} "
                   f"{row.get('judge', '')}", flush=True)
-    if args.protocol == "paper":
+    if args.protocol in ("paper", "long"):
         results["owed"] = {k: cmd for k, (_, _, cmd) in expected.items()
                            if k not in results["runs"]}
     common.write_results(args.out, results)

@@ -159,8 +159,10 @@ def train_line(runs) -> str:
             wall = np.mean([x["wall_s"] for x in rec]) / 60
             sps = np.mean([x["steps_per_s"] for x in rec])
             parts.append(f"{variant} {wall:.1f} min ({sps:.2f} steps/s, {rec[0]['steps']} steps)")
-    return ("Training wall time per run incl. its held-out evaluation, mean over seeds, on the "
-            "shared 2-core machine: " + "; ".join(parts) + ".") if parts else ""
+    if not parts:
+        return ""
+    return ("Training wall time per run incl. its held-out evaluation, mean over seeds, on 2 "
+            "cores (other jobs at times sharing them): " + "; ".join(parts) + ".")
 
 
 GCSEG_VARIANTS = (("baseline", "baseline", "53.2"), ("reference", "Ref", "61.9"),
@@ -181,23 +183,18 @@ def machines(res) -> str:
         f"{m} ({', '.join(sorted(keys))})" for m, keys in by.items())
 
 
-def gcseg_paper_tables(res) -> list[str]:
-    """Tables V-VI with the paper's ablation protocol (experiments.gcseg_ablations)."""
-    runs = res["runs"]
-    out = [f"**GCSeg, the paper's ablation protocol** (no static-image pre-training; 400 video "
-           f"pair updates; `+ recurrent stage`: 100 more recurrent updates of the same model). "
-           f"Held-out synthetic videos: {res['videos']} x 24 frames at "
-           f"{res['size'][0]}x{res['size'][1]}; % (mean ± sd over the seeds run; n per row). "
-           f"{machines(res)}, {res['nproc']} cores, shared with other jobs. Command: "
-           f"`{res['command']}`.", "", train_line(runs), "",
-           "**Table V** (modules) with the adaptive search off and on (both judgement rules). "
-           "Paper column: the paper's Table V J&F (DAVIS-2016 val, no pre-training), for the "
-           "ordering only; the scales are not comparable.", "",
-           "Control column: every M_t-1 zeroed (no short-term cue at all).", "",
-           "| modules | n | seeds | J&F search off | J&F on, paper's rule | J&F on, centred rule "
-           "| J&F, M_t-1 always zeroed (control) | J / F (off) | paper J&F |",
-           "|---|---|---|---|---|---|---|---|---|"]
-    for variant, label, paper in GCSEG_VARIANTS:
+TABLE_V_HEAD = ["| modules | n | seeds | J&F search off | J&F on, paper's rule "
+                "| J&F on, centred rule | J&F, M_t-1 always zeroed (control) | J / F (off) "
+                "| paper J&F |",
+                "|---|---|---|---|---|---|---|---|---|"]
+TABLE_VI_HEAD = ["| modules | rule | n | on - off (seeds > 0) | rejected | non-empty | threshold |",
+                 "|---|---|---|---|---|---|---|"]
+
+
+def _table_v_rows(runs, variants) -> list[str]:
+    """One row per variant: J&F under each setting of ``GCSEG_SETTINGS`` (owed if not run)."""
+    out = []
+    for variant, label, paper in variants:
         sel = [r for r in runs.values() if r["variant"] == variant]
         if not sel:
             out.append(f"| {label} | 0 | | owed | owed | owed | owed | | {paper} |")
@@ -208,20 +205,13 @@ def gcseg_paper_tables(res) -> list[str]:
         seeds = sorted(r["seed"] for r in sel)
         out.append(f"| {label} | {len(sel)} | {seeds} | " + " | ".join(cells)
                    + f" | {jf} | {paper} |")
-    triv = res.get("trivial")
-    if triv:
-        out += ["", f"Model-free references on the same videos: no object after frame 0 scores "
-                f"J&F {100 * triv['empty_after_frame0']:.1f} (the objects are absent in "
-                f"{100 * (1 - triv['object_present_share']):.0f}% of the (frame, object) pairs, "
-                f"which the DAVIS protocol scores 1 when the prediction is empty too); the "
-                f"frame-0 masks copied to every frame score {100 * triv['copy_frame0']:.1f}."]
-    out += ["", "**Table VI** (adaptive search on minus off, J&F points, per-seed differences; "
-            "\"rejected\": share of (frame, object) decisions that zeroed M_t-1; \"non-empty\": "
-            "share that zeroed a non-empty M_t-1, the only ones that change the output). "
-            "Centred rule threshold: chosen per run on 16 training videos.", "",
-            "| modules | rule | n | on - off (seeds > 0) | rejected | non-empty | threshold |",
-            "|---|---|---|---|---|---|---|"]
-    for variant, label, _ in GCSEG_VARIANTS:
+    return out
+
+
+def _table_vi_rows(runs, variants) -> list[str]:
+    """Per variant and rule: search on minus off (paired by run), and what was rejected."""
+    out = []
+    for variant, label, _ in variants:
         for s, rule in (("search-paper", "paper"), ("search-centred", "centred"),
                         ("zero-prev", "always zero (control)")):
             sel = [r for r in runs.values() if r["variant"] == variant
@@ -236,19 +226,83 @@ def gcseg_paper_tables(res) -> list[str]:
             out.append(f"| {label} | {rule} | {len(sel)} | {mean_sd(d)} ({_pos(d)}) | "
                        f"{mean_sd([x['rejected_fraction'] for x in j])} | "
                        f"{mean_sd([x['rejected_nonempty_fraction'] for x in j])} | {thr_s} |")
-    owed = res.get("owed", {})
-    if owed:
-        out += ["", f"**Owed** ({len(owed)} runs of the protocol not run yet; each is "
-                "`experiments/run.sh`'s command, then `python -m experiments.gcseg_ablations` "
-                "as above):", ""]
-        out += [f"* `{k}`: `{cmd}`" for k, cmd in owed.items()]
     return out
+
+
+def _trivial_line(res) -> list[str]:
+    triv = res.get("trivial")
+    if not triv:
+        return []
+    return ["", f"Model-free references on the same videos: no object after frame 0 scores "
+            f"J&F {100 * triv['empty_after_frame0']:.1f} (the objects are absent in "
+            f"{100 * (1 - triv['object_present_share']):.0f}% of the (frame, object) pairs, "
+            f"which the DAVIS protocol scores 1 when the prediction is empty too); the "
+            f"frame-0 masks copied to every frame score {100 * triv['copy_frame0']:.1f}."]
+
+
+def _earlier_lines(res) -> list[str]:
+    """Runs scored on another machine before being re-run here, kept for the record."""
+    earlier = res.get("earlier_machine", {})
+    if not earlier:
+        return []
+    cells = [f"`{k}` {100 * e['settings']['nosearch']['JF']:.1f}" for k, e in earlier.items()]
+    where = sorted({e.get("machine", "?") for e in earlier.values()})
+    return ["", f"Trained and scored earlier on {', '.join(where)} (kept in the JSON under "
+            f"`earlier_machine`; the rows above use this machine's re-runs of the same commands), "
+            f"J&F search off: {', '.join(cells)}. The same command is not bitwise across CPUs."]
+
+
+def _owed_lines(res) -> list[str]:
+    owed = res.get("owed", {})
+    if not owed:
+        return []
+    runs = "run" if len(owed) == 1 else "runs"
+    return (["", f"**Owed** ({len(owed)} {runs} not run yet; each is `experiments/run.sh`'s "
+             "command, then the scoring command above):", ""]
+            + [f"* `{k}`: `{cmd}`" for k, cmd in owed.items()])
+
+
+def gcseg_paper_tables(res) -> list[str]:
+    """Tables V-VI with the paper's ablation protocol (experiments.gcseg_ablations)."""
+    runs = res["runs"]
+    out = [f"**GCSeg, the paper's ablation protocol** (no static-image pre-training; 400 video "
+           f"pair updates; `+ recurrent stage`: 100 more recurrent updates of the same model). "
+           f"Held-out synthetic videos: {res['videos']} x 24 frames at "
+           f"{res['size'][0]}x{res['size'][1]}; % (mean ± sd over the seeds run; n per row). "
+           f"{machines(res)}, {res['nproc']} cores. Command: "
+           f"`{res['command']}`.", "", train_line(runs), *_earlier_lines(res), "",
+           "**Table V** (modules) with the adaptive search off and on (both judgement rules). "
+           "Paper column: the paper's Table V J&F (DAVIS-2016 val, no pre-training), for the "
+           "ordering only; the scales are not comparable.", "",
+           "Control column: every M_t-1 zeroed (no short-term cue at all).", "",
+           *TABLE_V_HEAD, *_table_v_rows(runs, GCSEG_VARIANTS)]
+    out += _trivial_line(res)
+    out += ["", "**Table VI** (adaptive search on minus off, J&F points, per-seed differences; "
+            "\"rejected\": share of (frame, object) decisions that zeroed M_t-1; \"non-empty\": "
+            "share that zeroed a non-empty M_t-1, the only ones that change the output). "
+            "Centred rule threshold: chosen per run on 16 training videos.", "",
+            *TABLE_VI_HEAD, *_table_vi_rows(runs, GCSEG_VARIANTS)]
+    return out + _owed_lines(res)
+
+
+def gcseg_long_tables(res) -> list[str]:
+    """The full model trained 10x longer (``:both-long``), scored as the protocol's runs."""
+    runs = res["runs"]
+    variants = (("both-long", "Ref + Co-seg, 4000 updates", ""),)
+    out = [f"**GCSeg full model trained 10x longer** (beyond the paper's protocol: "
+           f"`configs/experiments/gcseg_synthetic.py:both-long`, 4000 video pair updates, no "
+           f"pre-training), scored like the runs above on the same {res['videos']} held-out "
+           f"videos. {machines(res)}, {res['nproc']} cores. Command: `{res['command']}`.", "",
+           train_line(runs), "", *TABLE_V_HEAD, *_table_v_rows(runs, variants)]
+    out += _trivial_line(res)
+    out += ["", *TABLE_VI_HEAD, *_table_vi_rows(runs, variants)]
+    return out + _owed_lines(res)
 
 
 def gcseg_judgement_table(res) -> list[str]:
     """Separability of right and wrong M_{t-1} (experiments.gcseg_judgement)."""
     m = res["model"]
-    out = [f"**Judgement separability** (model `{res['run'].split('/')[-1]}`, mode "
+    out = [f"**Judgement separability** (model `{'/'.join(res['run'].split('/')[-2:])}`, mode "
            f"{m['mode']}, {m['arch']}, features of level {m['ref_level']}, "
            f"F = {'E(I, M)' if res.get('features', 'masked') == 'masked' else 'E(I, 0)'}; "
            f"threshold chosen on {res['train_videos']} training videos, figures on "
@@ -355,7 +409,9 @@ def render(results_dir: str) -> str:
         parts += stm_tables(stm, load("gc_timing.json")) + [""]
     for name, fn in (("stm_finetune.json", finetune_table), ("cycle_erf.json", erf_table),
                      ("gcseg_paper_protocol.json", gcseg_paper_tables),
+                     ("gcseg_long.json", gcseg_long_tables),
                      ("gcseg_judgement.json", gcseg_judgement_table),
+                     ("gcseg_judgement_long.json", gcseg_judgement_table),
                      ("gcseg_synthetic.json", gcseg_tables)):
         data = load(name)
         if data is not None:

@@ -14,6 +14,9 @@
 #   python -m experiments.gcseg_judgement --run RUNS_DIR/gcseg-paper/both-s0 --out experiments/results/gcseg_judgement.json
 # Suite gcseg-pretrain: the earlier GCSeg runs (200 static-image pre-training updates first,
 # not the paper's ablation protocol) behind experiments/results/gcseg_synthetic.json.
+# Suite gcseg-long (beyond the paper; run with SEEDS="0 1"): the full model trained 10x longer.
+#   python -m experiments.gcseg_ablations --protocol long --runs RUNS_DIR/gcseg-long --out experiments/results/gcseg_long.json
+#   python -m experiments.gcseg_judgement --run RUNS_DIR/gcseg-long/both-s0 --out experiments/results/gcseg_judgement_long.json
 #   python -m experiments.report
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +44,9 @@ for suite in $SUITES; do
                run "$GC:$m" "$RUNS/gcseg-paper/$m-s$seed" "$seed"; done ;;
       gcseg-pretrain) for m in reference coseg both; do
              run "$GC:$m-pretrain" "$RUNS/gcseg/$m-s$seed" "$seed"; done ;;
-      *) echo "unknown suite $suite (stm, finetune, gcseg, gcseg-pretrain)" >&2; exit 2 ;;
+      gcseg-long) run "$GC:both-long" "$RUNS/gcseg-long/both-s$seed" "$seed" ;;
+      *) echo "unknown suite $suite (stm, finetune, gcseg, gcseg-pretrain, gcseg-long)" >&2
+         exit 2 ;;
     esac
   done
 done

@@ -212,3 +212,49 @@ def test_common_record_and_write(tmp_path):
     assert again["rows"] == [1] and again["runs"] == {} and again["videos"] == 2
     assert again["command"] == "python -m experiments.stm_ablations"
 
+
+
+def _gcseg_run(variant, seed, jf_off, jf_centred):
+    judge = {"rejected_fraction": 0.5, "rejected_nonempty_fraction": 0.25}
+    row = lambda jf: {"JF": jf, "J": jf, "F": jf, "judge": judge}  # noqa: E731
+    return {"variant": variant, "seed": seed, "machine": "M",
+            "train": {"wall_s": 120.0, "steps_per_s": 2.0, "steps": 4000},
+            "centred_calibration": {"threshold": 0.5},
+            "settings": {"nosearch": row(jf_off), "search-paper": row(jf_off),
+                         "search-centred": row(jf_centred), "zero-prev": row(0.3)}}
+
+
+def test_gcseg_long_tables_and_owed_runs(tmp_path):
+    """The longer-trained model renders in the Table V/VI layout; missing seeds are owed."""
+    from experiments import gcseg_ablations
+
+    expected = gcseg_ablations.expected_runs("long", "R")
+    assert set(expected) == {f"both-s{s}" for s in gcseg_ablations.LONG_SEEDS}
+    assert expected["both-s0"][2] == ("python train.py --config "
+                                      "configs/experiments/gcseg_synthetic.py:both-long "
+                                      "--config.seed=0 --workdir R/both-s0")
+    res = {"runs": {"both-s0": _gcseg_run("both-long", 0, 0.40, 0.45),
+                    "both-s1": _gcseg_run("both-long", 1, 0.50, 0.50)},
+           "machine": "M", "nproc": 2, "videos": 16, "size": [64, 96], "command": "c",
+           "trivial": {"empty_after_frame0": 0.336, "object_present_share": 0.4,
+                       "copy_frame0": 0.2},
+           "owed": {"both-s2": "cmd2"}}
+    lines = report.gcseg_long_tables(res)
+    # search off 40 and 50 -> 45.0 ± 7.1; centred 45 and 50 -> 47.5 ± 3.5; on - off: +5, 0.
+    assert ("| Ref + Co-seg, 4000 updates | 2 | [0, 1] | 45.0 ± 7.1 | 45.0 ± 7.1 | 47.5 ± 3.5 "
+            "| 30.0 ± 0.0 | 45.0 ± 7.1 / 45.0 ± 7.1 |  |") in lines
+    assert ("| Ref + Co-seg, 4000 updates | centred | 2 | 2.5 ± 3.5 (1/2) | 50.0 ± 0.0 "
+            "| 25.0 ± 0.0 | 0.500, 0.500 |") in lines
+    assert "* `both-s2`: `cmd2`" in lines
+    assert any("no object after frame 0 scores J&F 33.6" in x for x in lines)
+
+
+def test_gcseg_paper_tables_keep_runs_scored_on_an_earlier_machine():
+    res = {"runs": {"both-s0": _gcseg_run("both", 0, 0.16, 0.27)}, "machine": "M", "nproc": 2,
+           "videos": 16, "size": [64, 96], "command": "c",
+           "earlier_machine": {"both-s0": {**_gcseg_run("both", 0, 0.158, 0.27),
+                                           "machine": "Old CPU"}}}
+    text = "\n".join(report.gcseg_paper_tables(res))
+    assert "Trained and scored earlier on Old CPU" in text and "`both-s0` 15.8" in text
+    assert "| Ref + Co-seg | 1 | [0] | 16.0 | 16.0 | 27.0 | 30.0 |" in text
+    assert "| baseline | 0 | | owed |" in text
