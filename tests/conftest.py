@@ -18,7 +18,10 @@ if BACKEND == "cpu":
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
-    os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
+    _flags += " --xla_force_host_platform_device_count=8"
+from launch import THREAD_FLAGS  # noqa: E402  (one XLA thread per xdist worker)
+
+os.environ["XLA_FLAGS"] = f"{_flags} {THREAD_FLAGS}".strip()
 
 import pathlib  # noqa: E402
 import tempfile  # noqa: E402

@@ -13,6 +13,8 @@ import textwrap
 
 import pytest
 
+from launch import THREAD_FLAGS
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BENCH = [sys.executable, "-m", "benchmarks.gpu_bench"]     # run from the repository root
 OFFICIAL = pathlib.Path(os.environ.get("STM_TRAINING", REPO.parent / "stm-official"))
@@ -21,7 +23,7 @@ HAVE_OFFICIAL = (OFFICIAL / "libs" / "models" / "models.py").exists()
 
 def _env():
     env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)      # the 8 fake devices of conftest are not needed here
+    env["XLA_FLAGS"] = THREAD_FLAGS  # the 8 fake devices of conftest are not needed here
     env["JAX_PLATFORMS"] = "cpu"
     return env
 

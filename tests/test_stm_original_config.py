@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 
+from launch import THREAD_FLAGS
 from vosjax.data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize, resize_pad_frames
 from vosjax.models.stm_original import pad_to_multiple
 
@@ -48,7 +49,7 @@ def test_evaluate_original_checkpoint_on_davis_mini(tmp_path, davis_mini, golden
     npz = tmp_path / "STM_weights.npz"
     np.savez(npz, **sd)
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env.pop("XLA_FLAGS", None)
+    env["XLA_FLAGS"] = THREAD_FLAGS  # one device, as a user's run
 
     def run(args):
         return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
