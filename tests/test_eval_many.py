@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from launch import THREAD_FLAGS
+from launch import THREAD_FLAGS, env
 from stm_helpers import tiny_stm
 from vosjax.data.davis import DavisDataset
 from vosjax.data.synthetic import blob_video, write_davis_layout
@@ -125,15 +125,14 @@ def test_two_processes_share_the_videos_and_process_0_merges(setup, tmp_path):
     batch): every PNG and both CSVs as the one-video-at-a-time reference; process 0's progress
     bar counts both processes' frames."""
     out, port = tmp_path / "out", _free_port()
-    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count=2 {THREAD_FLAGS}",
-               JAX_PLATFORMS="cpu")
+    child_env = env(XLA_FLAGS=f"--xla_force_host_platform_device_count=2 {THREAD_FLAGS}",
+                    JAX_PLATFORMS="cpu")
     cmd = [sys.executable, "evaluate.py", "--config", "configs/stm_cycle.py:r18",
            f"--config.data.size={SIZE}", "--checkpoint", str(setup["root"] / "ckpt"),
            "--dataset", f"davis2017:{setup['root'] / 'davis'}", "--split", "share",
            "--output", str(out),
            "--coordinator_address", f"127.0.0.1:{port}", "--num_processes", "2"]
-    procs = [subprocess.Popen(cmd + ["--process_id", str(i)], cwd=REPO, env=env, text=True,
+    procs = [subprocess.Popen(cmd + ["--process_id", str(i)], cwd=REPO, env=child_env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for i in range(2)]
     try:

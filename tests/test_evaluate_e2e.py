@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from data_layouts import H, W, make_davis2017, make_youtube_vos
-from launch import THREAD_FLAGS
+from launch import env
 from stm_helpers import tiny_stm
 from vosjax.data.masks import read_label_png, write_palette_png
 from vosjax.families import save_model
@@ -25,10 +25,8 @@ SEQS = ("alpha", "beta", "gamma")
 
 
 def evaluate(*args):
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env["XLA_FLAGS"] = THREAD_FLAGS  # one device, as a user's run
     return subprocess.run([sys.executable, "evaluate.py", *CONFIG, *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+                          capture_output=True, text=True, env=env(), cwd=REPO, timeout=600)
 
 
 @pytest.fixture(scope="module")

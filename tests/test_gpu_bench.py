@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from launch import THREAD_FLAGS
+from launch import env
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 BENCH = [sys.executable, "-m", "benchmarks.gpu_bench"]     # run from the repository root
@@ -22,10 +22,7 @@ HAVE_OFFICIAL = (OFFICIAL / "libs" / "models" / "models.py").exists()
 
 
 def _env():
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = THREAD_FLAGS  # the 8 fake devices of conftest are not needed here
-    env["JAX_PLATFORMS"] = "cpu"
-    return env
+    return env(JAX_PLATFORMS="cpu")  # the 8 fake devices of conftest are not needed here
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +178,8 @@ def test_official_model_never_downloads(tmp_path):
         assert sum(p.numel() for p in net.parameters()) > 1e7
         print("OK")
     """)
-    env = _env()
-    env["TORCH_HOME"] = str(tmp_path / "torch-home")      # no cached weights to fall back on
+    # An empty TORCH_HOME: no cached weights to fall back on.
+    child_env = env(JAX_PLATFORMS="cpu", TORCH_HOME=str(tmp_path / "torch-home"))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=600)
+                          env=child_env, cwd=REPO, timeout=600)
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout + proc.stderr[-3000:]

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from launch import THREAD_FLAGS
+from launch import env
 from vosjax.data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize, resize_pad_frames
 from vosjax.models.stm_original import pad_to_multiple
 
@@ -48,12 +48,11 @@ def test_evaluate_original_checkpoint_on_davis_mini(tmp_path, davis_mini, golden
     sd = {"module." + k.replace("conv1_bg", "conv1_o"): w[k] for k in w.files}
     npz = tmp_path / "STM_weights.npz"
     np.savez(npz, **sd)
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    env["XLA_FLAGS"] = THREAD_FLAGS  # one device, as a user's run
+    child_env = env()
 
     def run(args):
-        return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
-                              cwd=REPO, timeout=900)
+        return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                              env=child_env, cwd=REPO, timeout=900)
 
     ckpt, out = tmp_path / "ckpt", tmp_path / "out"
     r = run(["-m", "vosjax.convert", "--from", "stm", str(npz), "--out", str(ckpt)])
