@@ -268,7 +268,7 @@ def test_freeze_backbone_stops_extractor_gradients(tiny):
         def f(params):
             feats = m.apply({**variables, "params": params}, frame, mask, method=m.extract)
             return sum(jnp.sum(v ** 2) for v in feats.values())
-        return jax.grad(f)(variables["params"])["extractor"]
+        return jax.jit(jax.grad(f))(variables["params"])["extractor"]
 
     free = grads(model)
     frozen = grads(model.clone(freeze_backbone=True))

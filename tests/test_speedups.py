@@ -13,6 +13,7 @@ from PIL import Image
 
 from benchmarks import make_table, slot_flops, speedups
 from benchmarks.workloads import VosjaxTraining, synthetic_clips
+from stm_helpers import numpy_variables
 from vosjax.data.davis import DavisDataset
 from vosjax.data.synthetic import blob_video, write_davis_layout
 from vosjax.evaluation.runner import run_videos
@@ -45,14 +46,16 @@ def _train_setup(donate):
     tx = make_optimizer(1e-3)
     mesh = make_mesh(devices=jax.devices()[:1])
 
+    # numpy-drawn variables (stm_helpers): no initialiser program to compile.
+    v = numpy_variables(lambda: init_stm(TINY, jax.random.PRNGKey(0), 32, 32))
+
     def make_state(rng):
-        v = init_stm(TINY, rng, 32, 32)
         return TrainState(step=jnp.zeros((), jnp.int32), params=v["params"],
                           batch_stats=v["batch_stats"], opt_state=tx.init(v["params"]), rng=rng)
 
     abstract = jax.eval_shape(make_state, jax.random.PRNGKey(0))
     step, sh = jit_train_step(stm_loss_fn(TINY, cycle=False), tx, mesh, abstract, donate=donate)
-    state = jax.jit(make_state, out_shardings=sh)(jax.random.PRNGKey(0))
+    state = jax.device_put(make_state(jax.random.PRNGKey(0)), sh)
     frames, masks, num = synthetic_clips(2, 2, 2, 2, 32, 48)   # 2-frame clips: a small program
     batch = {k: jax.device_put(x, batch_sharding(mesh))
              for k, x in {"frames": frames, "masks": masks, "num_objects": num}.items()}
@@ -87,7 +90,7 @@ def tiny_videos(tmp_path_factory):
             img = rng.integers(0, 90, (*lab.shape, 3)) + 120 * (lab > 0)[..., None]
             Image.fromarray(img.astype(np.uint8)).save(d / f"{t:05d}.jpg")
     ds = DavisDataset(root, year="2017", split="val")
-    variables = init_stm(TINY, jax.random.PRNGKey(1), 32, 32)
+    variables = numpy_variables(lambda: init_stm(TINY, jax.random.PRNGKey(1), 32, 32), seed=1)
     return [ds[i] for i in range(len(ds))], variables
 
 

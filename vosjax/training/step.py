@@ -71,8 +71,11 @@ def train_step(state: TrainState, batch, *, loss_fn, tx, prepare=None, num_slots
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    # lax.select, not jnp.where: jnp.where is itself jitted, and its per-shape subfunctions
+    # are deduplicated differently from one trace to the next in one process (the same step
+    # would lower to different text and miss the persistent compilation cache).
     keep = lambda new, old: jax.tree_util.tree_map(  # noqa: E731
-        lambda a, b: jnp.where(finite, a, b), new, old)
+        lambda a, b: jax.lax.select(jnp.broadcast_to(finite, a.shape), a, b), new, old)
     metrics = {**aux, "loss": loss, "grad_norm": grad_norm, "finite": finite}
     new_state = state.replace(step=state.step + 1, params=keep(params, state.params),
                               opt_state=keep(opt_state, state.opt_state), rng=rng)
