@@ -1,5 +1,6 @@
 """Training paths beyond the default loop: gradient accumulation, learning-rate schedules,
 ``init_from`` fine-tuning, and training from DAVIS-, YouTube-VOS- and ``tfds:`` sources."""
+import contextlib
 import math
 
 import jax
@@ -82,12 +83,18 @@ WARMUP = dict(warmup_steps=3)
 def test_init_from_starts_from_the_given_model(tmp_path):
     """Fine-tuning from a trained workdir: with a warm-up the first step's learning rate is 0,
     so one step later the params are exactly the source's; a different model is refused."""
-    src = train(loop_config(num_train_steps=2, **WARMUP), str(tmp_path / "src"), STM,
-                sampler=RandomClips(8, clip_len=2), progress=False)
+    with _counting_compiles():
+        src = train(loop_config(num_train_steps=2, **WARMUP), str(tmp_path / "src"), STM,
+                    sampler=RandomClips(8, clip_len=2), progress=False)
     assert not np.array_equal(flat(src["variables"]["params"]),
                               flat(_init_params(loop_config(**WARMUP))))
-    out = train(loop_config(num_train_steps=1, init_from=str(tmp_path / "src"), **WARMUP),
-                str(tmp_path / "ft"), STM, sampler=RandomClips(8, clip_len=2), progress=False)
+    # The fine-tuning run's step is the source run's program, found in the persistent
+    # compilation cache (conftest): its lowering does not depend on the process's history.
+    with _counting_compiles() as compiled:
+        out = train(loop_config(num_train_steps=1, init_from=str(tmp_path / "src"), **WARMUP),
+                    str(tmp_path / "ft"), STM, sampler=RandomClips(8, clip_len=2),
+                    progress=False)
+    assert "jit__prepared_step" not in compiled, compiled
     for a, b in zip(jax.tree_util.tree_leaves(src["variables"]),
                     jax.tree_util.tree_leaves(out["variables"])):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -100,6 +107,28 @@ def test_init_from_starts_from_the_given_model(tmp_path):
     bad = loop_config(num_train_steps=1, init_from=str(tmp_path / "src-keydim8"), **WARMUP)
     with pytest.raises(ValueError, match=r"config.train.init_from=.*src-keydim8.*do not match"):
         train(bad, str(tmp_path / "bad"), STM, sampler=RandomClips(8, clip_len=2), progress=False)
+
+
+@contextlib.contextmanager
+def _counting_compiles():
+    """The names of the programs XLA compiles inside the block (persistent-cache hits
+    excluded); every program is cached, however fast its compile."""
+    from jax._src import compiler
+
+    names, real = [], compiler.backend_compile_and_load
+
+    def counting(backend, module, *args, **kwargs):
+        names.append(str(module.operation.attributes["sym_name"]).strip('"'))
+        return real(backend, module, *args, **kwargs)
+
+    before = jax.config.jax_persistent_cache_min_compile_time_secs
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    compiler.backend_compile_and_load = counting
+    try:
+        yield names
+    finally:
+        compiler.backend_compile_and_load = real
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", before)
 
 
 def _init_params(config):
