@@ -2,7 +2,8 @@
 
 * :func:`tiny_config`: the small STM (R10 trunk, keydim 16, valdim 32) on 32x48 clips, 8 clips
   a batch (one per fake CPU device); :func:`loop_config`: the same with 2-frame clips and no
-  cycle term (a smaller program to compile, the same loop).
+  cycle term (a smaller program to compile, the same loop); :func:`run_config`: that with a
+  warm-up, the config of the tests' ``train()`` runs.
 * :class:`RandomClips`: a deterministic stand-in stream of raw uint8 blob clips.
 * :func:`train_steps`: the jitted train step over a mesh of given devices, the parameters
   after every step; :func:`run_steps`: the last parameters and metrics of ``n`` steps.
@@ -41,6 +42,14 @@ def tiny_config(clip_len=T, **train_overrides):
 def loop_config(**kw):
     """2-frame clips without the cycle term: a smaller program to compile, the same loop."""
     return tiny_config(clip_len=2, cycle=False, **kw)
+
+
+def run_config(**kw):
+    """:func:`loop_config` with a 3-step linear warm-up (the first step's learning rate is 0:
+    test_training_paths' ``init_from`` test relies on it). The ``train()`` runs of
+    test_training_loop and test_training_paths use it, so they share one compiled step (the
+    persistent compilation cache), whatever their step counts."""
+    return loop_config(warmup_steps=3, **kw)
 
 
 class RandomClips:

@@ -19,6 +19,7 @@ from loop_helpers import (
     W,
     assert_same_variables,
     loop_config,
+    run_config,
     tiny_config,
     train_steps,
 )
@@ -126,7 +127,7 @@ def straight(tmp_path_factory):
     """``(workdir, result)`` of an uninterrupted run of ``STRAIGHT`` steps (copy the workdir
     before changing it)."""
     wd = tmp_path_factory.mktemp("straight") / "w"
-    return wd, train(loop_config(num_train_steps=STRAIGHT), str(wd), STM, sampler=clips(),
+    return wd, train(run_config(num_train_steps=STRAIGHT), str(wd), STM, sampler=clips(),
                      progress=False)
 
 
@@ -134,7 +135,7 @@ def straight(tmp_path_factory):
 def stopped(tmp_path_factory):
     """The workdir of the same command run for ``STOPPED`` steps (copy it before use)."""
     wd = tmp_path_factory.mktemp("stopped") / "w"
-    train(loop_config(num_train_steps=STOPPED), str(wd), STM, sampler=clips(), progress=False)
+    train(run_config(num_train_steps=STOPPED), str(wd), STM, sampler=clips(), progress=False)
     return wd
 
 
@@ -146,7 +147,7 @@ def copy_workdir(src, tmp_path):
 
 def test_resume_is_bit_exact(tmp_path, straight, stopped):
     wd = copy_workdir(stopped, tmp_path)
-    resumed = train(loop_config(num_train_steps=STRAIGHT), str(wd), STM, sampler=clips(),
+    resumed = train(run_config(num_train_steps=STRAIGHT), str(wd), STM, sampler=clips(),
                     progress=False)
     assert_same_variables(straight[1]["variables"], resumed["variables"])
     rows = [json.loads(line) for line in open(wd / "metrics.jsonl")]
@@ -166,7 +167,7 @@ def test_interrupted_checkpoint_write_leaves_previous_loadable(tmp_path, stopped
     (partial / "state" / "junk").write_bytes(b"\0" * 100)
     model, variables = load_model(wd)
     assert model.arch == "resnet10"
-    out = train(loop_config(num_train_steps=3), str(wd), STM, sampler=clips(), progress=False)
+    out = train(run_config(num_train_steps=3), str(wd), STM, sampler=clips(), progress=False)
     assert out["step"] == 3
 
 
@@ -333,7 +334,7 @@ def test_truncated_newest_checkpoint_is_set_aside_and_resume_falls_back(tmp_path
     capsys.readouterr()
     with pytest.warns(RuntimeWarning, match=rf"checkpoints/{newest} cannot be read .*moved it to"
                       ) as w:
-        resumed = train(loop_config(num_train_steps=STRAIGHT), str(wd), STM, sampler=clips(),
+        resumed = train(run_config(num_train_steps=STRAIGHT), str(wd), STM, sampler=clips(),
                         progress=False)
     out = capsys.readouterr().out
     assert f"resuming from step {STRAIGHT - 1}: {wd / 'checkpoints' / str(STRAIGHT - 1)}" in out
@@ -357,7 +358,7 @@ def test_no_readable_checkpoint_stops_naming_the_folder(tmp_path, stopped):
         truncate_files(wd / "checkpoints" / step)
     with pytest.raises(UnreadableCheckpointError,
                        match=rf"{wd / 'checkpoints'}: no checkpoint can be read .*step 2 .*step 1"):
-        train(loop_config(num_train_steps=3), str(wd), STM, sampler=clips(), progress=False)
+        train(run_config(num_train_steps=3), str(wd), STM, sampler=clips(), progress=False)
     assert sorted(os.listdir(wd / "checkpoints")) == ["1", "2"]       # nothing moved
     assert not (wd / "checkpoints-unreadable").exists()
 
@@ -370,7 +371,7 @@ def test_half_written_metrics_line_is_repaired(tmp_path, stopped):
     # A kill after logging step 3 (never checkpointed) and in the middle of writing step 4.
     with open(path, "a") as f:
         f.write('{"step": 3, "loss": 1.0}\n{"step": 4, "lo')
-    train(loop_config(num_train_steps=4), str(wd), STM, sampler=clips(), progress=False)
+    train(run_config(num_train_steps=4), str(wd), STM, sampler=clips(), progress=False)
     rows = [json.loads(line) for line in open(path)]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert rows[2]["loss"] != 1.0                  # step 3 logged again by the resumed run

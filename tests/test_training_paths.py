@@ -10,7 +10,7 @@ import optax
 import pytest
 
 from data_layouts import make_davis2017, make_youtube_vos
-from loop_helpers import STM, RandomClips, flat, loop_config, train_steps
+from loop_helpers import STM, RandomClips, flat, loop_config, run_config, train_steps
 from stm_helpers import numpy_variables
 from vosjax.families import build_model, save_model
 from vosjax.families import get as get_family
@@ -75,23 +75,18 @@ def test_learning_rate_schedules_by_hand():
     np.testing.assert_allclose(lrs, want, rtol=1e-4, atol=1e-8)
 
 
-# The runs of this file share one compiled step: the warm-up below (the first step's learning
-# rate is 0) with a constant rate after it.
-WARMUP = dict(warmup_steps=3)
-
-
 def test_init_from_starts_from_the_given_model(tmp_path):
     """Fine-tuning from a trained workdir: with a warm-up the first step's learning rate is 0,
     so one step later the params are exactly the source's; a different model is refused."""
     with _counting_compiles():
-        src = train(loop_config(num_train_steps=2, **WARMUP), str(tmp_path / "src"), STM,
+        src = train(run_config(num_train_steps=2), str(tmp_path / "src"), STM,
                     sampler=RandomClips(8, clip_len=2), progress=False)
     assert not np.array_equal(flat(src["variables"]["params"]),
-                              flat(_init_params(loop_config(**WARMUP))))
+                              flat(_init_params(run_config())))
     # The fine-tuning run's step is the source run's program, found in the persistent
     # compilation cache (conftest): its lowering does not depend on the process's history.
     with _counting_compiles() as compiled:
-        out = train(loop_config(num_train_steps=1, init_from=str(tmp_path / "src"), **WARMUP),
+        out = train(run_config(num_train_steps=1, init_from=str(tmp_path / "src")),
                     str(tmp_path / "ft"), STM, sampler=RandomClips(8, clip_len=2),
                     progress=False)
     assert "jit__prepared_step" not in compiled, compiled
@@ -99,12 +94,12 @@ def test_init_from_starts_from_the_given_model(tmp_path):
                     jax.tree_util.tree_leaves(out["variables"])):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # A model directory of another model (keydim 8) as the source of the configured one.
-    other = loop_config(**WARMUP)
+    other = run_config()
     other.model.keydim = 8
     model = build_model(other.model)
     save_model(tmp_path / "src-keydim8", model, numpy_variables(
         lambda: get_family(other.model.name).init_variables(model, other)(jax.random.PRNGKey(0))))
-    bad = loop_config(num_train_steps=1, init_from=str(tmp_path / "src-keydim8"), **WARMUP)
+    bad = run_config(num_train_steps=1, init_from=str(tmp_path / "src-keydim8"))
     with pytest.raises(ValueError, match=r"config.train.init_from=.*src-keydim8.*do not match"):
         train(bad, str(tmp_path / "bad"), STM, sampler=RandomClips(8, clip_len=2), progress=False)
 
@@ -142,7 +137,7 @@ def _init_params(config):
 
 
 def _source_config(sources, num_workers=0, **data):
-    cfg = loop_config(num_train_steps=1, **WARMUP)
+    cfg = run_config(num_train_steps=1)
     cfg.data.update(dict(sources=sources, max_objects=2, gap_start=1, gap_increment=0,
                          gap_every_epochs=1, num_workers=num_workers, **data))
     return cfg
