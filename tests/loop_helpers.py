@@ -46,9 +46,10 @@ def loop_config(**kw):
 
 def run_config(**kw):
     """:func:`loop_config` with a 3-step linear warm-up (the first step's learning rate is 0:
-    test_training_paths' ``init_from`` test relies on it). The ``train()`` runs of
-    test_training_loop and test_training_paths use it, so they share one compiled step (the
-    persistent compilation cache), whatever their step counts."""
+    test_training_paths' ``init_from`` test relies on it). The resume, checkpoint-safety,
+    ``init_from`` and data-source runs of test_training_loop and test_training_paths use it, so
+    they share one compiled step (the persistent compilation cache), whatever their step
+    counts."""
     return loop_config(warmup_steps=3, **kw)
 
 

@@ -112,8 +112,8 @@ def test_fsdp_shards_params_and_matches(one_device):
 
 
 # -- the loop: resume and checkpoint safety -------------------------------------------------------
-# The loop tests use 2-frame clips without the cycle term (loop_config): a smaller program to
-# compile, the same loop.
+# The loop tests use 2-frame clips without the cycle term and a warm-up (run_config): a smaller
+# program to compile, the same loop, the step test_training_paths' runs compile too.
 
 def clips(**kw):
     return RandomClips(8, clip_len=2, **kw)

@@ -78,7 +78,7 @@ def test_learning_rate_schedules_by_hand():
 def test_init_from_starts_from_the_given_model(tmp_path):
     """Fine-tuning from a trained workdir: with a warm-up the first step's learning rate is 0,
     so one step later the params are exactly the source's; a different model is refused."""
-    with _counting_compiles():
+    with _counting_compiles():     # cached however fast it compiles: the check below needs it
         src = train(run_config(num_train_steps=2), str(tmp_path / "src"), STM,
                     sampler=RandomClips(8, clip_len=2), progress=False)
     assert not np.array_equal(flat(src["variables"]["params"]),
