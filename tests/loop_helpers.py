@@ -1,12 +1,15 @@
-"""Test helpers for the training-loop tests (test_training_loop, test_training_paths, test_gpu).
+"""Test helpers for the training-loop tests (test_training_loop, test_training_paths, test_gpu,
+test_speedups' donation test).
 
 * :func:`tiny_config`: the small STM (R10 trunk, keydim 16, valdim 32) on 32x48 clips, 8 clips
   a batch (one per fake CPU device); :func:`loop_config`: the same with 2-frame clips and no
-  cycle term (a smaller program to compile, the same loop); :func:`run_config`: that with a
-  warm-up, the config of the tests' ``train()`` runs.
+  cycle term (a smaller program to compile, the same loop); :func:`run_config`: that with the
+  paper's learning rate after a warm-up and an on-device augmentation, the config of the tests'
+  ``train()`` runs and sharded steps (one compiled program for all of them).
 * :class:`RandomClips`: a deterministic stand-in stream of raw uint8 blob clips.
-* :func:`train_steps`: the jitted train step over a mesh of given devices, the parameters
-  after every step; :func:`run_steps`: the last parameters and metrics of ``n`` steps.
+* :func:`jitted`: the task's jitted init and train step over a mesh of given devices;
+  :func:`train_steps`: that step run over batches, the parameters after every step;
+  :func:`run_steps`: the last parameters and metrics of ``n`` steps.
 """
 from typing import NamedTuple
 
@@ -44,13 +47,22 @@ def loop_config(**kw):
     return tiny_config(clip_len=2, cycle=False, **kw)
 
 
+RUN_TRAIN = dict(warmup_steps=3, learning_rate=1e-5)
+RUN_AUGMENT = dict(contrast=(0.8, 1.2), noise_std=0.03)
+
+
 def run_config(**kw):
-    """:func:`loop_config` with a 3-step linear warm-up (the first step's learning rate is 0:
-    test_training_paths' ``init_from`` test relies on it). The resume, checkpoint-safety,
-    ``init_from`` and data-source runs of test_training_loop and test_training_paths use it, so
-    they share one compiled step (the persistent compilation cache), whatever their step
+    """:func:`loop_config` with the paper's Adam learning rate (1e-5) after a 3-step linear
+    warm-up (``RUN_TRAIN``; the first step's learning rate is 0: test_training_paths'
+    ``init_from`` test relies on it) and a photometric augmentation drawn on the devices
+    (``RUN_AUGMENT``). The sharding test's 8-device run, the resume, checkpoint-safety,
+    ``init_from`` and data-source runs of test_training_loop and test_training_paths, the
+    2-object step of the bucketed run and the donated one-device step of test_speedups use it,
+    so they share compiled programs (the persistent compilation cache), whatever their step
     counts."""
-    return loop_config(warmup_steps=3, **kw)
+    c = loop_config(**{**RUN_TRAIN, **kw})
+    c.data.augment = dict(RUN_AUGMENT)
+    return c
 
 
 class RandomClips:
@@ -89,16 +101,33 @@ class Steps(NamedTuple):
     last: dict        # the last parameters as a tree
 
 
+class Jitted(NamedTuple):
+    init_fn: object        # rng -> sharded TrainState
+    step_fn: object        # (state, raw batch, num_slots) -> (state, metrics)
+    shardings: object      # the state's shardings
+    init_variables: object  # rng -> variables (the task's, bound to the model and config)
+    tx: object             # the optimizer
+    mesh: object
+
+
+def jitted(config, devices, fsdp=1, donate=True) -> Jitted:
+    """The task's jitted init and train step of ``config`` on a mesh of ``devices``
+    (``fsdp``-way parameter sharding), as the loop builds them (nothing compiled yet)."""
+    mesh = shd.make_mesh(fsdp, devices)
+    model, tx = build_model(config.model), build_optimizer(config.train)
+    task = get_family(config.model.name)
+    init = task.init_variables(model, config)
+    init_fn, shardings, abstract = jit_init_state(init, tx, mesh)
+    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract,
+                                prepare=task.prepare(config), donate=donate)
+    return Jitted(init_fn, step_fn, shardings, init, tx, mesh)
+
+
 def train_steps(config, devices, batches, fsdp=1) -> Steps:
     """The task's jitted train step of ``config`` on a mesh of ``devices`` (``fsdp``-way
     parameter sharding), over ``batches`` (raw arrays, ``SLOTS`` slots, or
     :class:`HostBatch` es), from the state seeded with ``PRNGKey(0)``."""
-    mesh = shd.make_mesh(fsdp, devices)
-    model, tx = build_model(config.model), build_optimizer(config.train)
-    task = get_family(config.model.name)
-    init_fn, _, abstract = jit_init_state(task.init_variables(model, config), tx, mesh)
-    step_fn, _ = jit_train_step(task.loss(model, config), tx, mesh, abstract,
-                                prepare=task.prepare(config))
+    init_fn, step_fn, _, _, _, mesh = jitted(config, devices, fsdp)
     state = init_fn(jax.random.PRNGKey(0))
     params, metrics = [flat(jax.device_get(state.params))], []
     for b in batches:

@@ -13,16 +13,15 @@ from PIL import Image
 
 from benchmarks import make_table, slot_flops, speedups
 from benchmarks.workloads import VosjaxTraining, synthetic_clips
+from loop_helpers import RandomClips, jitted, run_config
 from stm_helpers import numpy_variables
 from vosjax.data.davis import DavisDataset
 from vosjax.data.synthetic import blob_video, write_davis_layout
 from vosjax.evaluation.runner import run_videos
 from vosjax.inference.options import STMOptions
 from vosjax.models.stm import STM, init_stm, memory_read
-from vosjax.training.optim import make_optimizer
-from vosjax.training.sharding import batch_sharding, make_mesh
+from vosjax.training.sharding import batch_sharding, global_batch
 from vosjax.training.state import TrainState
-from vosjax.training.step import jit_train_step, stm_loss_fn
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -43,23 +42,20 @@ def test_memory_read_equals_the_official_bmm_form():
 
 
 def _train_setup(donate):
-    tx = make_optimizer(1e-3)
-    mesh = make_mesh(devices=jax.devices()[:1])
-
-    # numpy-drawn variables (stm_helpers): no initialiser program to compile.
-    v = numpy_variables(lambda: init_stm(TINY, jax.random.PRNGKey(0), 32, 32))
-
-    def make_state(rng):
-        return TrainState(step=jnp.zeros((), jnp.int32), params=v["params"],
-                          batch_stats=v["batch_stats"], opt_state=tx.init(v["params"]), rng=rng)
-
-    abstract = jax.eval_shape(make_state, jax.random.PRNGKey(0))
-    step, sh = jit_train_step(stm_loss_fn(TINY, cycle=False), tx, mesh, abstract, donate=donate)
-    state = jax.device_put(make_state(jax.random.PRNGKey(0)), sh)
-    frames, masks, num = synthetic_clips(2, 2, 2, 2, 32, 48)   # 2-frame clips: a small program
-    batch = {k: jax.device_put(x, batch_sharding(mesh))
-             for k, x in {"frames": frames, "masks": masks, "num_objects": num}.items()}
-    return step, state, batch
+    """The loop tests' one-device step (``loop_helpers.run_config``: the donated program is
+    test_training_loop's one-device reference, a persistent-cache hit in the suite), its state
+    from numpy-drawn variables (stm_helpers: no initialiser program to compile) and a raw
+    batch."""
+    cfg = run_config()
+    j = jitted(cfg, jax.devices()[:1], donate=donate)
+    v = numpy_variables(lambda: j.init_variables(jax.random.PRNGKey(0)))
+    state = jax.device_put(TrainState(step=jnp.zeros((), jnp.int32), params=v["params"],
+                                      batch_stats=v["batch_stats"],
+                                      opt_state=j.tx.init(v["params"]),
+                                      rng=jax.random.PRNGKey(0)), j.shardings)
+    raw = RandomClips(cfg.train.batch_size, clip_len=cfg.data.clip_len).batch(1)
+    batch = global_batch(raw.arrays, batch_sharding(j.mesh))
+    return (lambda st, b: j.step_fn(st, b, raw.num_slots)), state, batch
 
 
 def test_donated_step_consumes_its_input_and_equals_the_copying_step():

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from loop_helpers import (
+    RUN_AUGMENT,
+    RUN_TRAIN,
     H,
     RandomClips,
     T,
@@ -49,12 +51,11 @@ def poisoned_prepare(config):
 # -- sharding -------------------------------------------------------------------------------------
 
 def sharding_config():
-    """The paper's Adam (lr 1e-5), 2-frame clips without the cycle term (the objective is
-    the same per-clip program either way: the sharding is of the batch), the photometric
-    augmentation drawn on the devices."""
-    cfg = loop_config(learning_rate=1e-5)
-    cfg.data.augment = dict(contrast=(0.8, 1.2), noise_std=0.03)
-    return cfg
+    """:func:`run_config`: the paper's Adam (lr 1e-5, after a 3-step warm-up from 0), 2-frame
+    clips without the cycle term (the objective is the same per-clip program either way: the
+    sharding is of the batch), the photometric augmentation drawn on the devices. Its 8-device
+    step is the loop tests' program."""
+    return run_config()
 
 
 def sharding_batches(n):
@@ -68,14 +69,17 @@ def one_device():
 
 
 def test_sharded_equals_unsharded(one_device):
-    """3 steps on 8 devices = on 1 device, within 1e-5 relative (L2 over all parameters), the
-    photometric augmentation drawn on the devices included.
+    """3 steps (2 that move the parameters: the warm-up starts at 0) on 8 devices = on 1 device,
+    within 1e-5 relative (L2 over all parameters), the photometric augmentation drawn on the
+    devices included.
     About 14% of this random net's gradients are exactly zero up to float noise (e.g.
     KV_M_r4/Key/bias: the memory softmax ignores a per-query constant); Adam normalises that
     noise into +-lr steps, so the comparison is over the whole vector."""
     assert jax.device_count() == 8, "conftest must fake 8 CPU devices"
     eight = train_steps(sharding_config(), jax.devices(), sharding_batches(3))
     np.testing.assert_array_equal(eight.params[0], one_device.params[0])     # the same init
+    np.testing.assert_array_equal(eight.params[1], eight.params[0])          # lr 0 at step 1
+    assert not np.array_equal(eight.params[2], eight.params[1])
     np.testing.assert_allclose(eight.metrics[-1]["loss"], one_device.metrics[-1]["loss"],
                                rtol=1e-5)
     a, b = eight.params[-1], one_device.params[-1]
@@ -93,7 +97,8 @@ def test_bf16_compute_keeps_float32_master_weights():
 
 
 def test_fsdp_shards_params_and_matches(one_device):
-    """A (data=2, fsdp=4) mesh splits parameters and optimizer state; 2 steps equal 1 device."""
+    """A (data=2, fsdp=4) mesh splits parameters and optimizer state; 2 steps (the second moves
+    the parameters) equal 1 device."""
     cfg = sharding_config()
     mesh = shd.make_mesh(4)
     model, tx = build_model(cfg.model), build_optimizer(cfg.train)
@@ -106,14 +111,16 @@ def test_fsdp_shards_params_and_matches(one_device):
     np.testing.assert_allclose(fsdp.metrics[-1]["loss"], one_device.metrics[1]["loss"],
                                rtol=1e-5)
     a, b = fsdp.params[-1], one_device.params[2]
+    assert np.linalg.norm(b - one_device.params[1]) > 0
     assert np.linalg.norm(a - b) <= 1e-5 * np.linalg.norm(b)
     with pytest.raises(ValueError, match="fsdp=3"):
         shd.make_mesh(3)
 
 
 # -- the loop: resume and checkpoint safety -------------------------------------------------------
-# The loop tests use 2-frame clips without the cycle term and a warm-up (run_config): a smaller
-# program to compile, the same loop, the step test_training_paths' runs compile too.
+# The loop tests use run_config (2-frame clips without the cycle term, a warm-up): a smaller
+# program to compile, the same loop, and the 8-device step the sharding test and
+# test_training_paths' runs compile too.
 
 def clips(**kw):
     return RandomClips(8, clip_len=2, **kw)
@@ -292,8 +299,14 @@ def test_bucketed_training_runs_and_resumes_exactly_on_8_devices(tmp_path):
     interrupted one in two grain worker processes (each planning its steps): the same
     batches."""
     assert jax.device_count() == 8
-    cfg = lambda steps, workers=0: bucket_config(  # noqa: E731
-        max_objects=2, num_train_steps=steps, num_workers=workers)
+
+    def cfg(steps, workers=0):
+        """The bucketed sampler with run_config's optimiser and augmentation: its 2-object
+        step is the loop tests' program, only the 1-object one is compiled here."""
+        c = bucket_config(max_objects=2, num_train_steps=steps, num_workers=workers,
+                          **RUN_TRAIN)
+        c.data.augment = dict(RUN_AUGMENT)
+        return c
     sampler = get_family(cfg(3).model.name).batches(cfg(3))
     assert {sampler.plan(s)[0] for s in range(3)} == {1, 2}     # both object counts run
     straight = train(cfg(3), str(tmp_path / "a"), STM, progress=False)
