@@ -21,7 +21,7 @@ from vosjax.evaluation.runner import run_videos
 from vosjax.inference.options import STMOptions
 from vosjax.models.stm import STM, init_stm, memory_read
 from vosjax.training.sharding import batch_sharding, global_batch
-from vosjax.training.state import TrainState
+from vosjax.training.step import init_state
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -49,10 +49,7 @@ def _train_setup(donate):
     cfg = run_config()
     j = jitted(cfg, jax.devices()[:1], donate=donate)
     v = numpy_variables(lambda: j.init_variables(jax.random.PRNGKey(0)))
-    state = jax.device_put(TrainState(step=jnp.zeros((), jnp.int32), params=v["params"],
-                                      batch_stats=v["batch_stats"],
-                                      opt_state=j.tx.init(v["params"]),
-                                      rng=jax.random.PRNGKey(0)), j.shardings)
+    state = jax.device_put(init_state(lambda _: v, j.tx, jax.random.PRNGKey(0)), j.shardings)
     raw = RandomClips(cfg.train.batch_size, clip_len=cfg.data.clip_len).batch(1)
     batch = global_batch(raw.arrays, batch_sharding(j.mesh))
     return (lambda st, b: j.step_fn(st, b, raw.num_slots)), state, batch

@@ -20,6 +20,7 @@ from loop_helpers import (
     T,
     W,
     assert_same_variables,
+    jitted,
     loop_config,
     run_config,
     tiny_config,
@@ -30,7 +31,6 @@ from vosjax.families import FAMILIES, build_model, load_model
 from vosjax.families import get as get_family
 from vosjax.training import sharding as shd
 from vosjax.training.loop import NonFiniteLossError, build_optimizer, train
-from vosjax.training.step import jit_init_state
 
 STM = FAMILIES["stm"]
 _STM_PREPARE = STM.prepare
@@ -50,13 +50,10 @@ def poisoned_prepare(config):
 
 # -- sharding -------------------------------------------------------------------------------------
 
-def sharding_config():
-    """:func:`run_config`: the paper's Adam (lr 1e-5, after a 3-step warm-up from 0), 2-frame
-    clips without the cycle term (the objective is the same per-clip program either way: the
-    sharding is of the batch), the photometric augmentation drawn on the devices. Its 8-device
-    step is the loop tests' program."""
-    return run_config()
-
+# The sharding tests run run_config: the paper's Adam (lr 1e-5, after a 3-step warm-up from 0),
+# 2-frame clips without the cycle term (the objective is the same per-clip program either way:
+# the sharding is of the batch), the photometric augmentation drawn on the devices. Its 8-device
+# step is the loop tests' program.
 
 def sharding_batches(n):
     return [RandomClips(8, clip_len=2).batch(s) for s in range(n)]
@@ -64,8 +61,8 @@ def sharding_batches(n):
 
 @pytest.fixture(scope="module")
 def one_device():
-    """3 steps of :func:`sharding_config` on one device: the reference of the sharded runs."""
-    return train_steps(sharding_config(), jax.devices()[:1], sharding_batches(3))
+    """3 steps of :func:`run_config` on one device: the reference of the sharded runs."""
+    return train_steps(run_config(), jax.devices()[:1], sharding_batches(3))
 
 
 def test_sharded_equals_unsharded(one_device):
@@ -76,7 +73,7 @@ def test_sharded_equals_unsharded(one_device):
     KV_M_r4/Key/bias: the memory softmax ignores a per-query constant); Adam normalises that
     noise into +-lr steps, so the comparison is over the whole vector."""
     assert jax.device_count() == 8, "conftest must fake 8 CPU devices"
-    eight = train_steps(sharding_config(), jax.devices(), sharding_batches(3))
+    eight = train_steps(run_config(), jax.devices(), sharding_batches(3))
     np.testing.assert_array_equal(eight.params[0], one_device.params[0])     # the same init
     np.testing.assert_array_equal(eight.params[1], eight.params[0])          # lr 0 at step 1
     assert not np.array_equal(eight.params[2], eight.params[1])
@@ -99,11 +96,8 @@ def test_bf16_compute_keeps_float32_master_weights():
 def test_fsdp_shards_params_and_matches(one_device):
     """A (data=2, fsdp=4) mesh splits parameters and optimizer state; 2 steps (the second moves
     the parameters) equal 1 device."""
-    cfg = sharding_config()
-    mesh = shd.make_mesh(4)
-    model, tx = build_model(cfg.model), build_optimizer(cfg.train)
-    init = get_family(cfg.model.name).init_variables(model, cfg)
-    _, st_sh, abstract = jit_init_state(init, tx, mesh)
+    cfg = run_config()
+    st_sh = jitted(cfg, jax.devices(), fsdp=4).shardings
     assert "fsdp" in tuple(st_sh.params["Decoder"]["convFM"]["kernel"].spec)
     mu = st_sh.opt_state[1].mu["Decoder"]["convFM"]["kernel"].spec   # Adam first moment
     assert "fsdp" in tuple(mu), mu
